@@ -1,0 +1,41 @@
+"""Command line: ``python -m benchmarks NAME [--quick] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from benchmarks import BenchmarkError, Result, serving
+
+BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {"serving": serving.run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("name", choices=sorted(BENCHMARKS), help="the benchmark to run")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, rougher figures")
+    parser.add_argument("--json", action="store_true", help="only JSON lines on stdout")
+    args = parser.parse_args(argv)
+    try:
+        results = BENCHMARKS[args.name](args.quick)
+    except BenchmarkError as exc:
+        print(f"benchmark {args.name!r} could not run: {exc}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(json.dumps(result.to_dict()), flush=True)
+    if not args.json:
+        print(file=sys.stderr)
+        print(f"{'metric':<24}{'conveyor':>12}{'peer':>12}{'ratio':>8}  unit", file=sys.stderr)
+        for r in results:
+            print(
+                f"{r.metric:<24}{r.conveyor:>12.2f}{r.peer:>12.2f}{r.ratio:>8.3f}  {r.unit}"
+                f"  ({r.better} is better; peer: {r.peer_name})",
+                file=sys.stderr,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

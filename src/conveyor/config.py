@@ -1,0 +1,51 @@
+"""Settings: where the workspace lives and who is acting. Built once at the edge, passed down."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Workspace settings; precedence: defaults < ``CONVEYOR_*`` environment < explicit arguments.
+
+    Examples
+    --------
+    >>> Settings(home=Path("/tmp/ws")).resolved_db_url()
+    'sqlite:////tmp/ws/conveyor.db'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".conveyor"), description="Directory for the embedded defaults and logs."
+    )
+    db_url: str | None = Field(
+        default=None, description="Metadata database URL; default SQLite under `home`."
+    )
+    artifacts: str | None = Field(
+        default=None, description="Artifact root URL (local path, file://, s3://); default under `home`."
+    )
+    actor: str = Field(default_factory=_default_actor, description="Who is acting, for audit events.")
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token that write routes of the servers require."
+    )
+
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    def resolved_db_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.resolved_home() / 'conveyor.db'}"
+
+    def resolved_artifacts(self) -> str:
+        return self.artifacts or str(self.resolved_home() / "artifacts")

@@ -1,0 +1,1 @@
+"""Domain core: entities, schemas, errors and time. Imports nothing else of Conveyor."""

@@ -1,0 +1,1 @@
+"""The flights demo: 2013 replayed through the whole line."""

@@ -1,0 +1,222 @@
+"""Metrics of a model's predictions against the truth, and which direction of each is better.
+
+Binary predictions are probabilities of the positive class; regression predictions are values.
+Every metric is a plain ``float`` so it can be logged, stored and compared; a metric that cannot
+be computed on the data (AUC with a single class, R² of a constant truth) is ``nan``, never an
+exception, because a short monitoring window must still produce a report.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    log_loss,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+
+from conveyor.core.errors import InvalidInputError
+
+TASKS: tuple[str, ...] = ("binary", "regression")
+
+#: Probabilities are clipped to [EPS, 1 - EPS] before the log loss so one confident mistake
+#: costs a large but finite amount.
+EPS = 1e-15
+
+_HIGHER_IS_BETTER: dict[str, bool] = {
+    "roc_auc": True,
+    "accuracy": True,
+    "log_loss": False,
+    "brier": False,
+    "mae": False,
+    "rmse": False,
+    "r2": True,
+}
+
+_COMPARABLE: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "accuracy", "log_loss", "brier"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+
+def check_task(task: str) -> str:
+    """Return ``task`` if it is a task Conveyor knows.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``task`` is not ``"binary"`` or ``"regression"``.
+    """
+    if task not in TASKS:
+        raise InvalidInputError(f"The task must be one of {list(TASKS)}. Got {task!r} instead.")
+    return task
+
+
+def comparable_metrics(task: str) -> tuple[str, ...]:
+    """The metrics of ``task`` that can rank two models, primary first.
+
+    Examples
+    --------
+    >>> comparable_metrics("regression")
+    ('rmse', 'mae', 'r2')
+    """
+    return _COMPARABLE[check_task(task)]
+
+
+def primary_metric(task: str) -> str:
+    """The metric that decides between models of ``task``: ``roc_auc`` or ``rmse``.
+
+    Examples
+    --------
+    >>> primary_metric("binary")
+    'roc_auc'
+    """
+    return comparable_metrics(task)[0]
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` means a better model.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``metric`` is not a metric that ranks models (``n`` or ``mean_prediction`` do not).
+
+    Examples
+    --------
+    >>> higher_is_better("roc_auc"), higher_is_better("rmse")
+    (True, False)
+    """
+    try:
+        return _HIGHER_IS_BETTER[metric]
+    except KeyError:
+        raise InvalidInputError(
+            f"The metric must be one of {sorted(_HIGHER_IS_BETTER)}. Got {metric!r} instead."
+        ) from None
+
+
+def is_better(metric: str, value: float, reference: float) -> bool:
+    """Whether ``value`` of ``metric`` is strictly better than ``reference``.
+
+    A ``nan`` on either side is never better: an undefined score cannot win.
+
+    Examples
+    --------
+    >>> is_better("rmse", 2.0, 3.0), is_better("roc_auc", float("nan"), 0.5)
+    (True, False)
+    """
+    if math.isnan(value) or math.isnan(reference):
+        return False
+    return value > reference if higher_is_better(metric) else value < reference
+
+
+def evaluate(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
+    """Compute the metrics of ``task`` for predictions ``y_pred`` of ``y_true``.
+
+    Parameters
+    ----------
+    task : {"binary", "regression"}
+        ``binary`` expects labels in {0, 1} (or booleans) and positive-class probabilities;
+        ``regression`` expects numbers.
+    y_true, y_pred : array-like of shape (n,)
+        The truth and the predictions, aligned row by row.
+
+    Returns
+    -------
+    dict of str to float
+        Binary: ``roc_auc`` (``nan`` with a single class), ``accuracy`` (threshold 0.5),
+        ``log_loss`` (probabilities clipped to [1e-15, 1 - 1e-15]), ``brier``,
+        ``positive_rate``, ``mean_prediction``, ``n``. Regression: ``mae``, ``rmse``, ``r2``
+        (``nan`` when the truth is constant), ``mean_prediction``, ``n``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the task is unknown, the arrays are empty, of different lengths or contain missing
+        values, a binary label is not 0/1, or a probability is outside [0, 1].
+
+    Examples
+    --------
+    >>> m = evaluate("binary", [0, 1, 1, 0], [0.1, 0.8, 0.6, 0.3])
+    >>> m["roc_auc"], m["accuracy"], m["n"]
+    (1.0, 1.0, 4.0)
+    """
+    check_task(task)
+    y, p = check_predictions(task, y_true, y_pred)
+    if task == "binary":
+        return _binary_metrics(y, p)
+    return _regression_metrics(y, p)
+
+
+def check_predictions(task: str, y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``y_true`` and ``y_pred`` as float64 vectors after checking they fit ``task``.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`evaluate`.
+    """
+    y = _as_vector(y_true, "y_true")
+    p = _as_vector(y_pred, "y_pred")
+    if len(y) != len(p):
+        raise InvalidInputError(
+            f"y_true and y_pred must have the same length. Got {len(y)} and {len(p)} instead."
+        )
+    if len(y) == 0:
+        raise InvalidInputError("y_true must hold at least one row. Got an empty array instead.")
+    if task == "binary":
+        bad = ~np.isin(y, (0.0, 1.0))
+        if bad.any():
+            raise InvalidInputError(
+                f"Binary labels in y_true must be 0 or 1. Got {y[bad][0].item()!r} instead."
+            )
+        if (p < 0).any() or (p > 1).any():
+            raise InvalidInputError(
+                "Binary predictions in y_pred must be probabilities in [0, 1]. "
+                f"Got values in [{p.min():.6g}, {p.max():.6g}] instead."
+            )
+    return y, p
+
+
+def _as_vector(values: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must hold numbers. Got {exc} instead.") from exc
+    if not np.isfinite(arr).all():
+        raise InvalidInputError(
+            f"{name} must hold finite values. Got {int((~np.isfinite(arr)).sum())} "
+            "missing or infinite values instead."
+        )
+    return arr
+
+
+def _binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    both_classes = bool(y.min() != y.max())
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both_classes else math.nan,
+        "accuracy": float(accuracy_score(y, p >= 0.5)),
+        "log_loss": float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0.0, 1.0])),
+        "brier": float(brier_score_loss(y, p, labels=[0.0, 1.0])),
+        "positive_rate": float(y.mean()),
+        "mean_prediction": float(p.mean()),
+        "n": float(len(y)),
+    }
+
+
+def _regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    constant = bool(y.min() == y.max())
+    return {
+        "mae": float(mean_absolute_error(y, p)),
+        "rmse": float(root_mean_squared_error(y, p)),
+        "r2": math.nan if constant else float(r2_score(y, p)),
+        "mean_prediction": float(p.mean()),
+        "n": float(len(y)),
+    }

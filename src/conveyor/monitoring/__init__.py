@@ -1,0 +1,1 @@
+"""Monitoring: drift, bias, live performance, alerts."""

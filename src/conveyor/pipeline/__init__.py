@@ -1,0 +1,1 @@
+"""Continuous training: triggers, the gate step, the controller, the post-release watch."""

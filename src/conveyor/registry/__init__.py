@@ -1,0 +1,1 @@
+"""Model registry: versions, aliases, audit log, rollback."""

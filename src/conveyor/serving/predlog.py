@@ -1,0 +1,348 @@
+"""The prediction log: append-only JSON-lines segments, compacted into dated Parquet.
+
+Layout of a log directory::
+
+    seg-<UTC start>-<pid>-<n>.jsonl      segments, one writer process each, appended to
+    date=YYYY-MM-DD/part-<segment>.parquet   compacted segments, partitioned by day (UTC)
+
+Durability: a writer sends all lines of one request in a single ``os.write`` on a file opened
+with ``O_APPEND``, before the response leaves the server, so a ``kill -9`` of the worker never
+tears an acknowledged record (with ``fsync=True`` neither does a power cut). A trailing partial
+line (a torn write on a full disk or a crash mid-write) is ignored by every reader.
+
+A writer holds an exclusive ``flock`` on the segment it appends to. A segment whose lock can be
+taken is closed (its writer rotated away, exited or was killed), and only closed segments are
+compacted. Compaction writes each day's Parquet part to a temporary file, renames it into place,
+then deletes the segment; the part names derive from the segment name, so a compaction
+interrupted between rename and delete redoes the same parts and never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from conveyor.core.clock import as_utc
+
+log = logging.getLogger(__name__)
+
+SEGMENT_GLOB = "seg-*.jsonl"
+INPUT_PREFIX = "in_"
+
+LOG_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("model_version", pa.int64()),
+        ("inputs", pa.string()),
+        ("score", pa.float64()),
+        ("label", pa.int64()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+"""Columns of the prediction log; ``inputs`` is the raw record as a JSON string."""
+
+
+class PredictionLogWriter:
+    """Append prediction entries to this process's current segment.
+
+    Parameters
+    ----------
+    directory : Path
+        The log directory; created when missing.
+    fsync : bool
+        Flush every write to stable storage before returning (survives power loss, slower).
+    segment_max_bytes : int
+        Start a new segment once the current one reaches this size.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> w = PredictionLogWriter(d)
+    >>> w.write([{"request_id": "a", "ts": "2024-01-01T00:00:00+00:00", "model_version": 1,
+    ...           "inputs": {"x": 1.0}, "score": 0.7, "label": 1, "latency_ms": 0.4}])
+    >>> read_predictions(d)["in_x"].tolist()
+    [1.0]
+    """
+
+    def __init__(
+        self, directory: Path, *, fsync: bool = False, segment_max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
+        if segment_max_bytes < 1:
+            raise ValueError(
+                "The 'segment_max_bytes' parameter of PredictionLogWriter must be an int in "
+                f"[1, inf). Got {segment_max_bytes!r} instead."
+            )
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.segment_max_bytes = segment_max_bytes
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+        self._size = 0
+        self._count = 0
+        self.path: Path | None = None
+
+    def write(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``entries`` (one JSON line each) to the log in one ``os.write``.
+
+        Each entry has ``request_id``, ``ts`` (ISO UTC), ``model_version``, ``inputs`` (the raw
+        record), ``score``, ``label`` and ``latency_ms``.
+
+        Raises
+        ------
+        OSError
+            When the segment cannot be written; nothing of this call is acknowledged then.
+        """
+        data = b"".join([orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in entries])
+        self.write_bytes(data)
+
+    def write_bytes(self, data: bytes) -> None:
+        """Append pre-serialised JSON lines (each ending in a newline) in one ``os.write``."""
+        with self._lock:
+            fd = self._fd if self._pid == os.getpid() and self._fd is not None else self._open()
+            written = os.write(fd, data)
+            while written < len(data):  # only on a full disk; keep the line whole if we can
+                written += os.write(fd, data[written:])
+            if self.fsync:
+                os.fsync(fd)
+            self._size += written
+            if self._size >= self.segment_max_bytes:
+                self._close_locked()
+
+    def close(self) -> None:
+        """Close the current segment; it becomes eligible for compaction."""
+        with self._lock:
+            self._close_locked()
+
+    def _open(self) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._pid != os.getpid():  # forked: the parent's descriptor and lock are not ours
+            self._fd = None
+            self._count = 0
+        self._close_locked()
+        pid = os.getpid()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        self._count += 1
+        path = self.directory / f"seg-{stamp}-{pid}-{self._count}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd, self._pid, self._size, self.path = fd, pid, os.fstat(fd).st_size, path
+        return fd
+
+    def _close_locked(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+        self.path = None
+
+
+def parse_json_lines(data: bytes, source: Path) -> list[dict[str, Any]]:
+    """Parse complete JSON lines of ``data``; a trailing partial line is ignored."""
+    end = data.rfind(b"\n")
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(data[: end + 1].splitlines(), start=1):
+        if not line:
+            continue
+        try:
+            rows.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            log.warning("skipping unreadable line %d of %s", number, source)
+    return rows
+
+
+def read_segment(path: Path) -> pa.Table:
+    """Read one segment as a table of :data:`LOG_SCHEMA`, ignoring a trailing partial line."""
+    rows = parse_json_lines(Path(path).read_bytes(), Path(path))
+    columns: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
+    for row in rows:
+        columns["request_id"].append(row.get("request_id"))
+        columns["ts"].append(as_utc(datetime.fromisoformat(row["ts"])))
+        columns["model_version"].append(row.get("model_version"))
+        columns["inputs"].append(orjson.dumps(row.get("inputs") or {}).decode())
+        columns["score"].append(row.get("score"))
+        columns["label"].append(row.get("label"))
+        columns["latency_ms"].append(row.get("latency_ms"))
+    return pa.table(columns, schema=LOG_SCHEMA)
+
+
+@contextlib.contextmanager
+def _closed_segment(path: Path) -> Iterator[bool]:
+    """Yield whether ``path`` is closed, holding its lock meanwhile so no writer adopts it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def compact_predictions(directory: Path) -> int:
+    """Move closed segments into ``date=YYYY-MM-DD/part-*.parquet``; return rows moved.
+
+    Segments still held by a live writer are left alone. Each part is written to a temporary
+    file and renamed into place before its segment is deleted.
+    """
+    directory = Path(directory)
+    moved = 0
+    for segment in sorted(directory.glob(SEGMENT_GLOB)):
+        with _closed_segment(segment) as closed:
+            if not closed:
+                continue
+            table = read_segment(segment)
+            if table.num_rows:
+                days = pc.strftime(table["ts"], format="%Y-%m-%d")
+                for day in sorted(set(days.to_pylist())):
+                    part = table.filter(pc.equal(days, day))
+                    target = directory / f"date={day}" / f"part-{segment.stem}.parquet"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                    pq.write_table(part, tmp)
+                    os.replace(tmp, target)
+                moved += table.num_rows
+            segment.unlink()
+    return moved
+
+
+def _time_literal(value: datetime) -> str:
+    return as_utc(value).isoformat()
+
+
+def read_predictions(
+    directory: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model_version: int | None = None,
+    raw_inputs: bool = False,
+) -> pd.DataFrame:
+    """Read the prediction log (Parquet parts and open segments) through DuckDB.
+
+    Parameters
+    ----------
+    directory : Path
+        The log directory.
+    since, until : datetime, optional
+        Keep predictions logged at or after ``since`` and before ``until``.
+    model_version : int, optional
+        Keep only this model version's predictions.
+    raw_inputs : bool
+        Keep ``inputs`` as one JSON string column (see :func:`expand_inputs`) instead of one
+        column ``in_<name>`` per input field.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``request_id, ts, model_version, score, label, latency_ms`` and the inputs, ordered by
+        ``ts``. A row caught in both a segment and its Parquet part during a concurrent
+        compaction appears once.
+    """
+    directory = Path(directory)
+    con = duckdb.connect()
+    try:
+        sources: list[str] = []
+        segments = [read_segment(p) for p in sorted(directory.glob(SEGMENT_GLOB)) if p.exists()]
+        if segments:
+            con.register("segments", pa.concat_tables(segments))
+            sources.append("SELECT * FROM segments")
+        if any(directory.glob("date=*/part-*.parquet")):
+            glob = str(directory / "date=*" / "part-*.parquet").replace("'", "''")
+            names = ", ".join(LOG_SCHEMA.names)
+            sources.append(f"SELECT {names} FROM read_parquet('{glob}', hive_partitioning=false)")
+        if not sources:
+            con.register("segments", LOG_SCHEMA.empty_table())
+            sources.append("SELECT * FROM segments")
+        where: list[str] = []
+        params: list[str | int] = []
+        if since is not None:
+            where.append("ts >= CAST(? AS TIMESTAMPTZ)")
+            params.append(_time_literal(since))
+        if until is not None:
+            where.append("ts < CAST(? AS TIMESTAMPTZ)")
+            params.append(_time_literal(until))
+        if model_version is not None:
+            where.append("model_version = ?")
+            params.append(int(model_version))
+        query = "SELECT DISTINCT * FROM (" + " UNION ALL ".join(sources) + ")"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY ts, request_id"
+        frame = con.sql(query, params=params).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame if raw_inputs else expand_inputs(frame)
+
+
+def expand_inputs(frame: pd.DataFrame, *, column: str = "inputs") -> pd.DataFrame:
+    """Replace the JSON ``inputs`` column of ``frame`` by one ``in_<name>`` column per field."""
+    parsed = [orjson.loads(text) if text else {} for text in frame[column]]
+    inputs = pd.DataFrame.from_records(parsed, index=frame.index) if parsed else pd.DataFrame()
+    inputs.columns = [f"{INPUT_PREFIX}{c}" for c in inputs.columns]
+    return pd.concat([frame.drop(columns=[column]), inputs], axis=1)
+
+
+def prediction_entry(
+    *,
+    request_id: str,
+    ts: str,
+    model_version: int,
+    inputs: Mapping[str, Any],
+    score: float,
+    label: int | None,
+    latency_ms: float,
+) -> dict[str, Any]:
+    """Build one log entry in the shape :meth:`PredictionLogWriter.write` expects."""
+    return {
+        "request_id": request_id,
+        "ts": ts,
+        "model_version": model_version,
+        "inputs": inputs,
+        "score": score,
+        "label": label,
+        "latency_ms": latency_ms,
+    }
+
+
+class _IsoClock:
+    """ISO-8601 UTC times with microseconds; the part up to seconds is formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{min(int((now - second) * 1e6), 999_999):06d}+00:00"
+
+
+iso_now = _IsoClock()
+"""Return the current time as an ISO-8601 UTC string with microseconds."""

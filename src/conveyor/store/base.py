@@ -1,0 +1,233 @@
+"""Ports: one small protocol per store. Adapters live in ``store.sql`` and ``store.fs``.
+
+Every method is atomic: it either happens completely or raises and changes nothing. Backend
+failures surface as :class:`~conveyor.core.errors.StoreError`; lookups by identity raise
+:class:`~conveyor.core.errors.NotFoundError` (``get_*``) or return ``None`` (``find_*``).
+Lists are ordered oldest first unless a method says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from conveyor.core.entities import (
+    Alert,
+    AliasPointer,
+    AuditEvent,
+    BatchStatus,
+    DatasetVersion,
+    DatasetVersionId,
+    MetricPoint,
+    ModelVersion,
+    MonitorReport,
+    PipelineRun,
+    PipelineRunId,
+    PipelineStatus,
+    Run,
+    RunId,
+    RunStatus,
+    VersionStatus,
+)
+from conveyor.core.schema import Schema
+
+
+class ArtifactStore(Protocol):
+    """Content-addressed blobs. A digest is ``sha256:<hex>``; reads verify it."""
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` atomically (temp + rename) and return its digest; idempotent."""
+        ...
+
+    def put_file(self, path: Path) -> str:
+        """Store a local file atomically and return its digest; idempotent."""
+        ...
+
+    def get_bytes(self, digest: str) -> bytes:
+        """Return the blob; raise NotFoundError, or StoreError if its content is corrupt."""
+        ...
+
+    def local_path(self, digest: str) -> Path:
+        """Return a verified local file with the blob's content (a cache copy for remote stores)."""
+        ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def delete(self, digest: str) -> None:
+        """Remove the blob if present."""
+        ...
+
+
+class DatasetStore(Protocol):
+    """Dataset versions (batches) and the project's schema versions."""
+
+    def add_dataset_version(self, version: DatasetVersion) -> DatasetVersion:
+        """Insert ``version`` with the next ``seq`` of its project and return it as stored.
+
+        Idempotent by ``(project, digest)``: re-adding the same content returns the existing row.
+        """
+        ...
+
+    def get_dataset_version(self, version_id: DatasetVersionId) -> DatasetVersion: ...
+
+    def list_dataset_versions(
+        self,
+        project: str,
+        *,
+        status: BatchStatus | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[DatasetVersion]:
+        """Versions of ``project`` ordered by ``seq``; ``limit`` keeps the newest."""
+        ...
+
+    def set_dataset_status(
+        self, version_id: DatasetVersionId, status: BatchStatus, *, note: str
+    ) -> DatasetVersion: ...
+
+    def save_schema(self, project: str, schema: Schema) -> Schema:
+        """Store ``schema`` as the project's next version and return it with that version."""
+        ...
+
+    def find_schema(self, project: str, version: int | None = None) -> Schema | None:
+        """The given schema version, or the newest when ``version`` is None."""
+        ...
+
+
+class RunStore(Protocol):
+    """Tracked runs: params, metric series, tags, artifacts and the datasets they used."""
+
+    def create_run(
+        self,
+        project: str,
+        experiment: str,
+        name: str,
+        *,
+        parent_id: RunId | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Run: ...
+
+    def log_params(self, run_id: RunId, params: Mapping[str, str]) -> None:
+        """Params are write-once: logging a different value for a key raises ConflictError."""
+        ...
+
+    def log_metrics(self, run_id: RunId, points: Sequence[MetricPoint]) -> None:
+        """Append metric points in one transaction."""
+        ...
+
+    def set_tags(self, run_id: RunId, tags: Mapping[str, str]) -> None: ...
+
+    def log_artifact(self, run_id: RunId, name: str, digest: str) -> None: ...
+
+    def log_datasets(self, run_id: RunId, dataset_ids: Sequence[str]) -> None: ...
+
+    def end_run(self, run_id: RunId, status: RunStatus) -> Run: ...
+
+    def get_run(self, run_id: RunId) -> Run: ...
+
+    def list_runs(self, project: str, *, experiment: str | None = None) -> list[Run]: ...
+
+    def get_metric_history(self, run_id: RunId, key: str) -> list[MetricPoint]:
+        """The series ordered by step, then timestamp."""
+        ...
+
+
+class ModelStore(Protocol):
+    """Registered model versions, alias pointers and the registry's audit log."""
+
+    def create_model_version(
+        self,
+        model: str,
+        *,
+        artifact: str,
+        run_id: RunId | None,
+        signature: Mapping[str, Any],
+        lineage: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        tags: Mapping[str, str] | None = None,
+        actor: str,
+    ) -> ModelVersion:
+        """Register the next version of ``model`` (allocated by the database, gapless)."""
+        ...
+
+    def get_model_version(self, model: str, version: int) -> ModelVersion: ...
+
+    def list_model_versions(self, model: str) -> list[ModelVersion]: ...
+
+    def set_version_status(
+        self, model: str, version: int, status: VersionStatus, *, actor: str, reason: str
+    ) -> ModelVersion: ...
+
+    def update_version_metrics(
+        self, model: str, version: int, metrics: Mapping[str, Any]
+    ) -> ModelVersion:
+        """Merge ``metrics`` into the version's recorded evaluation."""
+        ...
+
+    def find_alias(self, model: str, alias: str) -> AliasPointer | None: ...
+
+    def list_aliases(self, model: str) -> list[AliasPointer]: ...
+
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        version: int,
+        *,
+        expected_revision: int | None,
+        action: str,
+        actor: str,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> AliasPointer:
+        """Point ``alias`` at ``version`` and write the audit event, in one transaction.
+
+        ``expected_revision`` is the revision the caller read (None: the alias must not exist);
+        if another writer moved it since, raise ConflictError and change nothing.
+        """
+        ...
+
+    def list_audit_events(self, model: str, *, alias: str | None = None) -> list[AuditEvent]: ...
+
+
+class MonitorStore(Protocol):
+    """Monitoring reports and alerts."""
+
+    def add_monitor_report(self, report: MonitorReport) -> None: ...
+
+    def list_monitor_reports(
+        self, project: str, *, since: datetime | None = None
+    ) -> list[MonitorReport]: ...
+
+    def add_alert(self, alert: Alert) -> None: ...
+
+    def list_alerts(self, project: str, *, kind: str | None = None) -> list[Alert]: ...
+
+
+class PipelineStore(Protocol):
+    """Continuous-training cycles, step cache and leases."""
+
+    def add_pipeline_run(self, run: PipelineRun) -> None: ...
+
+    def finish_pipeline_run(
+        self,
+        run_id: PipelineRunId,
+        status: PipelineStatus,
+        *,
+        steps: Mapping[str, Any],
+        evidence: Mapping[str, Any] | None = None,
+    ) -> PipelineRun: ...
+
+    def list_pipeline_runs(self, project: str) -> list[PipelineRun]: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease; True if ``holder`` now holds it (an expired one is taken)."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    def get_cached_step(self, key: str) -> Mapping[str, Any] | None: ...
+
+    def put_cached_step(self, key: str, result: Mapping[str, Any]) -> None: ...

@@ -1,0 +1,1 @@
+"""SQLAlchemy adapters of the metadata ports: SQLite and PostgreSQL, migrated by Alembic."""

@@ -1,0 +1,279 @@
+"""The model registry in the metadata database: versions, alias pointers and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from conveyor.core.clock import utcnow
+from conveyor.core.entities import (
+    AliasPointer,
+    AuditEvent,
+    ModelVersion,
+    RunId,
+    VersionStatus,
+)
+from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from conveyor.store.sql.database import Database, upsert
+from conveyor.store.sql.tables import (
+    AliasRow,
+    AuditEventRow,
+    ModelVersionRow,
+    RegisteredModelRow,
+)
+
+
+class SqlModelStore:
+    """:class:`~conveyor.store.base.ModelStore` over SQLite or PostgreSQL.
+
+    Version numbers come from a counter row per model, locked for the registering
+    transaction, so they are gapless under concurrency. Alias moves compare-and-swap on the
+    pointer's ``revision`` and write their audit event in the same transaction.
+
+    Parameters
+    ----------
+    database : Database
+        An upgraded metadata database.
+
+    Examples
+    --------
+    >>> db = Database("sqlite://"); db.upgrade()
+    >>> store = SqlModelStore(db)
+    >>> v1 = store.create_model_version("churn", artifact="sha256:" + "0" * 64, run_id=None,
+    ...     signature={}, lineage={}, metrics={"auc": 0.8}, actor="ci")
+    >>> store.move_alias("churn", "production", v1.version, expected_revision=None,
+    ...     action="promote", actor="ci", reason="first model").revision
+    1
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def create_model_version(
+        self,
+        model: str,
+        *,
+        artifact: str,
+        run_id: RunId | None,
+        signature: Mapping[str, Any],
+        lineage: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        tags: Mapping[str, str] | None = None,
+        actor: str,
+    ) -> ModelVersion:
+        """Register the next version of ``model`` and audit it as ``register``."""
+        if not model:
+            raise InvalidInputError(f"A model name must be a non-empty string. Got {model!r}.")
+        now = utcnow()
+        with self.database.session() as session:
+            counter = _lock_counter(session, model, now)
+            counter.last_version += 1
+            version = ModelVersion(
+                model=model,
+                version=counter.last_version,
+                artifact=artifact,
+                run_id=run_id,
+                created_at=now,
+                signature=dict(signature),
+                lineage=dict(lineage),
+                metrics=dict(metrics),
+                tags=dict(tags or {}),
+            )
+            row = ModelVersionRow.from_entity(version)
+            session.add(row)
+            _audit(
+                session, model, "register", actor, "registered", at=now, to_version=version.version
+            )
+            session.flush()
+            return row.to_entity()
+
+    def get_model_version(self, model: str, version: int) -> ModelVersion:
+        """Return the version; raise NotFoundError if the model has no such version."""
+        with self.database.session(write=False) as session:
+            return _get_version(session, model, version).to_entity()
+
+    def list_model_versions(self, model: str) -> list[ModelVersion]:
+        """Versions of ``model`` by version number."""
+        query = (
+            sa.select(ModelVersionRow)
+            .where(ModelVersionRow.model == model)
+            .order_by(ModelVersionRow.version)
+        )
+        with self.database.session(write=False) as session:
+            return [row.to_entity() for row in session.scalars(query)]
+
+    def set_version_status(
+        self, model: str, version: int, status: VersionStatus, *, actor: str, reason: str
+    ) -> ModelVersion:
+        """Set the version's status and audit it as ``set_status`` with from/to as evidence."""
+        with self.database.session() as session:
+            row = _get_version(session, model, version, for_update=True)
+            evidence = {"from": row.status, "to": str(status)}
+            row.status = str(status)
+            _audit(
+                session, model, "set_status", actor, reason, to_version=version, evidence=evidence
+            )
+            session.flush()
+            return row.to_entity()
+
+    def update_version_metrics(
+        self, model: str, version: int, metrics: Mapping[str, Any]
+    ) -> ModelVersion:
+        """Merge ``metrics`` into the version's recorded evaluation (new keys win)."""
+        with self.database.session() as session:
+            row = _get_version(session, model, version, for_update=True)
+            row.metrics = {**row.metrics, **metrics}
+            session.flush()
+            return row.to_entity()
+
+    def find_alias(self, model: str, alias: str) -> AliasPointer | None:
+        """The pointer, or None if ``alias`` was never set on ``model``."""
+        with self.database.session(write=False) as session:
+            row = _find_alias(session, model, alias)
+            return None if row is None else row.to_entity()
+
+    def list_aliases(self, model: str) -> list[AliasPointer]:
+        """Pointers of ``model`` in the order the aliases were first set."""
+        query = sa.select(AliasRow).where(AliasRow.model == model).order_by(AliasRow.id)
+        with self.database.session(write=False) as session:
+            return [row.to_entity() for row in session.scalars(query)]
+
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        version: int,
+        *,
+        expected_revision: int | None,
+        action: str,
+        actor: str,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> AliasPointer:
+        """Point ``alias`` at ``version`` and write the audit event, in one transaction.
+
+        Raises
+        ------
+        NotFoundError
+            If ``model`` has no version ``version``.
+        ConflictError
+            If the alias's revision is not ``expected_revision`` (None: the alias must not
+            exist yet); nothing is changed.
+        """
+        now = utcnow()
+        with self.database.session() as session:
+            _get_version(session, model, version)
+            row = _find_alias(session, model, alias, for_update=True)
+            found = None if row is None else row.revision
+            if found != expected_revision:
+                raise ConflictError(
+                    f"Alias {alias!r} of model {model!r} is at revision {found} but the move "
+                    f"expected revision {expected_revision}; another writer moved it. "
+                    f"Read it again and retry."
+                )
+            from_version = None if row is None else row.version
+            if row is None:
+                row = AliasRow(
+                    model=model, alias=alias, version=version, revision=1, updated_at=now
+                )
+                session.add(row)
+            else:
+                row.version, row.revision, row.updated_at = version, row.revision + 1, now
+            _audit(
+                session,
+                model,
+                action,
+                actor,
+                reason,
+                at=now,
+                alias=alias,
+                from_version=from_version,
+                to_version=version,
+                evidence=evidence,
+            )
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise ConflictError(
+                    f"Alias {alias!r} of model {model!r} was created by another writer "
+                    f"at the same time; read it again and retry."
+                ) from exc
+            return row.to_entity()
+
+    def list_audit_events(self, model: str, *, alias: str | None = None) -> list[AuditEvent]:
+        """Audit events of ``model`` (only those of ``alias`` if given), oldest first."""
+        query = sa.select(AuditEventRow).where(AuditEventRow.model == model)
+        if alias is not None:
+            query = query.where(AuditEventRow.alias == alias)
+        with self.database.session(write=False) as session:
+            return [row.to_entity() for row in session.scalars(query.order_by(AuditEventRow.id))]
+
+
+def _lock_counter(session: Session, model: str, now: datetime) -> RegisteredModelRow:
+    counter = session.get(RegisteredModelRow, model, with_for_update=True)
+    if counter is None:
+        # A concurrent first registration may insert the row too: do nothing on conflict,
+        # then lock whichever row won.
+        upsert(
+            session,
+            RegisteredModelRow,
+            {"name": model, "last_version": 0, "created_at": now},
+            keys=("name",),
+            update=(),
+        )
+        counter = session.get(RegisteredModelRow, model, with_for_update=True)
+    if counter is None:
+        raise StoreError(f"The version counter of model {model!r} could not be created.")
+    return counter
+
+
+def _get_version(
+    session: Session, model: str, version: int, *, for_update: bool = False
+) -> ModelVersionRow:
+    query = sa.select(ModelVersionRow).where(
+        ModelVersionRow.model == model, ModelVersionRow.version == version
+    )
+    row = session.scalars(query.with_for_update() if for_update else query).first()
+    if row is None:
+        raise NotFoundError(f"Model {model!r} has no version {version}.")
+    return row
+
+
+def _find_alias(
+    session: Session, model: str, alias: str, *, for_update: bool = False
+) -> AliasRow | None:
+    query = sa.select(AliasRow).where(AliasRow.model == model, AliasRow.alias == alias)
+    return session.scalars(query.with_for_update() if for_update else query).first()
+
+
+def _audit(
+    session: Session,
+    model: str,
+    action: str,
+    actor: str,
+    reason: str,
+    *,
+    at: datetime | None = None,
+    alias: str | None = None,
+    from_version: int | None = None,
+    to_version: int | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEventRow(
+            model=model,
+            action=action,
+            actor=actor,
+            reason=reason,
+            at=at or utcnow(),
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            evidence=dict(evidence or {}),
+        )
+    )

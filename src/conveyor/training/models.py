@@ -1,0 +1,280 @@
+"""Trained models, and their artifact: one JSON document that executes nothing when loaded.
+
+Every model here is a :class:`conveyor.core.model.Predictor`: it scores a float64 matrix
+encoded by :func:`conveyor.core.signature.encode_frame` (or ``encode_records`` in serving), so
+training and serving share one encoding. The artifact is::
+
+    {"format": "conveyor.model/1", "kind": "lightgbm", "signature": {...}, "meta": {...},
+     "payload": <kind-specific>}
+
+where a LightGBM payload is LightGBM's own text model format. Loading parses JSON and, for
+LightGBM, the text model; no pickle, no import of a named class, nothing runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from conveyor.core.errors import InvalidInputError
+from conveyor.core.model import Predictor
+from conveyor.core.signature import Signature
+
+#: The tag of the artifact format written by :func:`save_model`.
+MODEL_FORMAT = "conveyor.model/1"
+
+
+def check_matrix(matrix: np.ndarray, signature: Signature) -> np.ndarray:
+    """Return ``matrix`` as a 2-D float64 array with one column per signature input.
+
+    Raises
+    ------
+    InvalidInputError
+        If the matrix is not 2-D or has the wrong number of columns.
+    """
+    arr = np.asarray(matrix, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != len(signature.inputs):
+        raise InvalidInputError(
+            f"The encoded matrix must have shape (n, {len(signature.inputs)}), one column per "
+            f"signature input. Got shape {arr.shape} instead."
+        )
+    return arr
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LightGBMModel:
+    """A gradient-boosted tree model: a raw :class:`lightgbm.Booster` and its signature.
+
+    Categorical inputs are category codes that the booster splits on natively; a missing or
+    unseen category is ``nan`` and follows the booster's missing-value branch.
+
+    Parameters
+    ----------
+    signature : Signature
+        The inputs, in the column order of the encoded matrix.
+    booster : lightgbm.Booster
+        A booster trained with a ``binary`` objective (it predicts probabilities) or a
+        regression objective.
+    """
+
+    signature: Signature
+    booster: lgb.Booster
+    kind: str = field(default="lightgbm", init=False)
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """P(positive) per row for a binary task, the predicted value for regression."""
+        arr = check_matrix(matrix, self.signature)
+        if len(arr) == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self.booster.predict(arr), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorModel:
+    """The binary baseline: every row gets the positive rate seen in training."""
+
+    signature: Signature
+    positive_rate: float
+    kind: str = field(default="prior", init=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.positive_rate <= 1.0:
+            raise InvalidInputError(
+                "The 'positive_rate' of PriorModel must be a float in [0, 1]. "
+                f"Got {self.positive_rate!r} instead."
+            )
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """The training positive rate, once per row."""
+        return np.full(len(check_matrix(matrix, self.signature)), self.positive_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class MeanModel:
+    """The regression baseline: every row gets the mean label seen in training."""
+
+    signature: Signature
+    mean: float
+    kind: str = field(default="mean", init=False)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.mean):
+            raise InvalidInputError(
+                f"The 'mean' of MeanModel must be a finite float. Got {self.mean!r} instead."
+            )
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """The training mean, once per row."""
+        return np.full(len(check_matrix(matrix, self.signature)), self.mean)
+
+
+def _lightgbm_payload(model: Any) -> Any:
+    return model.booster.model_to_string()
+
+
+def _lightgbm_from(signature: Signature, payload: Any) -> Predictor:
+    if not isinstance(payload, str):
+        raise InvalidInputError(
+            f"A lightgbm model payload must be a LightGBM text model. Got {type(payload).__name__}"
+            " instead."
+        )
+    try:
+        booster = lgb.Booster(model_str=payload)
+    except lgb.basic.LightGBMError as exc:
+        raise InvalidInputError(f"The lightgbm model payload does not parse: {exc}") from exc
+    if booster.num_feature() != len(signature.inputs):
+        raise InvalidInputError(
+            f"The lightgbm model takes {booster.num_feature()} features but its signature has "
+            f"{len(signature.inputs)} inputs."
+        )
+    return LightGBMModel(signature=signature, booster=booster)
+
+
+def _constant_from(kind: str, key: str) -> Callable[[Signature, Any], Predictor]:
+    def build(signature: Signature, payload: Any) -> Predictor:
+        value = payload.get(key) if isinstance(payload, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInputError(
+                f"A {kind} model payload must be {{{key!r}: <number>}}. Got {payload!r} instead."
+            )
+        model: Predictor = (
+            PriorModel(signature=signature, positive_rate=float(value))
+            if kind == "prior"
+            else MeanModel(signature=signature, mean=float(value))
+        )
+        return model
+
+    return build
+
+
+# kind -> (payload of a model, model from a signature and a payload)
+_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Signature, Any], Predictor]]] = {
+    "lightgbm": (_lightgbm_payload, _lightgbm_from),
+    "prior": (
+        lambda m: {"positive_rate": m.positive_rate},
+        _constant_from("prior", "positive_rate"),
+    ),
+    "mean": (lambda m: {"mean": m.mean}, _constant_from("mean", "mean")),
+}
+
+
+def save_model(model: Predictor, *, meta: Mapping[str, Any] | None = None) -> bytes:
+    """Serialise ``model`` into a self-describing JSON artifact.
+
+    Parameters
+    ----------
+    model : Predictor
+        A :class:`LightGBMModel`, :class:`PriorModel` or :class:`MeanModel`.
+    meta : mapping, optional
+        JSON-ready facts kept next to the model (metrics, lineage). Non-finite floats are
+        written as ``null`` so the document stays standard JSON.
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON: ``{"format", "kind", "signature", "meta", "payload"}``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the model's kind has no safe format or ``meta`` is not JSON-ready.
+
+    Examples
+    --------
+    >>> from conveyor.core.schema import ColumnKind, ColumnSchema
+    >>> sig = Signature(inputs=(ColumnSchema("x", ColumnKind.NUMERIC),))
+    >>> load_model(save_model(PriorModel(sig, 0.25))).predict_encoded(np.zeros((2, 1)))
+    array([0.25, 0.25])
+    """
+    if model.kind not in _CODECS:
+        raise InvalidInputError(
+            f"The model kind must be one of {sorted(_CODECS)}. Got {model.kind!r} instead."
+        )
+    document = {
+        "format": MODEL_FORMAT,
+        "kind": model.kind,
+        "signature": model.signature.to_dict(),
+        "meta": _finite_json(dict(meta or {})),
+        "payload": _CODECS[model.kind][0](model),
+    }
+    try:
+        return json.dumps(document, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"The model meta must be JSON-ready: {exc}") from exc
+
+
+def load_model(data: bytes) -> Predictor:
+    """Rebuild a model from an artifact written by :func:`save_model`.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``data`` is not a JSON object, carries another format tag, names an unknown kind, or
+        its signature or payload is malformed.
+    """
+    document = _read_document(data)
+    kind = document.get("kind")
+    if kind not in _CODECS:
+        raise InvalidInputError(
+            f"The model artifact kind must be one of {sorted(_CODECS)}. Got {kind!r} instead."
+        )
+    try:
+        signature = Signature.from_dict(document["signature"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"The model artifact signature is malformed: {exc!r}") from exc
+    return _CODECS[kind][1](signature, document.get("payload"))
+
+
+def read_model_meta(data: bytes) -> dict[str, Any]:
+    """The ``meta`` mapping stored in an artifact, without building the model.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`load_model` for a document that is not a Conveyor model artifact.
+    """
+    meta = _read_document(data).get("meta") or {}
+    if not isinstance(meta, dict):
+        raise InvalidInputError(
+            f"The model artifact meta must be a JSON object. Got {type(meta).__name__} instead."
+        )
+    return meta
+
+
+def model_size_bytes(model: Predictor) -> int:
+    """The size of ``model``'s artifact in bytes, without ``meta``."""
+    return len(save_model(model))
+
+
+def _read_document(data: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"A model artifact must be a UTF-8 JSON document in format {MODEL_FORMAT!r}. "
+            f"Got undecodable bytes instead ({exc})."
+        ) from exc
+    if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
+        tag = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise InvalidInputError(
+            f"A model artifact must have format {MODEL_FORMAT!r}. Got {tag!r} instead."
+        )
+    return document
+
+
+def _finite_json(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value

@@ -1,0 +1,67 @@
+"""The workspace: the composition root that turns settings into stores and directories."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.config import Settings
+from conveyor.store.factory import Stores, open_stores
+
+
+@dataclass(slots=True)
+class Workspace:
+    """Where the line keeps its state: a metadata database, an artifact store and local logs.
+
+    Open it with :meth:`open`; migrations are applied on open, so several processes may open a new
+    workspace at once.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ws = Workspace.open(Settings(home=Path(tempfile.mkdtemp())))
+    >>> ws.stores.datasets.list_dataset_versions("demo")
+    []
+    """
+
+    settings: Settings
+    stores: Stores
+    home: Path
+    _models: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Workspace:
+        settings = settings or Settings()
+        home = settings.resolved_home()
+        home.mkdir(parents=True, exist_ok=True)
+        stores = open_stores(settings.resolved_db_url(), settings.resolved_artifacts())
+        return cls(settings=settings, stores=stores, home=home)
+
+    def project_dir(self, project: str, kind: str) -> Path:
+        """A local directory of ``project`` for ``kind`` ('predictions', 'feedback', 'reports')."""
+        path = self.home / "projects" / project / kind
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def cached_model(self, digest: str) -> Any | None:
+        """A model already loaded from the artifact ``digest`` in this process, if any."""
+        return self._models.get(digest)
+
+    def cache_model(self, digest: str, model: Any) -> None:
+        if len(self._models) >= 16:
+            self._models.pop(next(iter(self._models)))
+        self._models[digest] = model
+
+    @property
+    def actor(self) -> str:
+        return self.settings.actor
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that let a child process open this same workspace."""
+        env = dict(os.environ)
+        env["CONVEYOR_HOME"] = str(self.home)
+        env["CONVEYOR_DB_URL"] = self.settings.resolved_db_url()
+        env["CONVEYOR_ARTIFACTS"] = self.settings.resolved_artifacts()
+        return env

@@ -1,0 +1,156 @@
+"""RunStore contract: runs, write-once params, metric series, tags, artifacts and datasets."""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from conveyor.core.entities import MetricPoint, RunId, RunStatus
+from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
+from conveyor.store.sql.run_store import SqlRunStore
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "b" * 64
+
+
+def _point(key: str, value: float, step: int, seconds: float = 0) -> MetricPoint:
+    return MetricPoint(key=key, value=value, step=step, timestamp=T0 + timedelta(seconds=seconds))
+
+
+def test_created_run_is_running_and_round_trips(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "baseline", "logreg", tags={"kind": "baseline"})
+    assert run.status is RunStatus.RUNNING and run.ended_at is None
+    assert run.started_at.utcoffset() == timedelta(0)
+    assert run.tags == {"kind": "baseline"}
+    assert runs.get_run(run.id) == run
+
+
+def test_child_run_needs_an_existing_parent(runs: SqlRunStore) -> None:
+    parent = runs.create_run("churn", "hpo", "study")
+    child = runs.create_run("churn", "hpo", "trial-1", parent_id=parent.id)
+    assert runs.get_run(child.id).parent_id == parent.id
+    with pytest.raises(NotFoundError, match="Parent run 'nope'"):
+        runs.create_run("churn", "hpo", "orphan", parent_id=RunId("nope"))
+
+
+def test_params_are_write_once_and_a_conflict_writes_nothing(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    runs.log_params(run.id, {"C": "1.0", "penalty": "l2"})
+    runs.log_params(run.id, {"C": "1.0"})
+    with pytest.raises(ConflictError, match="'C' of run .* is '1.0' and cannot become '2.0'"):
+        runs.log_params(run.id, {"max_iter": "100", "C": "2.0"})
+    assert runs.get_run(run.id).params == {"C": "1.0", "penalty": "l2"}
+
+
+def test_metric_history_is_ordered_by_step_then_time(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    runs.log_metrics(run.id, [_point("loss", 0.3, 2), _point("loss", 0.9, 0)])
+    runs.log_metrics(run.id, [_point("loss", 0.5, 1, 5), _point("loss", 0.4, 1, 1)])
+    runs.log_metrics(run.id, [_point("auc", 0.7, 0)])
+    history = runs.get_metric_history(run.id, "loss")
+    assert [(p.step, p.value) for p in history] == [(0, 0.9), (1, 0.4), (1, 0.5), (2, 0.3)]
+    assert history[0].timestamp == T0
+    assert runs.get_metric_history(run.id, "missing") == []
+
+
+def test_run_metrics_hold_the_latest_point_of_each_key(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    runs.log_metrics(run.id, [_point("loss", 0.3, 5), _point("auc", 0.6, 0)])
+    runs.log_metrics(run.id, [_point("loss", 0.9, 1), _point("auc", 0.7, 0, 10)])
+    assert runs.get_run(run.id).metrics == {"loss": 0.3, "auc": 0.7}
+
+
+def test_non_finite_metric_values_survive(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    runs.log_metrics(
+        run.id, [_point("a", math.nan, 0), _point("b", math.inf, 0), _point("c", -math.inf, 0)]
+    )
+    metrics = runs.get_run(run.id).metrics
+    assert math.isnan(metrics["a"]) and metrics["b"] == math.inf and metrics["c"] == -math.inf
+    [point] = runs.get_metric_history(run.id, "a")
+    assert math.isnan(point.value)
+    [point] = runs.get_metric_history(run.id, "b")
+    assert point.value == math.inf
+
+
+def test_bad_metric_points_are_rejected_before_writing(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    with pytest.raises(InvalidInputError, match="non-empty"):
+        runs.log_metrics(run.id, [_point("ok", 1.0, 0), _point("", 1.0, 0)])
+    with pytest.raises(InvalidInputError, match="must be an int"):
+        runs.log_metrics(run.id, [MetricPoint("ok", 1.0, 1.5, T0)])  # type: ignore[arg-type]
+    assert runs.get_metric_history(run.id, "ok") == []
+
+
+def test_tags_artifacts_and_datasets(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r", tags={"a": "1"})
+    runs.set_tags(run.id, {"a": "2", "b": "3"})
+    runs.log_artifact(run.id, "model", DIGEST)
+    runs.log_artifact(run.id, "report", "sha256:" + "c" * 64)
+    runs.log_artifact(run.id, "model", "sha256:" + "d" * 64)
+    runs.log_datasets(run.id, ["d2", "d1"])
+    runs.log_datasets(run.id, ["d1", "d3"])
+    stored = runs.get_run(run.id)
+    assert stored.tags == {"a": "2", "b": "3"}
+    assert stored.artifacts == {"model": "sha256:" + "d" * 64, "report": "sha256:" + "c" * 64}
+    assert stored.datasets == ("d2", "d1", "d3")
+
+
+def test_end_run_records_status_and_time(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    ended = runs.end_run(run.id, RunStatus.FAILED)
+    assert ended.status is RunStatus.FAILED
+    assert ended.ended_at is not None and ended.ended_at >= run.started_at
+    assert runs.get_run(run.id) == ended
+
+
+def test_list_runs_filters_by_project_and_experiment(runs: SqlRunStore) -> None:
+    a = runs.create_run("churn", "baseline", "a")
+    b = runs.create_run("churn", "tuned", "b")
+    c = runs.create_run("churn", "baseline", "c")
+    runs.create_run("fraud", "baseline", "x")
+    assert [r.id for r in runs.list_runs("churn")] == [a.id, b.id, c.id]
+    assert [r.id for r in runs.list_runs("churn", experiment="baseline")] == [a.id, c.id]
+    assert runs.list_runs("none") == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.log_params(RunId("nope"), {"a": "1"}),
+        lambda s: s.log_metrics(RunId("nope"), [_point("a", 1.0, 0)]),
+        lambda s: s.set_tags(RunId("nope"), {"a": "1"}),
+        lambda s: s.log_artifact(RunId("nope"), "m", DIGEST),
+        lambda s: s.log_datasets(RunId("nope"), ["d"]),
+        lambda s: s.end_run(RunId("nope"), RunStatus.FINISHED),
+        lambda s: s.get_run(RunId("nope")),
+        lambda s: s.get_metric_history(RunId("nope"), "a"),
+    ],
+)
+def test_unknown_run_is_not_found(runs: SqlRunStore, call: object) -> None:
+    with pytest.raises(NotFoundError, match="Run 'nope' does not exist"):
+        call(runs)  # type: ignore[operator]
+
+
+def test_concurrent_metric_writers_lose_nothing(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(10):
+                runs.log_metrics(run.id, [_point(f"m{worker}", float(i), i)])
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert runs.get_run(run.id).metrics == {f"m{w}": 9.0 for w in range(4)}
+    assert all(len(runs.get_metric_history(run.id, f"m{w}")) == 10 for w in range(4))
