@@ -35,7 +35,9 @@ def predict(
 ) -> None:
     """Score a file with the production model (streamed, written atomically)."""
     c = get(ctx)
-    result = predict_batch(c.ws, c.spec, batch, out, progress=c.progress())
+    say = c.progress()
+    result = predict_batch(c.ws, c.spec, batch, out,
+                           progress=lambda done, total: say(f"scored {done:,} rows"))
     c.emit(result, f"scored {result['rows']:,} rows with v{result['model_version']} -> {out}")
 
 

@@ -19,7 +19,7 @@ from conveyor.data.service import project_schema
 from conveyor.evaluation.metrics import evaluate, primary_metric
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.feedback import join_feedback
-from conveyor.serving.predlog import INPUT_PREFIX, read_predictions
+from conveyor.serving.predlog import INPUT_PREFIX, compact_predictions, read_predictions
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
@@ -62,6 +62,7 @@ def monitor(
     start = since or (previous[-1].window_end if previous else None)
     end = until or utcnow()
     pred_dir = ws.project_dir(spec.project, "predictions")
+    compact_predictions(pred_dir)
     preds = read_predictions(pred_dir, since=start, until=end)
     production = find_alias_version(ws, model, PRODUCTION)
     stats: dict[str, Any] = {"rows": len(preds), "production": production}

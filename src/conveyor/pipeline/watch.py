@@ -65,7 +65,7 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     decision = compare_models(
         y, rows["score"].to_numpy(dtype=np.float64), old_score, task=spec.task,
         policy=GatePolicy(margin=spec.watch.margin, min_rows=spec.watch.min_labels,
-                          floor=spec.watch.floor),
+                          floor=spec.watch.floor, n_bootstrap=spec.gate.n_bootstrap),
     )
     evidence = {"labels": len(rows), "decision": decision.to_dict()}
     worse = decision.delta < -spec.watch.margin and decision.ci_high < 0

@@ -33,13 +33,13 @@ import duckdb
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conveyor.core.clock import as_utc, utcnow
 from conveyor.core.errors import InvalidInputError
 from conveyor.serving.predlog import (
     LOG_SCHEMA,
     expand_inputs,
-    parse_json_lines,
     read_predictions,
 )
 
@@ -163,7 +163,8 @@ class FeedbackLog:
         return FeedbackResult(len(rows), duplicates, self._unknown(rows))
 
     def _stored_ids(self) -> list[str]:
-        return [r["request_id"] for r in read_feedback_rows(self.directory) if r["request_id"]]
+        ids = read_feedback_table(self.directory)["request_id"]
+        return [i for i in ids.to_pylist() if i]
 
     def _unknown(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
         if self.predictions_dir is None:
@@ -175,38 +176,70 @@ class FeedbackLog:
         return tuple(sorted(ids - logged))
 
 
+_FEEDBACK_COLUMNS = (
+    "{'request_id': 'VARCHAR', 'entity': 'JSON', 'time': 'VARCHAR', 'label': 'JSON', "
+    "'received_at': 'VARCHAR'}"
+)
+
+
+def read_feedback_table(directory: Path) -> pa.Table:
+    """Every stored feedback item in write order: ``request_id, entity, time, label`` (JSON
+    text), ``received_at`` and ``seq``; a torn trailing line is skipped."""
+    tables = []
+    con = duckdb.connect()
+    try:
+        for path in sorted(Path(directory).glob(FEEDBACK_GLOB)):
+            if path.stat().st_size == 0:
+                continue
+            tables.append(con.sql(
+                f"SELECT * FROM read_json('{str(path).replace(chr(39), chr(39) * 2)}', "
+                f"format='newline_delimited', columns={_FEEDBACK_COLUMNS}, ignore_errors=true) "
+                "WHERE label IS NOT NULL"
+            ).to_arrow_table())
+    finally:
+        con.close()
+    if not tables:
+        empty = {n: pa.array([], pa.string()) for n in
+                 ("request_id", "entity", "time", "label", "received_at")}
+        return pa.table({**empty, "seq": pa.array([], pa.int64())})
+    table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
+    return table.append_column("seq", pa.array(range(table.num_rows), pa.int64()))
+
+
 def read_feedback_rows(directory: Path) -> list[dict[str, Any]]:
     """Every stored feedback item in write order, each with a ``seq`` number."""
-    rows: list[dict[str, Any]] = []
-    for path in sorted(Path(directory).glob(FEEDBACK_GLOB)):
-        rows.extend(parse_json_lines(path.read_bytes(), path))
-    for seq, row in enumerate(rows):
-        row["seq"] = seq
+    rows = read_feedback_table(directory).to_pylist()
+    for row in rows:
+        row["entity"] = orjson.loads(row["entity"]) if row["entity"] else None
+        row["label"] = orjson.loads(row["label"])
     return rows
 
 
-def _feedback_tables(rows: Sequence[Mapping[str, Any]]) -> tuple[pa.Table, list[pa.Table]]:
+def _feedback_tables(table: pa.Table) -> tuple[pa.Table, list[pa.Table]]:
     """Id feedback as one table, entity feedback as one table per set of entity fields."""
-    labels = [r["label"] for r in rows]
+    labels = [orjson.loads(v) for v in table["label"].to_pylist()]
     numeric = all(isinstance(v, int | float) for v in labels)
     label_type = pa.float64() if numeric else pa.string()
 
     def label_of(value: Any) -> Any:
         return float(value) if numeric else str(value)
 
-    by_id = [r for r in rows if r.get("request_id")]
-    id_table = pa.table(
-        {
-            "request_id": pa.array([r["request_id"] for r in by_id], pa.string()),
-            "label": pa.array([label_of(r["label"]) for r in by_id], label_type),
-            "received_at": pa.array([r["received_at"] for r in by_id], pa.string()),
-            "seq": pa.array([r["seq"] for r in by_id], pa.int64()),
-        }
-    )
+    has_id = pc.is_valid(table["request_id"]).to_numpy(zero_copy_only=False)
+    id_labels = [label_of(v) for v, keep in zip(labels, has_id, strict=True) if keep]
+    by_id = table.filter(pa.array(has_id))
+    id_table = pa.table({
+        "request_id": by_id["request_id"].cast(pa.string()),
+        "label": pa.array(id_labels, label_type),
+        "received_at": by_id["received_at"].cast(pa.string()),
+        "seq": by_id["seq"],
+    })
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r.get("entity"):
-            groups.setdefault(tuple(sorted(r["entity"])), []).append(r)
+    entity_rows = table.filter(pa.array(~has_id)).to_pylist() if not has_id.all() else []
+    for r in entity_rows:
+        entity = orjson.loads(r["entity"]) if r["entity"] else None
+        if entity:
+            groups.setdefault(tuple(sorted(entity)), []).append(
+                {**r, "entity": entity, "label": orjson.loads(r["label"])})
     entity_tables = []
     for keys, members in groups.items():
         columns: dict[str, Any] = {
@@ -244,12 +277,12 @@ def join_feedback(
     pandas.DataFrame
         ``request_id, ts, model_version, score, predicted_label, latency_ms``, the ``in_<name>``
         inputs, ``label`` and ``feedback_by`` (``"request_id"`` or ``"entity"``), ordered by
-        ``ts``. ``attrs["unknown_ids"]`` lists feedback request ids found in no prediction and
+        ``ts``. ``attrs["unknown_ids"]`` lists feedback request ids found in no prediction (only
+        when the join covers the whole log, with neither ``since`` nor ``until``) and
         ``attrs["unmatched_entities"]`` counts entity items no prediction precedes.
     """
-    predictions = read_predictions(pred_dir, raw_inputs=True)
-    rows = read_feedback_rows(fb_dir)
-    id_table, entity_tables = _feedback_tables(rows)
+    predictions = read_predictions(pred_dir, since=since, until=until, raw_inputs=True)
+    id_table, entity_tables = _feedback_tables(read_feedback_table(fb_dir))
     con = duckdb.connect()
     try:
         con.register(
@@ -260,13 +293,16 @@ def join_feedback(
             "CREATE TEMP TABLE labels AS SELECT request_id, label, 0 AS rank, seq "
             "FROM fb_id QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY seq DESC) = 1"
         )
+        # Within a window, a label for a prediction outside it is not unknown: only a join
+        # over the whole log can tell.
+        whole_log = since is None and until is None
         unknown = [
             r[0]
             for r in con.sql(
                 "SELECT request_id FROM labels WHERE request_id NOT IN "
                 "(SELECT request_id FROM preds) ORDER BY request_id"
             ).fetchall()
-        ]
+        ] if whole_log else []
         unmatched = 0
         for n, table in enumerate(entity_tables):
             keys = orjson.loads(table.schema.metadata[b"keys"])

@@ -69,6 +69,9 @@ class PredictionLogWriter:
         Flush every write to stable storage before returning (survives power loss, slower).
     segment_max_bytes : int
         Start a new segment once the current one reaches this size.
+    segment_max_age_s : float
+        Start a new segment after a write to one opened this long ago, so that closed
+        segments reach compaction steadily even under light traffic.
 
     Examples
     --------
@@ -82,7 +85,12 @@ class PredictionLogWriter:
     """
 
     def __init__(
-        self, directory: Path, *, fsync: bool = False, segment_max_bytes: int = 64 * 1024 * 1024
+        self,
+        directory: Path,
+        *,
+        fsync: bool = False,
+        segment_max_bytes: int = 16 * 1024 * 1024,
+        segment_max_age_s: float = 60.0,
     ) -> None:
         if segment_max_bytes < 1:
             raise ValueError(
@@ -92,6 +100,8 @@ class PredictionLogWriter:
         self.directory = Path(directory)
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
+        self.segment_max_age_s = segment_max_age_s
+        self._opened = 0.0
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
@@ -123,7 +133,8 @@ class PredictionLogWriter:
             if self.fsync:
                 os.fsync(fd)
             self._size += written
-            if self._size >= self.segment_max_bytes:
+            age = time.monotonic() - self._opened
+            if self._size >= self.segment_max_bytes or age >= self.segment_max_age_s:
                 self._close_locked()
 
     def close(self) -> None:
@@ -144,6 +155,7 @@ class PredictionLogWriter:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd, self._pid, self._size, self.path = fd, pid, os.fstat(fd).st_size, path
+        self._opened = time.monotonic()
         return fd
 
     def _close_locked(self) -> None:
@@ -167,19 +179,71 @@ def parse_json_lines(data: bytes, source: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_segment(path: Path) -> pa.Table:
-    """Read one segment as a table of :data:`LOG_SCHEMA`, ignoring a trailing partial line."""
-    rows = parse_json_lines(Path(path).read_bytes(), Path(path))
-    columns: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
-    for row in rows:
-        columns["request_id"].append(row.get("request_id"))
-        columns["ts"].append(as_utc(datetime.fromisoformat(row["ts"])))
-        columns["model_version"].append(row.get("model_version"))
-        columns["inputs"].append(orjson.dumps(row.get("inputs") or {}).decode())
-        columns["score"].append(row.get("score"))
-        columns["label"].append(row.get("label"))
-        columns["latency_ms"].append(row.get("latency_ms"))
-    return pa.table(columns, schema=LOG_SCHEMA)
+_SEGMENT_COLUMNS = (
+    "{'request_id': 'VARCHAR', 'ts': 'TIMESTAMPTZ', 'model_version': 'BIGINT', "
+    "'inputs': 'JSON', 'score': 'DOUBLE', 'label': 'BIGINT', 'latency_ms': 'DOUBLE'}"
+)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def read_segment(path: Path, *, con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Read one segment as a table of :data:`LOG_SCHEMA`, ignoring a trailing partial line.
+
+    DuckDB's JSON reader parses the lines; a line that is not a complete record (a torn write)
+    is skipped.
+    """
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        if Path(path).stat().st_size == 0:
+            return LOG_SCHEMA.empty_table()
+        table = con.sql(
+            "SELECT request_id, ts, model_version, CAST(inputs AS VARCHAR) AS inputs, score, "
+            f"label, latency_ms FROM read_json('{_sql_path(Path(path))}', "
+            f"format='newline_delimited', columns={_SEGMENT_COLUMNS}, ignore_errors=true) "
+            "WHERE request_id IS NOT NULL AND ts IS NOT NULL"
+        ).to_arrow_table()
+    finally:
+        if own:
+            con.close()
+    return table.cast(LOG_SCHEMA)
+
+
+def _segments_in_window(directory: Path, since: datetime | None) -> list[Path]:
+    """Segments that may hold entries logged at or after ``since``.
+
+    An entry's ``ts`` is never later than the write that logged it, and a segment's
+    modification time is its last write; so a segment last written before ``since`` holds
+    nothing newer.
+    """
+    found = []
+    for path in sorted(directory.glob(SEGMENT_GLOB)):
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if since is not None and mtime < as_utc(since).timestamp() - 1.0:
+            continue
+        found.append(path)
+    return found
+
+
+def _parts_in_window(
+    directory: Path, since: datetime | None, until: datetime | None
+) -> list[Path]:
+    """Parquet parts whose day partition can overlap [since, until)."""
+    lo = as_utc(since).strftime("%Y-%m-%d") if since is not None else None
+    hi = as_utc(until).strftime("%Y-%m-%d") if until is not None else None
+    parts = []
+    for day_dir in sorted(directory.glob("date=*")):
+        day = day_dir.name.removeprefix("date=")
+        if (lo is not None and day < lo) or (hi is not None and day > hi):
+            continue
+        parts.extend(sorted(day_dir.glob("part-*.parquet")))
+    return parts
 
 
 @contextlib.contextmanager
@@ -265,14 +329,16 @@ def read_predictions(
     con = duckdb.connect()
     try:
         sources: list[str] = []
-        segments = [read_segment(p) for p in sorted(directory.glob(SEGMENT_GLOB)) if p.exists()]
+        segments = [read_segment(p, con=con) for p in _segments_in_window(directory, since)
+                    if p.exists()]
         if segments:
             con.register("segments", pa.concat_tables(segments))
             sources.append("SELECT * FROM segments")
-        if any(directory.glob("date=*/part-*.parquet")):
-            glob = str(directory / "date=*" / "part-*.parquet").replace("'", "''")
+        parts = _parts_in_window(directory, since, until)
+        if parts:
+            files = ", ".join(f"'{_sql_path(p)}'" for p in parts)
             names = ", ".join(LOG_SCHEMA.names)
-            sources.append(f"SELECT {names} FROM read_parquet('{glob}', hive_partitioning=false)")
+            sources.append(f"SELECT {names} FROM read_parquet([{files}], hive_partitioning=false)")
         if not sources:
             con.register("segments", LOG_SCHEMA.empty_table())
             sources.append("SELECT * FROM segments")
