@@ -34,9 +34,12 @@ class Settings(BaseSettings):
         default=None, description="Metadata database URL; default SQLite under `home`."
     )
     artifacts: str | None = Field(
-        default=None, description="Artifact root URL (local path, file://, s3://); default under `home`."
+        default=None,
+        description="Artifact root URL (local path, file://, s3://); default under `home`.",
     )
-    actor: str = Field(default_factory=_default_actor, description="Who is acting, for audit events.")
+    actor: str = Field(
+        default_factory=_default_actor, description="Who is acting, for audit events."
+    )
     token: SecretStr | None = Field(
         default=None, description="Bearer token that write routes of the servers require."
     )

@@ -70,7 +70,9 @@ class ServingSpec(_Section):
 class MonitoringSpec(_Section):
     psi_threshold: float = Field(default=0.2, gt=0.0)
     bias_threshold: float = Field(default=0.1, gt=0.0, description="|mean prediction - label mean|")
-    metric_floor: float | None = Field(default=None, description="Alert when the live metric is under it.")
+    metric_floor: float | None = Field(
+        default=None, description="Alert when the live metric is under it."
+    )
     min_labels: int = Field(default=200, ge=1)
 
 
@@ -119,9 +121,7 @@ class ProjectSpec(_Section):
         return self.project
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(
-            self.model_dump(mode="json", exclude_defaults=False), sort_keys=False
-        )
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -160,7 +160,9 @@ def load_spec(path: Path) -> ProjectSpec:
         If it is not YAML or a field is invalid.
     """
     if not path.is_file():
-        raise NotFoundError(f"No project spec at '{path}'. Create one with `conveyor init --from FILE`.")
+        raise NotFoundError(
+            f"No project spec at '{path}'. Create one with `conveyor init --from FILE`."
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

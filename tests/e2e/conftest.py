@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from tests.integration.conftest import SPEC, make_batch  # noqa: F401 - shared data
+
 from conveyor.spec import parse_spec
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]
@@ -27,8 +27,14 @@ def cli(project_dir: Path) -> CLI:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
 
     def run(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "conveyor.cli.main", *args], cwd=project_dir,
-                              env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "conveyor.cli.main", *args],
+            cwd=project_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check is not None:
             assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
         return proc

@@ -13,8 +13,9 @@ from conveyor.spec import ProjectSpec, parse_spec
 from conveyor.workspace import Workspace
 
 
-def make_batch(week: int, rows: int = 1500, *, seed: int | None = None,
-               shift: float = 0.0) -> pd.DataFrame:
+def make_batch(
+    week: int, rows: int = 1500, *, seed: int | None = None, shift: float = 0.0
+) -> pd.DataFrame:
     """One week of data: late depends on hour, distance and carrier, plus noise."""
     rng = np.random.default_rng(week if seed is None else seed)
     start = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(weeks=week)
@@ -23,16 +24,25 @@ def make_batch(week: int, rows: int = 1500, *, seed: int | None = None,
     carrier = rng.choice(["AA", "B6", "DL", "UA"], rows)
     logit = -2.0 + 0.15 * (hour - 12) + 0.0008 * distance + np.where(carrier == "B6", 0.8, 0.0)
     late = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype("int64")
-    return pd.DataFrame({
-        "flight_id": [f"w{week}-{i}" for i in range(rows)],
-        "ts": start + pd.to_timedelta(np.sort(rng.uniform(0, 7 * 86400, rows)), unit="s"),
-        "hour": hour, "distance": distance, "carrier": carrier, "late": late,
-    })
+    return pd.DataFrame(
+        {
+            "flight_id": [f"w{week}-{i}" for i in range(rows)],
+            "ts": start + pd.to_timedelta(np.sort(rng.uniform(0, 7 * 86400, rows)), unit="s"),
+            "hour": hour,
+            "distance": distance,
+            "carrier": carrier,
+            "late": late,
+        }
+    )
 
 
 SPEC = {
-    "project": "toy", "task": "binary", "label": "late", "timestamp": "ts",
-    "entities": ["flight_id"], "categorical": ["carrier"],
+    "project": "toy",
+    "task": "binary",
+    "label": "late",
+    "timestamp": "ts",
+    "entities": ["flight_id"],
+    "categorical": ["carrier"],
     "training": {"window_batches": 4, "params": {"num_boost_round": 60}},
     "gate": {"min_rows": 100, "n_bootstrap": 100},
     "triggers": {"new_data_rows": 1000},

@@ -131,15 +131,26 @@ def test_monitor_sees_drift_in_served_inputs(ws, spec):
     run_cycle(ws, spec, sources=[make_batch(0), make_batch(1)])
     writer = PredictionLogWriter(ws.project_dir("toy", "predictions"))
     shifted = make_batch(9, shift=3.0)
-    entries = [prediction_entry(request_id=r["flight_id"], ts=iso_now(), model_version=1,
-                                inputs={k: r[k] for k in ("hour", "distance", "carrier")},
-                                score=0.9, label=1, latency_ms=1.0)
-               for r in shifted.to_dict(orient="records")]
+    entries = [
+        prediction_entry(
+            request_id=r["flight_id"],
+            ts=iso_now(),
+            model_version=1,
+            inputs={k: r[k] for k in ("hour", "distance", "carrier")},
+            score=0.9,
+            label=1,
+            latency_ms=1.0,
+        )
+        for r in shifted.to_dict(orient="records")
+    ]
     writer.write(entries)
     writer.close()
     FeedbackLog(ws.project_dir("toy", "feedback")).record(
-        [{"request_id": r["flight_id"], "label": int(r["late"])}
-         for r in shifted.to_dict(orient="records")])
+        [
+            {"request_id": r["flight_id"], "label": int(r["late"])}
+            for r in shifted.to_dict(orient="records")
+        ]
+    )
     outcome = monitor(ws, spec)
     stats = outcome.report.stats
     assert "distance" in stats["drift"]["summary"]["drifted_features"]

@@ -54,8 +54,9 @@ class Context:
     def emit(self, data: Any, text: Any = None) -> None:
         """Print ``data`` as JSON with ``--json``, else ``text`` (or a readable rendering)."""
         if self.json:
-            sys.stdout.write(orjson.dumps(data, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
-                             .decode() + "\n")
+            sys.stdout.write(
+                orjson.dumps(data, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode() + "\n"
+            )
         else:
             out.print(text if text is not None else data)
 

@@ -30,9 +30,11 @@ def init(
     tmp = c.spec_path.with_suffix(".yaml.tmp")
     tmp.write_text(spec.to_yaml(), encoding="utf-8")
     tmp.replace(c.spec_path)
-    c.emit(spec.model_dump(mode="json"),
-           f"wrote {c.spec_path}: task {spec.task}, label '{spec.label}', "
-           f"timestamp '{spec.timestamp}'")
+    c.emit(
+        spec.model_dump(mode="json"),
+        f"wrote {c.spec_path}: task {spec.task}, label '{spec.label}', "
+        f"timestamp '{spec.timestamp}'",
+    )
 
 
 def ingest(
@@ -46,13 +48,23 @@ def ingest(
     for source in sources:
         r = ingest_batch(c.ws, c.spec, source, progress=c.progress())
         quarantined |= r.quarantined
-        results.append({"id": r.version.id, "seq": r.version.seq, "status": r.version.status,
-                        "rows": r.version.row_count, "created": r.created,
-                        "report": r.report.to_dict()})
+        results.append(
+            {
+                "id": r.version.id,
+                "seq": r.version.seq,
+                "status": r.version.status,
+                "rows": r.version.row_count,
+                "created": r.created,
+                "report": r.report.to_dict(),
+            }
+        )
         if not c.json:
             colour = "red" if r.quarantined else "green"
-            c.emit(None, f"batch {r.version.seq} [{colour}]{r.version.status}[/{colour}] "
-                         f"{r.version.row_count:,} rows  {r.version.id}")
+            c.emit(
+                None,
+                f"batch {r.version.seq} [{colour}]{r.version.status}[/{colour}] "
+                f"{r.version.row_count:,} rows  {r.version.id}",
+            )
             for a in r.report.anomalies:
                 c.emit(None, f"  {a.severity}: {escape(a.message)}")
     if c.json:

@@ -19,15 +19,18 @@ def train(ctx: typer.Context) -> None:
     c = get(ctx)
     outcome = train_model(c.ws, c.spec, reason="manual", progress=c.progress())
     v = outcome.version
-    c.emit({"model": v.model, "version": v.version, "metrics": outcome.metrics},
-           f"registered {v.model} v{v.version}")
+    c.emit(
+        {"model": v.model, "version": v.version, "metrics": outcome.metrics},
+        f"registered {v.model} v{v.version}",
+    )
 
 
 def gate(
     ctx: typer.Context,
     version: Annotated[int, typer.Argument(help="The challenger version.")],
-    promote_: Annotated[bool, typer.Option("--promote/--no-promote",
-                                           help="Promote if it passes.")] = True,
+    promote_: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Promote if it passes.")
+    ] = True,
 ) -> None:
     """Compare a challenger with production on the same newest test rows; exit 3 if rejected."""
     c = get(ctx)
@@ -47,8 +50,10 @@ def promote_cmd(
     """Make a version production by hand (recorded with who, when and why)."""
     c = get(ctx)
     pointer = promote(c.ws, c.spec.model_name, version, reason=reason)
-    c.emit({"alias": pointer.alias, "version": pointer.version, "revision": pointer.revision},
-           f"production -> v{pointer.version}")
+    c.emit(
+        {"alias": pointer.alias, "version": pointer.version, "revision": pointer.revision},
+        f"production -> v{pointer.version}",
+    )
 
 
 def rollback_cmd(
@@ -59,7 +64,9 @@ def rollback_cmd(
     """Return production to the previous version in one command."""
     c = get(ctx)
     pointer = rollback(c.ws, c.spec.model_name, reason=reason, block=block)
-    c.emit({"alias": pointer.alias, "version": pointer.version}, f"production -> v{pointer.version}")
+    c.emit(
+        {"alias": pointer.alias, "version": pointer.version}, f"production -> v{pointer.version}"
+    )
 
 
 def history(ctx: typer.Context) -> None:
@@ -67,13 +74,30 @@ def history(ctx: typer.Context) -> None:
     c = get(ctx)
     events = production_history(c.ws, c.spec.model_name)
     if c.json:
-        c.emit([{"at": e.at, "action": e.action, "from": e.from_version, "to": e.to_version,
-                 "actor": e.actor, "reason": e.reason} for e in events])
+        c.emit(
+            [
+                {
+                    "at": e.at,
+                    "action": e.action,
+                    "from": e.from_version,
+                    "to": e.to_version,
+                    "actor": e.actor,
+                    "reason": e.reason,
+                }
+                for e in events
+            ]
+        )
         return
     table = Table("at", "action", "from", "to", "actor", "reason")
     for e in events:
-        table.add_row(e.at.strftime("%Y-%m-%d %H:%M:%S"), e.action, str(e.from_version or "-"),
-                      str(e.to_version), e.actor, escape(e.reason))
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.action,
+            str(e.from_version or "-"),
+            str(e.to_version),
+            e.actor,
+            escape(e.reason),
+        )
     c.emit(None, table)
 
 

@@ -21,12 +21,17 @@ def monitor_cmd(ctx: typer.Context) -> None:
     stats = outcome.report.stats
     drift = (stats.get("drift") or {}).get("summary", {})
     live = stats.get("live") or {}
-    c.emit({"report": outcome.report.id, "stats": stats,
-            "alerts": [a.message for a in outcome.alerts]},
-           f"{stats.get('rows', 0):,} predictions; drifted: "
-           f"{', '.join(drift.get('drifted_features', [])) or 'none'}; live "
-           f"{live.get('metric_name', 'metric')}: {live.get('metric', 'n/a')} over "
-           f"{live.get('labels', 0)} labels")
+    c.emit(
+        {
+            "report": outcome.report.id,
+            "stats": stats,
+            "alerts": [a.message for a in outcome.alerts],
+        },
+        f"{stats.get('rows', 0):,} predictions; drifted: "
+        f"{', '.join(drift.get('drifted_features', [])) or 'none'}; live "
+        f"{live.get('metric_name', 'metric')}: {live.get('metric', 'n/a')} over "
+        f"{live.get('labels', 0)} labels",
+    )
     for alert in outcome.alerts:
         c.emit(None, f"[yellow]alert[/yellow] {escape(alert.message)}")
 
@@ -35,29 +40,43 @@ def watch(ctx: typer.Context) -> None:
     """Check the current release against the version it replaced; roll back if worse."""
     c = get(ctx)
     outcome = watch_release(c.ws, c.spec)
-    c.emit({"status": outcome.status, "version": outcome.version,
-            "previous": outcome.previous, "evidence": outcome.evidence},
-           f"release v{outcome.version}: {outcome.status}")
+    c.emit(
+        {
+            "status": outcome.status,
+            "version": outcome.version,
+            "previous": outcome.previous,
+            "evidence": outcome.evidence,
+        },
+        f"release v{outcome.version}: {outcome.status}",
+    )
 
 
 def run(
     ctx: typer.Context,
     sources: Annotated[list[Path] | None, typer.Argument(help="Batches to ingest first.")] = None,
-    manual: Annotated[bool, typer.Option("--force", help="Train even if no trigger fires.")] = False,
+    manual: Annotated[
+        bool, typer.Option("--force", help="Train even if no trigger fires.")
+    ] = False,
 ) -> None:
     """One continuous-training cycle: ingest, evaluate triggers, train, gate, promote."""
     c = get(ctx)
-    outcome = run_cycle(c.ws, c.spec, sources=sources or [], manual=manual,
-                        progress=c.progress())
-    c.emit({"id": outcome.run.id, "trigger": outcome.run.trigger,
-            "status": outcome.run.status, "steps": outcome.steps},
-           f"cycle {outcome.run.id}: {outcome.run.status} (trigger: {outcome.run.trigger})")
+    outcome = run_cycle(c.ws, c.spec, sources=sources or [], manual=manual, progress=c.progress())
+    c.emit(
+        {
+            "id": outcome.run.id,
+            "trigger": outcome.run.trigger,
+            "status": outcome.run.status,
+            "steps": outcome.steps,
+        },
+        f"cycle {outcome.run.id}: {outcome.run.status} (trigger: {outcome.run.trigger})",
+    )
 
 
 def demo(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Where to write report.html and summary.json.")] = Path(
-        "conveyor-demo"),
+        "conveyor-demo"
+    ),
     weeks: Annotated[int, typer.Option(help="Weeks of 2013 to replay.", min=6, max=52)] = 52,
 ) -> None:
     """Replay 2013's New York flights week by week through the whole line."""

@@ -24,8 +24,7 @@ def serve_cmd(
     c = get(ctx)
     s = c.spec.serving
     c.emit(None, f"serving '{c.spec.project}' on http://{host or s.host}:{port or s.port}")
-    serve(c.ws, c.spec_path, host=host or s.host, port=port or s.port,
-          workers=workers or s.workers)
+    serve(c.ws, c.spec_path, host=host or s.host, port=port or s.port, workers=workers or s.workers)
 
 
 def predict(
@@ -36,22 +35,26 @@ def predict(
     """Score a file with the production model (streamed, written atomically)."""
     c = get(ctx)
     say = c.progress()
-    result = predict_batch(c.ws, c.spec, batch, out,
-                           progress=lambda done, total: say(f"scored {done:,} rows"))
+    result = predict_batch(
+        c.ws, c.spec, batch, out, progress=lambda done, total: say(f"scored {done:,} rows")
+    )
     c.emit(result, f"scored {result['rows']:,} rows with v{result['model_version']} -> {out}")
 
 
 def feedback(
     ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="CSV/Parquet with request_id (or entity "
-                                                "columns and time) and label.")],
+    source: Annotated[
+        Path,
+        typer.Argument(help="CSV/Parquet with request_id (or entity columns and time) and label."),
+    ],
 ) -> None:
     """Record ground truth; it is joined to the logged predictions."""
     c = get(ctx)
     frame, _ = read_source(source)
     if "label" not in frame.columns:
-        raise InvalidInputError(f"Feedback file '{source}' needs a 'label' column; it has "
-                                f"{list(frame.columns)}.")
+        raise InvalidInputError(
+            f"Feedback file '{source}' needs a 'label' column; it has {list(frame.columns)}."
+        )
     items = _items(frame, c.spec.entities)
     result = record_feedback(c.ws, c.spec, items)
     c.emit(result.to_dict() if hasattr(result, "to_dict") else result, f"recorded {result}")
@@ -60,15 +63,22 @@ def feedback(
 def _items(frame: pd.DataFrame, entities: list[str]) -> list[dict]:
     clean = frame.astype(object).where(frame.notna(), None)
     if "request_id" in frame.columns:
-        return [{"request_id": r["request_id"], "label": r["label"]}
-                for r in clean.to_dict(orient="records")]
+        return [
+            {"request_id": r["request_id"], "label": r["label"]}
+            for r in clean.to_dict(orient="records")
+        ]
     missing = [e for e in entities if e not in frame.columns] + (
-        [] if "time" in frame.columns else ["time"])
+        [] if "time" in frame.columns else ["time"]
+    )
     if not entities or missing:
-        raise InvalidInputError("Feedback rows need 'request_id', or the entity columns "
-                                f"{entities} and 'time'; missing {missing or entities}.")
-    return [{"entity": {e: r[e] for e in entities}, "time": str(r["time"]), "label": r["label"]}
-            for r in clean.to_dict(orient="records")]
+        raise InvalidInputError(
+            "Feedback rows need 'request_id', or the entity columns "
+            f"{entities} and 'time'; missing {missing or entities}."
+        )
+    return [
+        {"entity": {e: r[e] for e in entities}, "time": str(r["time"]), "label": r["label"]}
+        for r in clean.to_dict(orient="records")
+    ]
 
 
 def register(app: typer.Typer) -> None:

@@ -57,17 +57,19 @@ def draft_spec(
         )
     timestamp = timestamp or guess_timestamp(frame)
     values = frame[label].dropna()
-    binary = values.nunique() == 2 and set(pd.unique(values)) <= {0, 1, True, False}
+    binary = values.nunique() == 2 and set(pd.unique(values)) <= {0, 1}
     task = "binary" if binary else "regression"
     if timestamp:
         frame = frame.assign(**{timestamp: pd.to_datetime(frame[timestamp], utc=True)})
     schema = infer_schema(frame, label=label, timestamp=timestamp)
     name = re.sub(r"[^A-Za-z0-9_.-]", "-", project).strip("-") or "project"
-    return parse_spec({
-        "project": name,
-        "task": task,
-        "label": label,
-        "timestamp": timestamp,
-        "categorical": [c.name for c in schema.features if c.kind is ColumnKind.CATEGORICAL],
-        "ignore": [c.name for c in schema.features if c.kind is ColumnKind.TEXT],
-    })
+    return parse_spec(
+        {
+            "project": name,
+            "task": task,
+            "label": label,
+            "timestamp": timestamp,
+            "categorical": [c.name for c in schema.features if c.kind is ColumnKind.CATEGORICAL],
+            "ignore": [c.name for c in schema.features if c.kind is ColumnKind.TEXT],
+        }
+    )

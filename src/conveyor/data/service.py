@@ -69,9 +69,16 @@ def read_source(source: Source, *, timestamp: str | None = None) -> tuple[pd.Dat
                     f"Batch file '{path}' has suffix '{path.suffix}'; allowed: .csv, .csv.gz, "
                     ".csv.zip, .parquet."
                 )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException,
-                UnicodeDecodeError, OSError) as exc:
-            raise InvalidInputError(f"Batch file '{path}' could not be read: {exc}".strip()) from exc
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            pa.ArrowException,
+            UnicodeDecodeError,
+            OSError,
+        ) as exc:
+            raise InvalidInputError(
+                f"Batch file '{path}' could not be read: {exc}".strip()
+            ) from exc
         description = str(path.resolve())
     if timestamp and timestamp in frame.columns:
         try:
@@ -108,9 +115,15 @@ def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None 
         label=spec.label,
         timestamp=spec.timestamp,
         entities=spec.entities,
-        ignore=[c for c in frame.columns if spec.features is not None
-                and c not in spec.features and c not in (spec.label, spec.timestamp)
-                and c not in spec.entities] + list(spec.ignore),
+        ignore=[
+            c
+            for c in frame.columns
+            if spec.features is not None
+            and c not in spec.features
+            and c not in (spec.label, spec.timestamp)
+            and c not in spec.entities
+        ]
+        + list(spec.ignore),
         categorical=spec.categorical,
     )
     return ws.stores.datasets.save_schema(spec.project, inferred)
@@ -141,9 +154,17 @@ def ingest_batch(
         frame, schema, policy=policy_from_spec(spec), reference_profile=reference
     )
     if first and not report.passed:
-        report = ValidationReport.of([*report.anomalies, Anomaly(
-            kind="first_batch", severity=Severity.WARNING,
-            message="The schema was inferred from this batch and it still failed validation.")])
+        report = ValidationReport.of(
+            [
+                *report.anomalies,
+                Anomaly(
+                    kind="first_batch",
+                    severity=Severity.WARNING,
+                    message="The schema was inferred from this batch and it still failed "
+                    "validation.",
+                ),
+            ]
+        )
     status = BatchStatus.ACCEPTED if report.passed else BatchStatus.QUARANTINED
     profile = profile_frame(frame, schema, reference=reference) if report.passed else {}
     digest = _store_parquet(ws, frame)
@@ -165,8 +186,12 @@ def ingest_batch(
     )
     stored = ws.stores.datasets.add_dataset_version(version)
     say(f"batch {stored.seq}: {stored.status} ({report.summary()})")
-    return IngestResult(version=stored, report=ValidationReport.from_dict(stored.report),
-                        schema=schema, created=stored.id == version.id)
+    return IngestResult(
+        version=stored,
+        report=ValidationReport.from_dict(stored.report),
+        schema=schema,
+        created=stored.id == version.id,
+    )
 
 
 def load_versions(ws: Workspace, versions: Sequence[DatasetVersion]) -> pd.DataFrame:

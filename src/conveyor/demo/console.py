@@ -10,8 +10,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-_STYLE = {"promotion": "green", "rejection": "yellow", "rollback": "red", "quarantine": "magenta",
-          "forced": "red", "alert": "dim"}
+_STYLE = {
+    "promotion": "green",
+    "rejection": "yellow",
+    "rollback": "red",
+    "quarantine": "magenta",
+    "forced": "red",
+    "alert": "dim",
+}
 
 
 class DemoConsole:
@@ -20,8 +26,13 @@ class DemoConsole:
     def __init__(self, *, total: int, quiet: bool = False) -> None:
         self.console = Console(stderr=True, highlight=False, quiet=quiet)
         self.progress = Progress(
-            TextColumn("[bold]weeks"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}", style="dim"), console=self.console, transient=True,
+            TextColumn("[bold]weeks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}", style="dim"),
+            console=self.console,
+            transient=True,
         )
         self.task = self.progress.add_task("", total=total)
 
@@ -39,29 +50,51 @@ class DemoConsole:
         self.progress.advance(self.task)
         if record is None:
             return
-        events = " ".join(f"[{_STYLE.get(e['kind'], 'white')}]{e['kind']} "
-                          f"{escape(str(e['label']))}[/]" for e in record.events
-                          if e["kind"] != "alert")
+        events = " ".join(
+            f"[{_STYLE.get(e['kind'], 'white')}]{e['kind']} {escape(str(e['label']))}[/]"
+            for e in record.events
+            if e["kind"] != "alert"
+        )
         self.console.print(
             f"week {record.week:>2} {record.start}  v{record.served_version:<3} "
-            f"AUC ct {record.ct['auc']:.3f} static {record.static['auc']:.3f}  {events}")
+            f"AUC ct {record.ct['auc']:.3f} static {record.static['auc']:.3f}  {events}"
+        )
 
     def finish(self, summary: dict[str, Any], out: Path) -> None:
         table = Table(title="Conveyor demo: New York flights, 2013", show_header=True)
         table.add_column("")
         table.add_column("continuous training", justify="right")
         table.add_column("static (January)", justify="right")
-        table.add_row("mean weekly AUC, 2nd half", f"{summary['ct']['auc_h2']:.3f}",
-                      f"{summary['static']['auc_h2']:.3f}")
-        table.add_row("mean weekly accuracy, 2nd half", f"{summary['ct']['accuracy_h2']:.3f}",
-                      f"{summary['static']['accuracy_h2']:.3f}")
-        table.add_row("mean weekly AUC, all served weeks", f"{summary['ct']['auc_all']:.3f}",
-                      f"{summary['static']['auc_all']:.3f}")
+        table.add_row(
+            "mean weekly AUC, 2nd half",
+            f"{summary['ct']['auc_h2']:.3f}",
+            f"{summary['static']['auc_h2']:.3f}",
+        )
+        table.add_row(
+            "mean weekly accuracy, 2nd half",
+            f"{summary['ct']['accuracy_h2']:.3f}",
+            f"{summary['static']['accuracy_h2']:.3f}",
+        )
+        table.add_row(
+            "mean weekly AUC, all served weeks",
+            f"{summary['ct']['auc_all']:.3f}",
+            f"{summary['static']['auc_all']:.3f}",
+        )
         self.console.print(table)
         counts = Table(show_header=False)
-        for key in ("promotions", "gate_promotions", "rejections", "rollbacks", "quarantined",
-                    "forced_releases", "alerts", "model_versions", "predictions_served",
-                    "max_swap_s", "elapsed_s"):
+        for key in (
+            "promotions",
+            "gate_promotions",
+            "rejections",
+            "rollbacks",
+            "quarantined",
+            "forced_releases",
+            "alerts",
+            "model_versions",
+            "predictions_served",
+            "max_swap_s",
+            "elapsed_s",
+        ):
             counts.add_row(key.replace("_", " "), str(summary[key]))
         self.console.print(counts)
         self.console.print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")

@@ -9,8 +9,21 @@ import pandas as pd
 
 from conveyor.core.errors import NotFoundError
 
-FEATURES = ["dep_hour", "arr_hour", "day_of_week", "carrier", "origin", "dest", "distance",
-            "temp", "dewp", "humid", "wind_speed", "precip", "visib"]
+FEATURES = [
+    "dep_hour",
+    "arr_hour",
+    "day_of_week",
+    "carrier",
+    "origin",
+    "dest",
+    "distance",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_speed",
+    "precip",
+    "visib",
+]
 LABEL, TIME, ENTITY = "late", "time_hour", "flight_id"
 WEEKS = 52
 
@@ -34,25 +47,37 @@ def load_flights() -> pd.DataFrame:
     flights = flights[flights["arr_delay"].notna()].copy()
     flights[TIME] = pd.to_datetime(flights[TIME], utc=True)
     weather[TIME] = pd.to_datetime(weather[TIME], utc=True)
-    weather = weather.sort_values(TIME)[["origin", TIME, "temp", "dewp", "humid", "wind_speed",
-                                         "precip", "visib"]]
-    flights = pd.merge_asof(flights.sort_values(TIME), weather, on=TIME, by="origin",
-                            direction="backward")
-    out = pd.DataFrame({
-        ENTITY: (flights["year"].astype(str) + flights["month"].map("{:02d}".format)
-                 + flights["day"].map("{:02d}".format) + "-" + flights["carrier"]
-                 + flights["flight"].astype(str) + "-" + flights["origin"]
-                 + flights["sched_dep_time"].astype(str)),
-        TIME: flights[TIME],
-        "dep_hour": flights["sched_dep_time"] // 100 + (flights["sched_dep_time"] % 100) / 60,
-        "arr_hour": flights["sched_arr_time"] // 100 + (flights["sched_arr_time"] % 100) / 60,
-        "day_of_week": pd.to_datetime(dict(year=flights["year"], month=flights["month"],
-                                           day=flights["day"])).dt.dayofweek,
-        "carrier": flights["carrier"].astype(str),
-        "origin": flights["origin"].astype(str),
-        "dest": flights["dest"].astype(str),
-        "distance": flights["distance"].astype("float64"),
-    })
+    weather = weather.sort_values(TIME)[
+        ["origin", TIME, "temp", "dewp", "humid", "wind_speed", "precip", "visib"]
+    ]
+    flights = pd.merge_asof(
+        flights.sort_values(TIME), weather, on=TIME, by="origin", direction="backward"
+    )
+    out = pd.DataFrame(
+        {
+            ENTITY: (
+                flights["year"].astype(str)
+                + flights["month"].map("{:02d}".format)
+                + flights["day"].map("{:02d}".format)
+                + "-"
+                + flights["carrier"]
+                + flights["flight"].astype(str)
+                + "-"
+                + flights["origin"]
+                + flights["sched_dep_time"].astype(str)
+            ),
+            TIME: flights[TIME],
+            "dep_hour": flights["sched_dep_time"] // 100 + (flights["sched_dep_time"] % 100) / 60,
+            "arr_hour": flights["sched_arr_time"] // 100 + (flights["sched_arr_time"] % 100) / 60,
+            "day_of_week": pd.to_datetime(
+                dict(year=flights["year"], month=flights["month"], day=flights["day"])
+            ).dt.dayofweek,
+            "carrier": flights["carrier"].astype(str),
+            "origin": flights["origin"].astype(str),
+            "dest": flights["dest"].astype(str),
+            "distance": flights["distance"].astype("float64"),
+        }
+    )
     for col in ["temp", "dewp", "humid", "wind_speed", "precip", "visib"]:
         out[col] = flights[col].astype("float64").fillna(flights[col].median())
     out[LABEL] = (flights["arr_delay"] > 15).astype("int64")
@@ -64,8 +89,9 @@ def load_flights() -> pd.DataFrame:
 
 def weekly_batches(frame: pd.DataFrame) -> list[pd.DataFrame]:
     """The year as 52 weekly batches (the last one takes the year's final day)."""
-    return [g.drop(columns="week").reset_index(drop=True)
-            for _, g in frame.groupby("week", sort=True)]
+    return [
+        g.drop(columns="week").reset_index(drop=True) for _, g in frame.groupby("week", sort=True)
+    ]
 
 
 def corrupt_rename(batch: pd.DataFrame) -> pd.DataFrame:

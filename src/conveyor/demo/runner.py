@@ -38,8 +38,10 @@ from conveyor.training.service import load_version, train_model
 from conveyor.workspace import Workspace
 
 BOOTSTRAP_WEEKS = 4
-CORRUPT = {14: ("renamed column", flights.corrupt_rename), 30: ("injected NaNs",
-                                                                  flights.corrupt_nans)}
+CORRUPT = {
+    14: ("renamed column", flights.corrupt_rename),
+    30: ("injected NaNs", flights.corrupt_nans),
+}
 BAD_RELEASE_WEEK = 38
 MARKER = ".conveyor-demo"
 
@@ -70,7 +72,7 @@ def _fresh_dir(path: Path) -> Path:
 
 
 def run_demo(out: Path, *, weeks: int = 52, console_json: bool = False) -> dict[str, Any]:
-    """Run the replay; write ``report.html`` and ``summary.json`` under ``out``; return the summary."""
+    """Run the replay; write ``report.html`` and ``summary.json`` under ``out``."""
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     home = _fresh_dir(out / "workspace")
@@ -109,10 +111,17 @@ def _week(ws, spec, srv, batch: pd.DataFrame, w: int, static_model, ui) -> WeekR
     rec.served_version = int(srv.version() or 0)
     y = batch[flights.LABEL].to_numpy(dtype=float)
     rec.ct = _metrics(y, scores)
-    rec.static = _metrics(y, static_model.predict_encoded(encode_frame(batch,
-                                                                       static_model.signature)))
-    record_feedback(ws, spec, [{"request_id": p["request_id"], "label": int(lbl)}
-                               for p, lbl in zip(preds, y, strict=True)])
+    rec.static = _metrics(
+        y, static_model.predict_encoded(encode_frame(batch, static_model.signature))
+    )
+    record_feedback(
+        ws,
+        spec,
+        [
+            {"request_id": p["request_id"], "label": int(lbl)}
+            for p, lbl in zip(preds, y, strict=True)
+        ],
+    )
     report = monitor(ws, spec).report
     drift = (report.stats.get("drift") or {}).get("features", {})
     rec.drift = {k: v["psi"] for k, v in drift.items() if v.get("psi") is not None}
@@ -132,13 +141,23 @@ def _week(ws, spec, srv, batch: pd.DataFrame, w: int, static_model, ui) -> WeekR
     if "gate" in outcome.steps:
         gate = outcome.steps["gate"]
         kind = "promotion" if gate["promoted"] else "rejection"
-        rec.events.append({"kind": kind, "label": f"v{gate['challenger']}",
-                           "trigger": outcome.run.trigger})
+        rec.events.append(
+            {"kind": kind, "label": f"v{gate['challenger']}", "trigger": outcome.run.trigger}
+        )
     if w == BAD_RELEASE_WEEK:
-        bad = train_model(ws, spec, label_noise=flights.shuffled_labels,
-                          reason="rehearsal of a bad release", progress=ui.step)
-        promote(ws, spec.model_name, bad.version.version,
-                reason="operator override without the gate (rehearsal of a bad release)")
+        bad = train_model(
+            ws,
+            spec,
+            label_noise=flights.shuffled_labels,
+            reason="rehearsal of a bad release",
+            progress=ui.step,
+        )
+        promote(
+            ws,
+            spec.model_name,
+            bad.version.version,
+            reason="operator override without the gate (rehearsal of a bad release)",
+        )
         rec.events.append({"kind": "forced", "label": f"v{bad.version.version}"})
     target = find_alias_version(ws, spec.model_name, PRODUCTION)
     if target is not None and target != rec.served_version:
@@ -162,12 +181,17 @@ def _summary(records: list[WeekRecord], ws, spec, elapsed_s: float, static_versi
     audit = ws.stores.models.list_audit_events(spec.model_name, alias=PRODUCTION)
     return {
         "weeks": len(records) + BOOTSTRAP_WEEKS,
-        "ct": {"auc_h2": _mean([r.ct["auc"] for r in h2]),
-               "accuracy_h2": _mean([r.ct["accuracy"] for r in h2]),
-               "auc_all": _mean([r.ct["auc"] for r in records])},
-        "static": {"version": static_version, "auc_h2": _mean([r.static["auc"] for r in h2]),
-                   "accuracy_h2": _mean([r.static["accuracy"] for r in h2]),
-                   "auc_all": _mean([r.static["auc"] for r in records])},
+        "ct": {
+            "auc_h2": _mean([r.ct["auc"] for r in h2]),
+            "accuracy_h2": _mean([r.ct["accuracy"] for r in h2]),
+            "auc_all": _mean([r.ct["auc"] for r in records]),
+        },
+        "static": {
+            "version": static_version,
+            "auc_h2": _mean([r.static["auc"] for r in h2]),
+            "accuracy_h2": _mean([r.static["accuracy"] for r in h2]),
+            "auc_all": _mean([r.static["auc"] for r in records]),
+        },
         "promotions": sum(e.action == "promote" for e in audit),
         "gate_promotions": count("promotion"),
         "rejections": count("rejection"),
@@ -179,7 +203,16 @@ def _summary(records: list[WeekRecord], ws, spec, elapsed_s: float, static_versi
         "predictions_served": sum(r.rows for r in records),
         "max_swap_s": max((r.swap_s for r in records if r.swap_s is not None), default=None),
         "elapsed_s": round(elapsed_s, 1),
-        "per_week": [{"week": r.week, "start": r.start, "rows": r.rows,
-                      "served_version": r.served_version, "ct": r.ct, "static": r.static,
-                      "events": r.events} for r in records],
+        "per_week": [
+            {
+                "week": r.week,
+                "start": r.start,
+                "rows": r.rows,
+                "served_version": r.served_version,
+                "ct": r.ct,
+                "static": r.static,
+                "events": r.events,
+            }
+            for r in records
+        ],
     }

@@ -27,8 +27,18 @@ class ServerProcess:
     def __init__(self, *, spec: Path, home: Path, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._cmd = [sys.executable, "-m", "conveyor.cli.main", "--spec", str(spec), "--home",
-                     str(home), "serve", "--port", str(self.port)]
+        self._cmd = [
+            sys.executable,
+            "-m",
+            "conveyor.cli.main",
+            "--spec",
+            str(spec),
+            "--home",
+            str(home),
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         self._env, self._log = env, log
         self._proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.url, timeout=30.0)
@@ -52,8 +62,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise ConveyorError(f"The server exited with code {self._proc.returncode}; "
-                                    f"see {self._log}.")
+                raise ConveyorError(
+                    f"The server exited with code {self._proc.returncode}; see {self._log}."
+                )
             try:
                 if self.client.get("/v1/ready").status_code == 200:
                     return
@@ -78,7 +89,7 @@ class ServerProcess:
         """Score records in requests of ``chunk`` rows; every response must be 200."""
         out: list[dict] = []
         for i in range(0, len(records), chunk):
-            resp = self.client.post("/v1/predict", json={"records": list(records[i:i + chunk])})
+            resp = self.client.post("/v1/predict", json={"records": list(records[i : i + chunk])})
             if resp.status_code != 200:
                 raise ConveyorError(f"/v1/predict answered {resp.status_code}: {resp.text[:300]}")
             out.extend(resp.json()["predictions"])

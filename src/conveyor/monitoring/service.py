@@ -35,7 +35,7 @@ class MonitorOutcome:
 def served_inputs(predictions: pd.DataFrame) -> pd.DataFrame:
     """The logged model inputs of ``predictions`` as a frame with the feature names."""
     cols = [c for c in predictions.columns if c.startswith(INPUT_PREFIX)]
-    return predictions[cols].rename(columns=lambda c: c[len(INPUT_PREFIX):])
+    return predictions[cols].rename(columns=lambda c: c[len(INPUT_PREFIX) :])
 
 
 def reference_of(ws: Workspace, model: str, version: int) -> dict[str, Any]:
@@ -71,20 +71,28 @@ def monitor(
         features = Schema(columns=tuple(schema.features))
         reference = reference_of(ws, model, production)
         current = profile_frame(served_inputs(preds), features, reference=reference)
-        stats["drift"] = compute_drift(reference, current, features=features.names,
-                                       psi_threshold=spec.monitoring.psi_threshold)
+        stats["drift"] = compute_drift(
+            reference, current, features=features.names, psi_threshold=spec.monitoring.psi_threshold
+        )
         stats["prediction_mean"] = float(preds["score"].mean())
-        stats["versions"] = {str(k): int(v) for k, v in preds["model_version"].value_counts().items()}
-    joined = join_feedback(pred_dir, ws.project_dir(spec.project, "feedback"), since=start,
-                           until=end)
+        stats["versions"] = {
+            str(k): int(v) for k, v in preds["model_version"].value_counts().items()
+        }
+    joined = join_feedback(
+        pred_dir, ws.project_dir(spec.project, "feedback"), since=start, until=end
+    )
     labelled = joined[joined["label"].notna()] if len(joined) else joined
     if len(labelled):
         stats["live"] = _live(spec, labelled)
     stats["feedback_unknown_ids"] = len(joined.attrs.get("unknown_ids", []))
     report = MonitorReport(
-        id=new_id("mr_"), project=spec.project, model_version=production,
+        id=new_id("mr_"),
+        project=spec.project,
+        model_version=production,
         window_start=start or (preds["ts"].min() if len(preds) else end),
-        window_end=end, created_at=utcnow(), stats=stats,
+        window_end=end,
+        created_at=utcnow(),
+        stats=stats,
     )
     ws.stores.monitor.add_monitor_report(report)
     alerts = tuple(_raise_alerts(ws, spec, report))
@@ -101,34 +109,61 @@ def _live(spec: ProjectSpec, rows: pd.DataFrame) -> dict[str, Any]:
         if (mask := (rows["model_version"] == v).to_numpy()).sum() >= 2
     }
     name = primary_metric(spec.task)
-    return {"metric_name": name, "metric": metrics.get(name), "labels": len(rows),
-            "metrics": metrics, "by_version": by_version,
-            "bias": float(score.mean() - y.mean())}
+    return {
+        "metric_name": name,
+        "metric": metrics.get(name),
+        "labels": len(rows),
+        "metrics": metrics,
+        "by_version": by_version,
+        "bias": float(score.mean() - y.mean()),
+    }
 
 
 def _raise_alerts(ws: Workspace, spec: ProjectSpec, report: MonitorReport) -> list[Alert]:
     m, stats, found = spec.monitoring, report.stats, []
     drifted = (stats.get("drift") or {}).get("summary", {}).get("drifted_features") or []
     if drifted:
-        found.append(("drift", AlertSeverity.WARNING,
-                      f"{len(drifted)} feature(s) drifted (PSI > {m.psi_threshold}): "
-                      f"{', '.join(drifted)}."))
+        found.append(
+            (
+                "drift",
+                AlertSeverity.WARNING,
+                f"{len(drifted)} feature(s) drifted (PSI > {m.psi_threshold}): "
+                f"{', '.join(drifted)}.",
+            )
+        )
     live = stats.get("live") or {}
     if live.get("labels", 0) >= m.min_labels:
         if abs(live["bias"]) > m.bias_threshold:
-            found.append(("bias", AlertSeverity.WARNING,
-                          f"Prediction bias {live['bias']:+.3f} (mean prediction minus label "
-                          f"mean) exceeds ±{m.bias_threshold}."))
+            found.append(
+                (
+                    "bias",
+                    AlertSeverity.WARNING,
+                    f"Prediction bias {live['bias']:+.3f} (mean prediction minus label "
+                    f"mean) exceeds ±{m.bias_threshold}.",
+                )
+            )
         metric = live.get("metric")
         if m.metric_floor is not None and metric is not None and metric < m.metric_floor:
-            found.append(("decay", AlertSeverity.CRITICAL,
-                          f"Live {live['metric_name']} {metric:.3f} is under the floor "
-                          f"{m.metric_floor} over {live['labels']} labels."))
+            found.append(
+                (
+                    "decay",
+                    AlertSeverity.CRITICAL,
+                    f"Live {live['metric_name']} {metric:.3f} is under the floor "
+                    f"{m.metric_floor} over {live['labels']} labels.",
+                )
+            )
     alerts = []
     for kind, severity, message in found:
-        alert = Alert(id=AlertId(new_id("al_")), project=spec.project, kind=kind,
-                      severity=severity, message=message, created_at=utcnow(),
-                      evidence={"report": report.id}, report=report.id)
+        alert = Alert(
+            id=AlertId(new_id("al_")),
+            project=spec.project,
+            kind=kind,
+            severity=severity,
+            message=message,
+            created_at=utcnow(),
+            evidence={"report": report.id},
+            report=report.id,
+        )
         ws.stores.monitor.add_alert(alert)
         alerts.append(alert)
     return alerts

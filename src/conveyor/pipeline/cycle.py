@@ -60,23 +60,32 @@ def run_cycle(
         ws.stores.pipeline.release_lease(lease, holder)
 
 
-def _cycle(ws: Workspace, spec: ProjectSpec, sources: Sequence[Source], manual: bool,
-           say: Progress) -> CycleOutcome:
+def _cycle(
+    ws: Workspace, spec: ProjectSpec, sources: Sequence[Source], manual: bool, say: Progress
+) -> CycleOutcome:
     now = utcnow()
     steps: dict[str, Any] = {}
     ingested = [ingest_batch(ws, spec, s, progress=say) for s in sources]
     if ingested:
-        steps["ingest"] = [{"seq": r.version.seq, "status": str(r.version.status),
-                            "rows": r.version.row_count, "summary": r.report.summary()}
-                           for r in ingested]
+        steps["ingest"] = [
+            {
+                "seq": r.version.seq,
+                "status": str(r.version.status),
+                "rows": r.version.row_count,
+                "summary": r.report.summary(),
+            }
+            for r in ingested
+        ]
     triggers = evaluate_triggers(ws, spec, manual=manual, now=now)
     if triggers and not manual and _cooling_down(ws, spec, now):
         steps["cooldown"] = {"hours": spec.triggers.cooldown_hours}
         triggers = []
     run = PipelineRun(
-        id=PipelineRunId(new_id("pr_")), project=spec.project,
+        id=PipelineRunId(new_id("pr_")),
+        project=spec.project,
         trigger=",".join(t.name for t in triggers) or "none",
-        status=PipelineStatus.RUNNING, started_at=now,
+        status=PipelineStatus.RUNNING,
+        started_at=now,
         evidence={t.name: t.evidence for t in triggers},
     )
     ws.stores.pipeline.add_pipeline_run(run)
@@ -87,13 +96,18 @@ def _cycle(ws: Workspace, spec: ProjectSpec, sources: Sequence[Source], manual: 
     say(f"triggered by {run.trigger}")
     try:
         trained = train_model(ws, spec, reason=run.trigger, progress=say)
-        steps["train"] = {"version": trained.version.version, "test": trained.metrics["test"],
-                          "beats_baseline": trained.beats_baseline}
+        steps["train"] = {
+            "version": trained.version.version,
+            "test": trained.metrics["test"],
+            "beats_baseline": trained.beats_baseline,
+        }
         gate = gate_version(ws, spec, trained.version.version)
         steps["gate"] = gate.to_dict()
         status = PipelineStatus.SUCCEEDED if gate.passed else PipelineStatus.BLOCKED
-        say(("promoted" if gate.promoted else "kept production; rejected")
-            + f" v{trained.version.version}")
+        say(
+            ("promoted" if gate.promoted else "kept production; rejected")
+            + f" v{trained.version.version}"
+        )
     except InvalidInputError as exc:
         steps["error"] = str(exc)
         status = PipelineStatus.FAILED
@@ -110,6 +124,5 @@ def _cooling_down(ws: Workspace, spec: ProjectSpec, now: Any) -> bool:
     hours = spec.triggers.cooldown_hours
     if hours <= 0:
         return False
-    trained = [r for r in ws.stores.pipeline.list_pipeline_runs(spec.project)
-               if "train" in r.steps]
+    trained = [r for r in ws.stores.pipeline.list_pipeline_runs(spec.project) if "train" in r.steps]
     return bool(trained) and trained[-1].started_at + timedelta(hours=hours) > now

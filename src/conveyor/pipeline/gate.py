@@ -1,4 +1,4 @@
-"""The gate step: challenger against production on the same newest test rows, then promote or alert."""
+"""The gate step: challenger against production on the same newest rows; promote or alert."""
 
 from __future__ import annotations
 
@@ -35,15 +35,24 @@ class GateOutcome:
         return self.decision.passed and not self.problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"challenger": self.challenger, "production": self.production,
-                "promoted": self.promoted, "problems": list(self.problems),
-                "decision": self.decision.to_dict()}
+        return {
+            "challenger": self.challenger,
+            "production": self.production,
+            "promoted": self.promoted,
+            "problems": list(self.problems),
+            "decision": self.decision.to_dict(),
+        }
 
 
 def policy_from_spec(spec: ProjectSpec) -> GatePolicy:
     g = spec.gate
-    return GatePolicy(metric=g.metric, margin=g.margin, min_rows=g.min_rows, floor=g.floor,
-                      n_bootstrap=g.n_bootstrap)
+    return GatePolicy(
+        metric=g.metric,
+        margin=g.margin,
+        min_rows=g.min_rows,
+        floor=g.floor,
+        n_bootstrap=g.n_bootstrap,
+    )
 
 
 def gate_version(
@@ -66,28 +75,45 @@ def gate_version(
     if production is not None and production != version:
         prod_model = load_version(ws, model, production)
         prod_pred = prod_model.predict_encoded(encode_frame(rows, prod_model.signature))
-    decision = compare_models(y, chal_pred, prod_pred, task=spec.task,
-                              policy=policy_from_spec(spec))
+    decision = compare_models(
+        y, chal_pred, prod_pred, task=spec.task, policy=policy_from_spec(spec)
+    )
     problems = tuple(sanity_check(challenger.metrics.get("valid", {}), spec.task))
-    outcome = GateOutcome(challenger=version, production=production, decision=decision,
-                          promoted=False, problems=problems)
+    outcome = GateOutcome(
+        challenger=version,
+        production=production,
+        decision=decision,
+        promoted=False,
+        problems=problems,
+    )
     if outcome.passed and promote_if_passed and production != version:
         promote(ws, model, version, reason="passed the gate", evidence=outcome.to_dict())
-        outcome = GateOutcome(challenger=version, production=production, decision=decision,
-                              promoted=True, problems=problems)
+        outcome = GateOutcome(
+            challenger=version,
+            production=production,
+            decision=decision,
+            promoted=True,
+            problems=problems,
+        )
     ws.stores.models.update_version_metrics(model, version, {"gate": outcome.to_dict()})
     if not outcome.passed:
         _alert_rejection(ws, spec, challenger, outcome)
     return outcome
 
 
-def _alert_rejection(ws: Workspace, spec: ProjectSpec, challenger: ModelVersion,
-                     outcome: GateOutcome) -> None:
+def _alert_rejection(
+    ws: Workspace, spec: ProjectSpec, challenger: ModelVersion, outcome: GateOutcome
+) -> None:
     reasons = [*outcome.decision.reasons, *outcome.problems]
-    ws.stores.monitor.add_alert(Alert(
-        id=AlertId(new_id("al_")), project=spec.project, kind="gate_rejected",
-        severity=AlertSeverity.WARNING,
-        message=f"Challenger v{challenger.version} was rejected; production stays "
-                f"v{outcome.production}: {' '.join(reasons)}",
-        created_at=utcnow(), evidence=outcome.to_dict(),
-    ))
+    ws.stores.monitor.add_alert(
+        Alert(
+            id=AlertId(new_id("al_")),
+            project=spec.project,
+            kind="gate_rejected",
+            severity=AlertSeverity.WARNING,
+            message=f"Challenger v{challenger.version} was rejected; production stays "
+            f"v{outcome.production}: {' '.join(reasons)}",
+            created_at=utcnow(),
+            evidence=outcome.to_dict(),
+        )
+    )

@@ -41,22 +41,37 @@ def evaluate_triggers(
     if not has_model and new:
         fired.append(Trigger("bootstrap", {"batches": len(new), "rows": new_rows}))
     if t.new_data_rows is not None and has_model and new_rows >= t.new_data_rows:
-        fired.append(Trigger("new_data", {"rows": new_rows, "threshold": t.new_data_rows,
-                                          "batches": [v.seq for v in new]}))
+        fired.append(
+            Trigger(
+                "new_data",
+                {"rows": new_rows, "threshold": t.new_data_rows, "batches": [v.seq for v in new]},
+            )
+        )
     reports = ws.stores.monitor.list_monitor_reports(spec.project)
     if reports and has_model and new:
         stats = reports[-1].stats
         share = (stats.get("drift") or {}).get("summary", {}).get("share_drifted")
         if t.drift_share is not None and share is not None and share >= t.drift_share:
-            fired.append(Trigger("drift", {"share_drifted": share, "threshold": t.drift_share,
-                                           "report": reports[-1].id}))
+            fired.append(
+                Trigger(
+                    "drift",
+                    {"share_drifted": share, "threshold": t.drift_share, "report": reports[-1].id},
+                )
+            )
         live = (stats.get("live") or {}).get("metric")
         if t.metric_floor is not None and live is not None and live < t.metric_floor:
-            fired.append(Trigger("decay", {"live_metric": live, "floor": t.metric_floor,
-                                           "report": reports[-1].id}))
+            fired.append(
+                Trigger(
+                    "decay",
+                    {"live_metric": live, "floor": t.metric_floor, "report": reports[-1].id},
+                )
+            )
     if t.schedule_every_hours is not None:
-        runs = [r for r in ws.stores.pipeline.list_pipeline_runs(spec.project)
-                if r.status is not PipelineStatus.SKIPPED]
+        runs = [
+            r
+            for r in ws.stores.pipeline.list_pipeline_runs(spec.project)
+            if r.status is not PipelineStatus.SKIPPED
+        ]
         due = not runs or runs[-1].started_at + timedelta(hours=t.schedule_every_hours) <= now
         if due:
             fired.append(Trigger("schedule", {"every_hours": t.schedule_every_hours}))

@@ -52,8 +52,11 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     if current is None or not moves or moves[-1].from_version is None or not spec.watch.enabled:
         return WatchOutcome("no_release", current)
     release, previous = moves[-1], moves[-1].from_version
-    joined = join_feedback(ws.project_dir(spec.project, "predictions"),
-                           ws.project_dir(spec.project, "feedback"), since=release.at)
+    joined = join_feedback(
+        ws.project_dir(spec.project, "predictions"),
+        ws.project_dir(spec.project, "feedback"),
+        since=release.at,
+    )
     rows = joined
     if len(rows):
         rows = rows[(rows["model_version"] == current) & rows["label"].notna()]
@@ -63,21 +66,36 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     old = load_version(ws, model, previous)
     old_score = old.predict_encoded(encode_frame(served_inputs(rows), old.signature))
     decision = compare_models(
-        y, rows["score"].to_numpy(dtype=np.float64), old_score, task=spec.task,
-        policy=GatePolicy(margin=spec.watch.margin, min_rows=spec.watch.min_labels,
-                          floor=spec.watch.floor, n_bootstrap=spec.gate.n_bootstrap),
+        y,
+        rows["score"].to_numpy(dtype=np.float64),
+        old_score,
+        task=spec.task,
+        policy=GatePolicy(
+            margin=spec.watch.margin,
+            min_rows=spec.watch.min_labels,
+            floor=spec.watch.floor,
+            n_bootstrap=spec.gate.n_bootstrap,
+        ),
     )
     evidence = {"labels": len(rows), "decision": decision.to_dict()}
     worse = decision.delta < -spec.watch.margin and decision.ci_high < 0
     under_floor = spec.watch.floor is not None and decision.challenger < spec.watch.floor
     if not (worse or under_floor):
         return WatchOutcome("healthy", current, previous, evidence)
-    reason = (f"post-release watch: v{current} {decision.metric} {decision.challenger:.3f} vs "
-              f"v{previous} {decision.production:.3f} on the same {len(rows)} labelled requests")
+    reason = (
+        f"post-release watch: v{current} {decision.metric} {decision.challenger:.3f} vs "
+        f"v{previous} {decision.production:.3f} on the same {len(rows)} labelled requests"
+    )
     rollback(ws, model, reason=reason, block=True, evidence=evidence)
-    ws.stores.monitor.add_alert(Alert(
-        id=AlertId(new_id("al_")), project=spec.project, kind="rollback",
-        severity=AlertSeverity.CRITICAL, message=f"Rolled back v{current}: {reason}.",
-        created_at=utcnow(), evidence=evidence,
-    ))
+    ws.stores.monitor.add_alert(
+        Alert(
+            id=AlertId(new_id("al_")),
+            project=spec.project,
+            kind="rollback",
+            severity=AlertSeverity.CRITICAL,
+            message=f"Rolled back v{current}: {reason}.",
+            created_at=utcnow(),
+            evidence=evidence,
+        )
+    )
     return WatchOutcome("rolled_back", current, previous, evidence)

@@ -27,8 +27,14 @@ def register_version(
 ) -> ModelVersion:
     """Register the next version of ``model``; the database allocates the number."""
     return ws.stores.models.create_model_version(
-        model, artifact=artifact, run_id=run_id, signature=signature, lineage=lineage,
-        metrics=metrics, tags=tags, actor=ws.actor,
+        model,
+        artifact=artifact,
+        run_id=run_id,
+        signature=signature,
+        lineage=lineage,
+        metrics=metrics,
+        tags=tags,
+        actor=ws.actor,
     )
 
 
@@ -70,14 +76,20 @@ def set_alias(
         current = ws.stores.models.find_alias(model, alias)
         try:
             return ws.stores.models.move_alias(
-                model, alias, version,
+                model,
+                alias,
+                version,
                 expected_revision=current.revision if current else None,
-                action=action, actor=ws.actor, reason=reason, evidence=evidence,
+                action=action,
+                actor=ws.actor,
+                reason=reason,
+                evidence=evidence,
             )
         except ConflictError:
             continue
-    raise ConflictError(f"Alias '{alias}' of '{model}' kept changing; gave up after "
-                        f"{_CAS_ATTEMPTS} attempts.")
+    raise ConflictError(
+        f"Alias '{alias}' of '{model}' kept changing; gave up after {_CAS_ATTEMPTS} attempts."
+    )
 
 
 def promote(
@@ -89,8 +101,9 @@ def promote(
     evidence: Mapping[str, Any] | None = None,
 ) -> AliasPointer:
     """Make ``version`` production; an audit event records who, when, why and the evidence."""
-    return set_alias(ws, model, PRODUCTION, version, action="promote", reason=reason,
-                     evidence=evidence)
+    return set_alias(
+        ws, model, PRODUCTION, version, action="promote", reason=reason, evidence=evidence
+    )
 
 
 def production_history(ws: Workspace, model: str) -> list[AuditEvent]:
@@ -130,5 +143,12 @@ def rollback(
         ws.stores.models.set_version_status(
             model, current, VersionStatus.BLOCKED, actor=ws.actor, reason=reason
         )
-    return set_alias(ws, model, PRODUCTION, target, action="rollback", reason=reason,
-                     evidence={"from_version": current, **(evidence or {})})
+    return set_alias(
+        ws,
+        model,
+        PRODUCTION,
+        target,
+        action="rollback",
+        reason=reason,
+        evidence={"from_version": current, **(evidence or {})},
+    )

@@ -191,16 +191,20 @@ def read_feedback_table(directory: Path) -> pa.Table:
         for path in sorted(Path(directory).glob(FEEDBACK_GLOB)):
             if path.stat().st_size == 0:
                 continue
-            tables.append(con.sql(
-                f"SELECT * FROM read_json('{str(path).replace(chr(39), chr(39) * 2)}', "
-                f"format='newline_delimited', columns={_FEEDBACK_COLUMNS}, ignore_errors=true) "
-                "WHERE label IS NOT NULL"
-            ).to_arrow_table())
+            tables.append(
+                con.sql(
+                    f"SELECT * FROM read_json('{str(path).replace(chr(39), chr(39) * 2)}', "
+                    f"format='newline_delimited', columns={_FEEDBACK_COLUMNS}, ignore_errors=true) "
+                    "WHERE label IS NOT NULL"
+                ).to_arrow_table()
+            )
     finally:
         con.close()
     if not tables:
-        empty = {n: pa.array([], pa.string()) for n in
-                 ("request_id", "entity", "time", "label", "received_at")}
+        empty = {
+            n: pa.array([], pa.string())
+            for n in ("request_id", "entity", "time", "label", "received_at")
+        }
         return pa.table({**empty, "seq": pa.array([], pa.int64())})
     table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
     return table.append_column("seq", pa.array(range(table.num_rows), pa.int64()))
@@ -227,19 +231,22 @@ def _feedback_tables(table: pa.Table) -> tuple[pa.Table, list[pa.Table]]:
     has_id = pc.is_valid(table["request_id"]).to_numpy(zero_copy_only=False)
     id_labels = [label_of(v) for v, keep in zip(labels, has_id, strict=True) if keep]
     by_id = table.filter(pa.array(has_id))
-    id_table = pa.table({
-        "request_id": by_id["request_id"].cast(pa.string()),
-        "label": pa.array(id_labels, label_type),
-        "received_at": by_id["received_at"].cast(pa.string()),
-        "seq": by_id["seq"],
-    })
+    id_table = pa.table(
+        {
+            "request_id": by_id["request_id"].cast(pa.string()),
+            "label": pa.array(id_labels, label_type),
+            "received_at": by_id["received_at"].cast(pa.string()),
+            "seq": by_id["seq"],
+        }
+    )
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     entity_rows = table.filter(pa.array(~has_id)).to_pylist() if not has_id.all() else []
     for r in entity_rows:
         entity = orjson.loads(r["entity"]) if r["entity"] else None
         if entity:
             groups.setdefault(tuple(sorted(entity)), []).append(
-                {**r, "entity": entity, "label": orjson.loads(r["label"])})
+                {**r, "entity": entity, "label": orjson.loads(r["label"])}
+            )
     entity_tables = []
     for keys, members in groups.items():
         columns: dict[str, Any] = {
@@ -296,13 +303,17 @@ def join_feedback(
         # Within a window, a label for a prediction outside it is not unknown: only a join
         # over the whole log can tell.
         whole_log = since is None and until is None
-        unknown = [
-            r[0]
-            for r in con.sql(
-                "SELECT request_id FROM labels WHERE request_id NOT IN "
-                "(SELECT request_id FROM preds) ORDER BY request_id"
-            ).fetchall()
-        ] if whole_log else []
+        unknown = (
+            [
+                r[0]
+                for r in con.sql(
+                    "SELECT request_id FROM labels WHERE request_id NOT IN "
+                    "(SELECT request_id FROM preds) ORDER BY request_id"
+                ).fetchall()
+            ]
+            if whole_log
+            else []
+        )
         unmatched = 0
         for n, table in enumerate(entity_tables):
             keys = orjson.loads(table.schema.metadata[b"keys"])

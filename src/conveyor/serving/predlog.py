@@ -231,9 +231,7 @@ def _segments_in_window(directory: Path, since: datetime | None) -> list[Path]:
     return found
 
 
-def _parts_in_window(
-    directory: Path, since: datetime | None, until: datetime | None
-) -> list[Path]:
+def _parts_in_window(directory: Path, since: datetime | None, until: datetime | None) -> list[Path]:
     """Parquet parts whose day partition can overlap [since, until)."""
     lo = as_utc(since).strftime("%Y-%m-%d") if since is not None else None
     hi = as_utc(until).strftime("%Y-%m-%d") if until is not None else None
@@ -329,8 +327,9 @@ def read_predictions(
     con = duckdb.connect()
     try:
         sources: list[str] = []
-        segments = [read_segment(p, con=con) for p in _segments_in_window(directory, since)
-                    if p.exists()]
+        segments = [
+            read_segment(p, con=con) for p in _segments_in_window(directory, since) if p.exists()
+        ]
         if segments:
             con.register("segments", pa.concat_tables(segments))
             sources.append("SELECT * FROM segments")

@@ -67,7 +67,7 @@ def build_app(ws: Workspace, spec: ProjectSpec) -> Starlette:
 
 
 def app_from_env() -> Starlette:
-    """App factory for uvicorn workers: workspace from ``CONVEYOR_*``, spec from ``CONVEYOR_SPEC``."""
+    """App factory for uvicorn workers: workspace from ``CONVEYOR_*``, spec ``CONVEYOR_SPEC``."""
     ws = Workspace.open(Settings())
     return build_app(ws, load_spec(Path(os.environ.get(SPEC_ENV, "conveyor.yaml"))))
 

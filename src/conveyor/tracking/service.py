@@ -29,8 +29,9 @@ class ActiveRun:
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
         now = utcnow()
-        points = [MetricPoint(key=k, value=float(v), step=step, timestamp=now)
-                  for k, v in metrics.items()]
+        points = [
+            MetricPoint(key=k, value=float(v), step=step, timestamp=now) for k, v in metrics.items()
+        ]
         self.ws.stores.runs.log_metrics(self.run.id, points)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
