@@ -157,3 +157,7 @@ def test_monitor_sees_drift_in_served_inputs(ws, spec):
     assert stats["live"]["labels"] == 1500
     assert stats["live"]["bias"] > 0.3
     assert {a.kind for a in outcome.alerts} >= {"drift", "bias"}
+    html = outcome.alerts[0].report
+    assert html and html.endswith(".html")
+    page = open(html).read()
+    assert "distance" in page and page.count("<svg") >= 2

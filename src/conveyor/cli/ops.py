@@ -34,6 +34,8 @@ def monitor_cmd(ctx: typer.Context) -> None:
     )
     for alert in outcome.alerts:
         c.emit(None, f"[yellow]alert[/yellow] {escape(alert.message)}")
+    if stats.get("html"):
+        c.emit(None, f"report: {stats['html']}")
 
 
 def watch(ctx: typer.Context) -> None:

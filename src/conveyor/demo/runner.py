@@ -43,6 +43,7 @@ CORRUPT = {
     30: ("injected NaNs", flights.corrupt_nans),
 }
 BAD_RELEASE_WEEK = 38
+WEEKS_LAST = flights.WEEKS - 1
 MARKER = ".conveyor-demo"
 
 
@@ -122,7 +123,7 @@ def _week(ws, spec, srv, batch: pd.DataFrame, w: int, static_model, ui) -> WeekR
             for p, lbl in zip(preds, y, strict=True)
         ],
     )
-    report = monitor(ws, spec).report
+    report = monitor(ws, spec, write_html=w == WEEKS_LAST).report
     drift = (report.stats.get("drift") or {}).get("features", {})
     rec.drift = {k: v["psi"] for k, v in drift.items() if v.get("psi") is not None}
     for alert in ws.stores.monitor.list_alerts(spec.project)[-3:]:

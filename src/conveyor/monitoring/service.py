@@ -17,6 +17,7 @@ from conveyor.data.drift import compute_drift
 from conveyor.data.profiles import profile_frame
 from conveyor.data.service import project_schema
 from conveyor.evaluation.metrics import evaluate, primary_metric
+from conveyor.monitoring.report import write_monitor_report
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.feedback import join_feedback
 from conveyor.serving.predlog import INPUT_PREFIX, compact_predictions, read_predictions
@@ -50,12 +51,15 @@ def monitor(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    write_html: bool = True,
 ) -> MonitorOutcome:
     """Compute one monitoring window (default: since the previous report) and raise alerts.
 
     Feature drift compares served inputs with the reference profile of the production version
     (PSI and Jensen-Shannon per feature); bias is the mean prediction minus the label mean of the
-    rows whose labels arrived; live performance is the project's metrics on those rows.
+    rows whose labels arrived; live performance is the project's metrics on those rows. The
+    window's HTML report is written under the project's ``reports`` directory and every alert
+    links to it.
     """
     model = spec.model_name
     previous = ws.stores.monitor.list_monitor_reports(spec.project)
@@ -66,6 +70,8 @@ def monitor(
     preds = read_predictions(pred_dir, since=start, until=end)
     production = find_alias_version(ws, model, PRODUCTION)
     stats: dict[str, Any] = {"rows": len(preds), "production": production}
+    reference: dict[str, Any] = {}
+    current: dict[str, Any] = {}
     if len(preds) and production is not None:
         schema = project_schema(ws, spec)
         features = Schema(columns=tuple(schema.features))
@@ -85,8 +91,12 @@ def monitor(
     if len(labelled):
         stats["live"] = _live(spec, labelled)
     stats["feedback_unknown_ids"] = len(joined.attrs.get("unknown_ids", []))
+    report_id = new_id("mr_")
+    html = ws.project_dir(spec.project, "reports") / f"monitor-{report_id}.html"
+    if write_html:
+        stats["html"] = str(html)
     report = MonitorReport(
-        id=new_id("mr_"),
+        id=report_id,
         project=spec.project,
         model_version=production,
         window_start=start or (preds["ts"].min() if len(preds) else end),
@@ -96,6 +106,8 @@ def monitor(
     )
     ws.stores.monitor.add_monitor_report(report)
     alerts = tuple(_raise_alerts(ws, spec, report))
+    if write_html:
+        write_monitor_report(html, report, reference=reference, current=current, alerts=alerts)
     return MonitorOutcome(report=report, alerts=alerts)
 
 
@@ -162,7 +174,7 @@ def _raise_alerts(ws: Workspace, spec: ProjectSpec, report: MonitorReport) -> li
             message=message,
             created_at=utcnow(),
             evidence={"report": report.id},
-            report=report.id,
+            report=report.stats.get("html") or report.id,
         )
         ws.stores.monitor.add_alert(alert)
         alerts.append(alert)

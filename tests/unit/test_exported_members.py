@@ -1,0 +1,20 @@
+"""The public API of `import conveyor as cv` is pinned: a change here is a deliberate one."""
+
+from __future__ import annotations
+
+import conveyor as cv
+
+
+def test_public_api_is_pinned():
+    assert sorted(cv.__all__) == [
+        "ConveyorError",
+        "Project",
+        "ProjectSpec",
+        "Settings",
+        "Workspace",
+        "__version__",
+        "load_spec",
+        "start_run",
+    ]
+    for name in cv.__all__:
+        assert getattr(cv, name) is not None
