@@ -3,26 +3,45 @@
 >>> import conveyor as cv
 >>> sorted(cv.__all__)[:3]
 ['ConveyorError', 'Project', 'ProjectSpec']
+
+Names are imported on first use, so ``import conveyor`` and the command line start quickly.
 """
 
 from __future__ import annotations
 
-from conveyor.config import Settings
-from conveyor.core.errors import ConveyorError
-from conveyor.project import Project
-from conveyor.spec import ProjectSpec, load_spec
-from conveyor.tracking.service import start_run
-from conveyor.workspace import Workspace
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConveyorError",
-    "Project",
-    "ProjectSpec",
-    "Settings",
-    "Workspace",
-    "__version__",
-    "load_spec",
-    "start_run",
-]
+_EXPORTS = {
+    "ConveyorError": "conveyor.core.errors",
+    "Project": "conveyor.project",
+    "ProjectSpec": "conveyor.spec",
+    "Settings": "conveyor.config",
+    "Workspace": "conveyor.workspace",
+    "load_spec": "conveyor.spec",
+    "start_run": "conveyor.tracking.service",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from conveyor.config import Settings
+    from conveyor.core.errors import ConveyorError
+    from conveyor.project import Project
+    from conveyor.spec import ProjectSpec, load_spec
+    from conveyor.tracking.service import start_run
+    from conveyor.workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

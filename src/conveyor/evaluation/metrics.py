@@ -11,20 +11,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from types import ModuleType
+
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    brier_score_loss,
-    log_loss,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-    root_mean_squared_error,
-)
 
 from conveyor.core.errors import InvalidInputError
 
 TASKS: tuple[str, ...] = ("binary", "regression")
+
+
+def _sk() -> ModuleType:
+    """scikit-learn's metrics, imported on first use: the import costs about a second of
+    start-up that commands which never evaluate a model should not pay."""
+    import sklearn.metrics  # noqa: PLC0415
+
+    return sklearn.metrics
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before the log loss so one confident mistake
 #: costs a large but finite amount.
@@ -201,10 +202,10 @@ def _as_vector(values: Any, name: str) -> np.ndarray:
 def _binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     both_classes = bool(y.min() != y.max())
     return {
-        "roc_auc": float(roc_auc_score(y, p)) if both_classes else math.nan,
-        "accuracy": float(accuracy_score(y, p >= 0.5)),
-        "log_loss": float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0.0, 1.0])),
-        "brier": float(brier_score_loss(y, p, labels=[0.0, 1.0])),
+        "roc_auc": float(_sk().roc_auc_score(y, p)) if both_classes else math.nan,
+        "accuracy": float(_sk().accuracy_score(y, p >= 0.5)),
+        "log_loss": float(_sk().log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0.0, 1.0])),
+        "brier": float(_sk().brier_score_loss(y, p, labels=[0.0, 1.0])),
         "positive_rate": float(y.mean()),
         "mean_prediction": float(p.mean()),
         "n": float(len(y)),
@@ -214,9 +215,9 @@ def _binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def _regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     constant = bool(y.min() == y.max())
     return {
-        "mae": float(mean_absolute_error(y, p)),
-        "rmse": float(root_mean_squared_error(y, p)),
-        "r2": math.nan if constant else float(r2_score(y, p)),
+        "mae": float(_sk().mean_absolute_error(y, p)),
+        "rmse": float(_sk().root_mean_squared_error(y, p)),
+        "r2": math.nan if constant else float(_sk().r2_score(y, p)),
         "mean_prediction": float(p.mean()),
         "n": float(len(y)),
     }
