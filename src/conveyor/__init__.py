@@ -27,12 +27,13 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from conveyor.config import Settings
-    from conveyor.core.errors import ConveyorError
-    from conveyor.project import Project
-    from conveyor.spec import ProjectSpec, load_spec
-    from conveyor.tracking.service import start_run
-    from conveyor.workspace import Workspace
+    from conveyor.config import Settings as Settings
+    from conveyor.core.errors import ConveyorError as ConveyorError
+    from conveyor.project import Project as Project
+    from conveyor.spec import ProjectSpec as ProjectSpec
+    from conveyor.spec import load_spec as load_spec
+    from conveyor.tracking.service import start_run as start_run
+    from conveyor.workspace import Workspace as Workspace
 
 
 def __getattr__(name: str) -> Any:

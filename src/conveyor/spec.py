@@ -121,7 +121,9 @@ class ProjectSpec(_Section):
         return self.project
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+        return str(
+            yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+        )
 
 
 def _describe(error: Mapping[str, Any]) -> str:

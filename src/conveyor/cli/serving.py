@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -60,7 +60,7 @@ def feedback(
     c.emit(result.to_dict() if hasattr(result, "to_dict") else result, f"recorded {result}")
 
 
-def _items(frame: pd.DataFrame, entities: list[str]) -> list[dict]:
+def _items(frame: pd.DataFrame, entities: list[str]) -> list[dict[str, Any]]:
     clean = frame.astype(object).where(frame.notna(), None)
     if "request_id" in frame.columns:
         return [

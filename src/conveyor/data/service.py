@@ -6,7 +6,9 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -22,7 +24,7 @@ from conveyor.data.validation import ValidationPolicy, validate_batch
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
-Source = str | Path | pd.DataFrame | pa.Table
+Source: TypeAlias = str | Path | pd.DataFrame | pa.Table
 Progress = Callable[[str], None]
 
 
@@ -129,7 +131,7 @@ def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None 
     return ws.stores.datasets.save_schema(spec.project, inferred)
 
 
-def reference_profile(ws: Workspace, project: str) -> dict | None:
+def reference_profile(ws: Workspace, project: str) -> dict[str, Any] | None:
     """The profile whose histogram edges every later profile of ``project`` reuses."""
     accepted = ws.stores.datasets.list_dataset_versions(project, status=BatchStatus.ACCEPTED)
     return dict(accepted[0].profile) if accepted else None
@@ -229,7 +231,7 @@ def _store_parquet(ws: Workspace, frame: pd.DataFrame) -> str:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _time_range(frame: pd.DataFrame, column: str | None) -> tuple:
+def _time_range(frame: pd.DataFrame, column: str | None) -> tuple[datetime | None, datetime | None]:
     if not column or column not in frame.columns or len(frame) == 0:
         return None, None
     values = frame[column]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.config import Settings
+from conveyor.core.model import Predictor
 from conveyor.core.signature import encode_frame
 from conveyor.demo import flights
 from conveyor.demo.console import DemoConsole
@@ -33,7 +34,7 @@ from conveyor.pipeline.cycle import run_cycle
 from conveyor.pipeline.watch import watch_release
 from conveyor.registry.service import PRODUCTION, find_alias_version, promote
 from conveyor.serving.service import record_feedback
-from conveyor.spec import load_spec
+from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version, train_model
 from conveyor.workspace import Workspace
 
@@ -103,7 +104,15 @@ def run_demo(out: Path, *, weeks: int = 52, console_json: bool = False) -> dict[
     return summary
 
 
-def _week(ws, spec, srv, batch: pd.DataFrame, w: int, static_model, ui) -> WeekRecord:
+def _week(
+    ws: Workspace,
+    spec: ProjectSpec,
+    srv: ServerProcess,
+    batch: pd.DataFrame,
+    w: int,
+    static_model: Predictor,
+    ui: DemoConsole,
+) -> WeekRecord:
     rec = WeekRecord(week=w + 1, start=str(batch[flights.TIME].min().date()), rows=len(batch))
     features = batch[flights.FEATURES + [flights.ENTITY]]
     payload = features.rename(columns={flights.ENTITY: "request_id"}).to_dict(orient="records")
@@ -176,9 +185,18 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(clean)) if clean else float("nan")
 
 
-def _summary(records: list[WeekRecord], ws, spec, elapsed_s: float, static_version: int) -> dict:
+def _summary(
+    records: list[WeekRecord],
+    ws: Workspace,
+    spec: ProjectSpec,
+    elapsed_s: float,
+    static_version: int,
+) -> dict[str, Any]:
     h2 = [r for r in records if r.week > 26]
-    count = lambda kind: sum(e["kind"] == kind for r in records for e in r.events)  # noqa: E731
+
+    def count(kind: str) -> int:
+        return sum(e["kind"] == kind for r in records for e in r.events)
+
     audit = ws.stores.models.list_audit_events(spec.model_name, alias=PRODUCTION)
     return {
         "weeks": len(records) + BOOTSTRAP_WEEKS,

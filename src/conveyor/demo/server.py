@@ -74,7 +74,8 @@ class ServerProcess:
         raise ConveyorError(f"The server was not ready after {timeout_s:.0f} s; see {self._log}.")
 
     def version(self) -> int | None:
-        return self.client.get("/v1/model").json().get("version")
+        version = self.client.get("/v1/model").json().get("version")
+        return int(version) if version is not None else None
 
     def wait_version(self, version: int, timeout_s: float = 30.0) -> float:
         """Wait until the server answers with ``version``; return the seconds it took."""
@@ -85,9 +86,9 @@ class ServerProcess:
             time.sleep(0.1)
         raise ConveyorError(f"The server did not swap to v{version} within {timeout_s:.0f} s.")
 
-    def predict(self, records: Sequence[dict[str, Any]], chunk: int = 1000) -> list[dict]:
+    def predict(self, records: Sequence[dict[str, Any]], chunk: int = 1000) -> list[dict[str, Any]]:
         """Score records in requests of ``chunk`` rows; every response must be 200."""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         for i in range(0, len(records), chunk):
             resp = self.client.post("/v1/predict", json={"records": list(records[i : i + chunk])})
             if resp.status_code != 200:

@@ -9,9 +9,8 @@ exception, because a short monitoring window must still produce a report.
 from __future__ import annotations
 
 import math
-from typing import Any
-
 from types import ModuleType
+from typing import Any, cast
 
 import numpy as np
 
@@ -25,7 +24,8 @@ def _sk() -> ModuleType:
     start-up that commands which never evaluate a model should not pay."""
     import sklearn.metrics  # noqa: PLC0415
 
-    return sklearn.metrics
+    return cast(ModuleType, sklearn.metrics)
+
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before the log loss so one confident mistake
 #: costs a large but finite amount.

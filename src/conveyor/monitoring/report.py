@@ -22,7 +22,7 @@ def write_monitor_report(
     current: Mapping[str, Any],
     alerts: Sequence[Alert] = (),
 ) -> Path:
-    """Render ``report`` with the reference and current profiles it compared; write it atomically."""
+    """Render ``report`` with the profiles it compared; write the page atomically."""
     stats = report.stats
     live = stats.get("live") or {}
     drift = (stats.get("drift") or {}).get("features", {})

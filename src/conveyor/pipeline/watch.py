@@ -78,7 +78,12 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         ),
     )
     evidence = {"labels": len(rows), "decision": decision.to_dict()}
-    worse = decision.delta < -spec.watch.margin and decision.ci_high < 0
+    worse = (
+        decision.delta is not None
+        and decision.ci_high is not None
+        and decision.delta < -spec.watch.margin
+        and decision.ci_high < 0
+    )
     under_floor = spec.watch.floor is not None and decision.challenger < spec.watch.floor
     if not (worse or under_floor):
         return WatchOutcome("healthy", current, previous, evidence)

@@ -212,7 +212,7 @@ def read_feedback_table(directory: Path) -> pa.Table:
 
 def read_feedback_rows(directory: Path) -> list[dict[str, Any]]:
     """Every stored feedback item in write order, each with a ``seq`` number."""
-    rows = read_feedback_table(directory).to_pylist()
+    rows: list[dict[str, Any]] = read_feedback_table(directory).to_pylist()
     for row in rows:
         row["entity"] = orjson.loads(row["entity"]) if row["entity"] else None
         row["label"] = orjson.loads(row["label"])

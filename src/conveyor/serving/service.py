@@ -93,7 +93,7 @@ def predict_batch(
     source: Path,
     output: Path,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> dict[str, Any]:
     """Score a CSV/Parquet file with the production model; the output is written atomically."""
     load, _ = production_loader(ws, spec)

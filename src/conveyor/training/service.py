@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,8 @@ def signature_of(schema: Schema, task: str) -> Signature:
 
 def label_vector(frame: pd.DataFrame, spec: ProjectSpec) -> np.ndarray:
     """The label as float64 (booleans and 0/1 for binary tasks)."""
-    return pd.to_numeric(frame[spec.label], errors="coerce").astype("float64").to_numpy()
+    values = pd.to_numeric(frame[spec.label], errors="coerce").astype("float64")
+    return np.asarray(values, dtype=np.float64)
 
 
 def package_versions() -> dict[str, str]:
@@ -204,7 +205,7 @@ def test_rows(ws: Workspace, spec: ProjectSpec, version: ModelVersion) -> pd.Dat
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     clean = frame.astype(object).where(frame.notna(), None)
-    return clean.to_dict(orient="records")
+    return cast(list[dict[str, Any]], clean.to_dict(orient="records"))
 
 
 def _iso(value: Any) -> str | None:
