@@ -17,14 +17,26 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 
 from conveyor.core.errors import InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.signature import Signature
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+
+def lightgbm() -> ModuleType:
+    """LightGBM, imported on first use: with scikit-learn it costs over a second of start-up
+    that commands which never train or load a model should not pay."""
+    import lightgbm as lgb  # noqa: PLC0415
+
+    return lgb
+
 
 #: The tag of the artifact format written by :func:`save_model`.
 MODEL_FORMAT = "conveyor.model/1"
@@ -125,8 +137,8 @@ def _lightgbm_from(signature: Signature, payload: Any) -> Predictor:
             " instead."
         )
     try:
-        booster = lgb.Booster(model_str=payload)
-    except lgb.basic.LightGBMError as exc:
+        booster = lightgbm().Booster(model_str=payload)
+    except lightgbm().basic.LightGBMError as exc:
         raise InvalidInputError(f"The lightgbm model payload does not parse: {exc}") from exc
     if booster.num_feature() != len(signature.inputs):
         raise InvalidInputError(

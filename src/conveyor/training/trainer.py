@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -23,7 +22,10 @@ from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.evaluation import evaluate, is_better, primary_metric
-from conveyor.training.models import LightGBMModel, MeanModel, PriorModel
+from conveyor.training.models import LightGBMModel, MeanModel, PriorModel, lightgbm
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 #: LightGBM parameters used unless :attr:`TrainConfig.params` overrides them.
 #: ``num_boost_round`` and ``early_stopping_rounds`` steer the boosting loop. One thread by
@@ -292,6 +294,7 @@ def _fit_booster(
     categorical = [
         j for j, col in enumerate(signature.inputs) if col.kind is ColumnKind.CATEGORICAL
     ]
+    lgb = lightgbm()
     train_set = lgb.Dataset(
         x_train, label=y_train, categorical_feature=categorical, params=booster_params
     )
