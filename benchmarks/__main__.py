@@ -7,9 +7,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from benchmarks import BenchmarkError, Result, serving
+from benchmarks import BenchmarkError, Result, serving, tracking
 
-BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {"serving": serving.run}
+BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
+    "serving": serving.run,
+    "tracking": tracking.run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,18 @@ _EXPORTS = {
     "Settings": "conveyor.config",
     "Workspace": "conveyor.workspace",
     "load_spec": "conveyor.spec",
-    "start_run": "conveyor.tracking.service",
+    "active_run": "conveyor.tracking.fluent",
+    "end_run": "conveyor.tracking.fluent",
+    "log_artifact": "conveyor.tracking.fluent",
+    "log_dataset": "conveyor.tracking.fluent",
+    "log_metric": "conveyor.tracking.fluent",
+    "log_metrics": "conveyor.tracking.fluent",
+    "log_param": "conveyor.tracking.fluent",
+    "log_params": "conveyor.tracking.fluent",
+    "set_tag": "conveyor.tracking.fluent",
+    "set_tags": "conveyor.tracking.fluent",
+    "set_workspace": "conveyor.tracking.fluent",
+    "start_run": "conveyor.tracking.fluent",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -32,7 +43,18 @@ if TYPE_CHECKING:
     from conveyor.project import Project as Project
     from conveyor.spec import ProjectSpec as ProjectSpec
     from conveyor.spec import load_spec as load_spec
-    from conveyor.tracking.service import start_run as start_run
+    from conveyor.tracking.fluent import active_run as active_run
+    from conveyor.tracking.fluent import end_run as end_run
+    from conveyor.tracking.fluent import log_artifact as log_artifact
+    from conveyor.tracking.fluent import log_dataset as log_dataset
+    from conveyor.tracking.fluent import log_metric as log_metric
+    from conveyor.tracking.fluent import log_metrics as log_metrics
+    from conveyor.tracking.fluent import log_param as log_param
+    from conveyor.tracking.fluent import log_params as log_params
+    from conveyor.tracking.fluent import set_tag as set_tag
+    from conveyor.tracking.fluent import set_tags as set_tags
+    from conveyor.tracking.fluent import set_workspace as set_workspace
+    from conveyor.tracking.fluent import start_run as start_run
     from conveyor.workspace import Workspace as Workspace
 
 

@@ -48,7 +48,10 @@ class Project:
         return gate_version(self.ws, self.spec, version, **kw)
 
     def promote(self, version: int, *, reason: str) -> AliasPointer:
-        return promote(self.ws, self.spec.model_name, version, reason=reason)
+        required = self.spec.registry.require_approval
+        return promote(
+            self.ws, self.spec.model_name, version, reason=reason, require_approval=required
+        )
 
     def rollback(self, *, reason: str, block: bool = False) -> AliasPointer:
         return rollback(self.ws, self.spec.model_name, reason=reason, block=block)

@@ -97,6 +97,15 @@ class WatchSpec(_Section):
     floor: float | None = None
 
 
+class RegistrySpec(_Section):
+    """Who may release a model: with ``require_approval`` a version becomes production only
+    after a person other than the requester approved it."""
+
+    require_approval: bool = Field(
+        default=False, description="Production takes only versions approved by a second person."
+    )
+
+
 class ProjectSpec(_Section):
     """One ML problem X -> Y and the policies of its line."""
 
@@ -115,6 +124,7 @@ class ProjectSpec(_Section):
     monitoring: MonitoringSpec = MonitoringSpec()
     triggers: TriggerSpec = TriggerSpec()
     watch: WatchSpec = WatchSpec()
+    registry: RegistrySpec = RegistrySpec()
 
     @property
     def model_name(self) -> str:

@@ -154,3 +154,49 @@ def test_concurrent_metric_writers_lose_nothing(runs: SqlRunStore) -> None:
     assert errors == []
     assert runs.get_run(run.id).metrics == {f"m{w}": 9.0 for w in range(4)}
     assert all(len(runs.get_metric_history(run.id, f"m{w}")) == 10 for w in range(4))
+
+
+def test_log_batch_writes_params_tags_and_metrics_together(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    runs.log_batch(
+        run.id,
+        params={"lr": "0.1"},
+        tags={"team": "risk"},
+        metrics=[_point("loss", 0.5, 0), _point("loss", 0.4, 1)],
+    )
+    stored = runs.get_run(run.id)
+    assert (stored.params, stored.tags, stored.metrics) == (
+        {"lr": "0.1"},
+        {"team": "risk"},
+        {"loss": 0.4},
+    )
+
+
+def test_log_batch_with_a_param_conflict_writes_nothing(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    runs.log_params(run.id, {"lr": "0.1"})
+    with pytest.raises(ConflictError, match="'lr' of run .* cannot become '0.2'"):
+        runs.log_batch(
+            run.id, params={"lr": "0.2"}, tags={"t": "x"}, metrics=[_point("loss", 0.5, 0)]
+        )
+    stored = runs.get_run(run.id)
+    assert stored.tags == {} and stored.metrics == {}
+    assert runs.get_metric_history(run.id, "loss") == []
+
+
+def test_log_batch_of_nothing_still_checks_the_run(runs: SqlRunStore) -> None:
+    with pytest.raises(NotFoundError, match="Run 'nope' does not exist"):
+        runs.log_batch(RunId("nope"))
+
+
+def test_ten_thousand_points_keep_order_values_and_timestamps(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    points = [_point("loss", 1.0 / (i + 1), i, i / 1000) for i in range(10_000)]
+    points[7] = _point("loss", math.nan, 7, 0.007)
+    runs.log_metrics(run.id, points)
+    history = runs.get_metric_history(run.id, "loss")
+    assert len(history) == 10_000
+    assert [p.step for p in history] == list(range(10_000))
+    assert history[123].value == 1.0 / 124 and math.isnan(history[7].value)
+    assert history[-1].timestamp == T0 + timedelta(seconds=9.999)
+    assert runs.get_run(run.id).metrics == {"loss": 1.0 / 10_000}

@@ -78,8 +78,10 @@ def test_watch_keeps_a_healthy_release(ws, spec):
 
 def test_schedule_and_decay_triggers(ws):
     spec = parse_spec(
-        {**SPEC, "triggers": {"new_data_rows": None, "schedule_every_hours": 24,
-                              "metric_floor": 0.99}}
+        {
+            **SPEC,
+            "triggers": {"new_data_rows": None, "schedule_every_hours": 24, "metric_floor": 0.99},
+        }
     )
     run_cycle(ws, spec, sources=[make_batch(0), make_batch(1)])
     now = utcnow()

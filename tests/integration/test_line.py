@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -159,5 +161,5 @@ def test_monitor_sees_drift_in_served_inputs(ws, spec):
     assert {a.kind for a in outcome.alerts} >= {"drift", "bias"}
     html = outcome.alerts[0].report
     assert html and html.endswith(".html")
-    page = open(html).read()
+    page = Path(html).read_text()
     assert "distance" in page and page.count("<svg") >= 2

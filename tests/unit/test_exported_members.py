@@ -13,7 +13,18 @@ def test_public_api_is_pinned():
         "Settings",
         "Workspace",
         "__version__",
+        "active_run",
+        "end_run",
         "load_spec",
+        "log_artifact",
+        "log_dataset",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "set_tag",
+        "set_tags",
+        "set_workspace",
         "start_run",
     ]
     for name in cv.__all__:

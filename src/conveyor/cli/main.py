@@ -10,7 +10,7 @@ import click
 import typer
 from rich.markup import escape
 
-from conveyor.cli import data, models, ops, serving
+from conveyor.cli import data, models, ops, registry, runs, serving
 from conveyor.cli.context import EXIT_ERROR, EXIT_USAGE, Context, err, exit_code
 from conveyor.core.errors import ConveyorError
 
@@ -38,7 +38,7 @@ def _options(
     ctx.obj = Context(spec_path=spec, home=home, json=json)
 
 
-for module in (data, models, serving, ops):
+for module in (data, models, serving, ops, runs, registry):
     module.register(app)
 
 

@@ -49,7 +49,8 @@ def promote_cmd(
 ) -> None:
     """Make a version production by hand (recorded with who, when and why)."""
     c = get(ctx)
-    pointer = promote(c.ws, c.spec.model_name, version, reason=reason)
+    required = c.spec.registry.require_approval
+    pointer = promote(c.ws, c.spec.model_name, version, reason=reason, require_approval=required)
     c.emit(
         {"alias": pointer.alias, "version": pointer.version, "revision": pointer.revision},
         f"production -> v{pointer.version}",

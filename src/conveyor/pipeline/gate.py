@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.core.approval import ApprovalStatus
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity, ModelVersion
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.evaluation.gate import GateDecision, GatePolicy, compare_models, sanity_check
+from conveyor.registry.approvals import find_approval, request_approval
 from conveyor.registry.service import (
     PRODUCTION,
     find_alias_version,
@@ -29,6 +31,7 @@ class GateOutcome:
     decision: GateDecision
     promoted: bool
     problems: tuple[str, ...] = ()
+    awaiting_approval: bool = False
 
     @property
     def passed(self) -> bool:
@@ -40,6 +43,7 @@ class GateOutcome:
             "production": self.production,
             "promoted": self.promoted,
             "problems": list(self.problems),
+            "awaiting_approval": self.awaiting_approval,
             "decision": self.decision.to_dict(),
         }
 
@@ -87,18 +91,44 @@ def gate_version(
         problems=problems,
     )
     if outcome.passed and promote_if_passed and production != version:
-        promote(ws, model, version, reason="passed the gate", evidence=outcome.to_dict())
-        outcome = GateOutcome(
-            challenger=version,
-            production=production,
-            decision=decision,
-            promoted=True,
-            problems=problems,
-        )
+        if spec.registry.require_approval and not _approved(ws, model, version):
+            outcome = GateOutcome(
+                challenger=version,
+                production=production,
+                decision=decision,
+                promoted=False,
+                problems=problems,
+                awaiting_approval=True,
+            )
+        else:
+            promote(
+                ws,
+                model,
+                version,
+                reason="passed the gate",
+                evidence=outcome.to_dict(),
+                require_approval=spec.registry.require_approval,
+            )
+            outcome = GateOutcome(
+                challenger=version,
+                production=production,
+                decision=decision,
+                promoted=True,
+                problems=problems,
+            )
     ws.stores.models.update_version_metrics(model, version, {"gate": outcome.to_dict()})
     if not outcome.passed:
         _alert_rejection(ws, spec, challenger, outcome)
     return outcome
+
+
+def _approved(ws: Workspace, model: str, version: int) -> bool:
+    """True if ``version`` is approved; otherwise ask for an approval unless one is open."""
+    approval = find_approval(ws, model, version)
+    if approval is None:
+        request_approval(ws, model, version, reason="passed the gate")
+        return False
+    return approval.status is ApprovalStatus.APPROVED
 
 
 def _alert_rejection(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from conveyor.core.approval import ApprovalStatus
 from conveyor.core.entities import AliasPointer, AuditEvent, ModelVersion, RunId, VersionStatus
-from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
+from conveyor.core.errors import BlockedError, ConflictError, InvalidInputError, NotFoundError
 from conveyor.workspace import Workspace
 
 PRODUCTION = "production"
@@ -44,8 +45,18 @@ def get_version(ws: Workspace, model: str, version: int) -> ModelVersion:
         return ws.stores.models.get_model_version(model, version)
     except NotFoundError:
         known = [v.version for v in ws.stores.models.list_model_versions(model)]
+        deleted = [
+            e
+            for e in ws.stores.models.list_audit_events(model)
+            if e.action == "delete" and e.to_version == version
+        ]
+        gone = (
+            f" (deleted by {deleted[-1].actor} at {deleted[-1].at:%Y-%m-%d %H:%M} UTC)"
+            if deleted
+            else ""
+        )
         raise NotFoundError(
-            f"Model '{model}' has no version {version}; known versions: {known or 'none'}."
+            f"Model '{model}' has no version {version}{gone}; known versions: {known or 'none'}."
         ) from None
 
 
@@ -63,15 +74,35 @@ def set_alias(
     action: str,
     reason: str,
     evidence: Mapping[str, Any] | None = None,
+    require_approval: bool = False,
 ) -> AliasPointer:
-    """Point ``alias`` at ``version`` by compare-and-swap, retrying on a concurrent move."""
+    """Point ``alias`` at ``version`` by compare-and-swap, retrying on a concurrent move.
+
+    An archived version takes no alias. With ``require_approval`` (the project's
+    ``registry.require_approval``), production only takes an approved version; the approval
+    is added to the audit event's evidence.
+
+    Raises
+    ------
+    InvalidInputError
+        If the alias is unknown, the version is archived, or it is not ready for production.
+    BlockedError
+        If production needs an approval and the version has none that is approved.
+    """
     if alias not in ALIASES:
         raise InvalidInputError(f"Alias '{alias}' is not known; allowed: {', '.join(ALIASES)}.")
     mv = get_version(ws, model, version)
+    if mv.status is VersionStatus.ARCHIVED:
+        raise InvalidInputError(
+            f"Version {version} of '{model}' is archived and cannot take the alias '{alias}'; "
+            f"restore it first (`conveyor models restore {version}`)."
+        )
     if alias == PRODUCTION and mv.status is not VersionStatus.READY:
         raise InvalidInputError(
             f"Version {version} of '{model}' is {mv.status} and cannot become production."
         )
+    if alias == PRODUCTION and require_approval:
+        evidence = {**(evidence or {}), "approval": _approval_evidence(ws, model, version)}
     for _ in range(_CAS_ATTEMPTS):
         current = ws.stores.models.find_alias(model, alias)
         try:
@@ -99,11 +130,51 @@ def promote(
     *,
     reason: str,
     evidence: Mapping[str, Any] | None = None,
+    require_approval: bool = False,
 ) -> AliasPointer:
-    """Make ``version`` production; an audit event records who, when, why and the evidence."""
+    """Make ``version`` production; an audit event records who, when, why and the evidence.
+
+    With ``require_approval`` the version must have been approved (see
+    :mod:`conveyor.registry.approvals`), else BlockedError and production stays.
+    """
     return set_alias(
-        ws, model, PRODUCTION, version, action="promote", reason=reason, evidence=evidence
+        ws,
+        model,
+        PRODUCTION,
+        version,
+        action="promote",
+        reason=reason,
+        evidence=evidence,
+        require_approval=require_approval,
     )
+
+
+def _approval_evidence(ws: Workspace, model: str, version: int) -> dict[str, Any]:
+    """The approval that releases ``version``, as audit evidence; BlockedError if there is none."""
+    approval = ws.stores.models.find_approval(model, version)
+    if approval is None or approval.status is not ApprovalStatus.APPROVED:
+        state = (
+            "no approval request"
+            if approval is None
+            else f"an approval that is {approval.status} (requested by {approval.requested_by})"
+        )
+        raise BlockedError(
+            f"Version {version} of '{model}' cannot become production: the project requires "
+            f"an approval (registry.require_approval) and the version has {state}. Request one "
+            f"with `conveyor models request-approval {version}`; another person approves it "
+            f"with `conveyor models approve {version} --reason ...`.",
+            evidence={
+                "model": model,
+                "version": version,
+                "approval": str(approval.status) if approval else None,
+            },
+        )
+    return {
+        "approved_by": approval.decided_by,
+        "approved_at": approval.decided_at.isoformat() if approval.decided_at else None,
+        "reason": approval.decision_reason,
+        "requested_by": approval.requested_by,
+    }
 
 
 def production_history(ws: Workspace, model: str) -> list[AuditEvent]:

@@ -8,11 +8,12 @@ Lists are ordered oldest first unless a method says otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.entities import (
     Alert,
     AliasPointer,
@@ -31,6 +32,7 @@ from conveyor.core.entities import (
     RunStatus,
     VersionStatus,
 )
+from conveyor.core.run_query import Expr, OrderBy, RunPage
 from conveyor.core.schema import Schema
 
 
@@ -57,6 +59,13 @@ class ArtifactStore(Protocol):
 
     def delete(self, digest: str) -> None:
         """Remove the blob if present."""
+        ...
+
+    def list_blobs(self) -> Iterator[tuple[str, int, datetime | None]]:
+        """Every stored blob as ``(digest, size in bytes, last modified or None)``, unordered.
+
+        Temporary files of writes in progress are not blobs and are never listed.
+        """
         ...
 
 
@@ -119,6 +128,21 @@ class RunStore(Protocol):
 
     def set_tags(self, run_id: RunId, tags: Mapping[str, str]) -> None: ...
 
+    def log_batch(
+        self,
+        run_id: RunId,
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None:
+        """Record params, tags and metric points in one transaction: all or nothing.
+
+        Raise ConflictError for a param logged before with another value, InvalidInputError
+        for a malformed point and NotFoundError for an unknown run; nothing is written then.
+        """
+        ...
+
     def log_artifact(self, run_id: RunId, name: str, digest: str) -> None: ...
 
     def log_datasets(self, run_id: RunId, dataset_ids: Sequence[str]) -> None: ...
@@ -131,6 +155,25 @@ class RunStore(Protocol):
 
     def get_metric_history(self, run_id: RunId, key: str) -> list[MetricPoint]:
         """The series ordered by step, then timestamp."""
+        ...
+
+    def search_runs(
+        self,
+        *,
+        project: str | None = None,
+        where: Expr | None = None,
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """One page of the runs (of ``project``, or all) for which ``where`` holds.
+
+        Metrics compare on each key's latest value (highest step, then timestamp); params and
+        tags compare as strings; a run lacking a key never matches. Runs come in ``order_by``
+        order (runs lacking a sort key last), then newest first by start time and id.
+        ``page_token`` is the previous page's ``next_page_token``; it only fits the same query.
+        Raise InvalidInputError for a bad ``limit`` (see ``MAX_PAGE_SIZE``) or token.
+        """
         ...
 
 
@@ -190,6 +233,52 @@ class ModelStore(Protocol):
         ...
 
     def list_audit_events(self, model: str, *, alias: str | None = None) -> list[AuditEvent]: ...
+
+    def request_approval(self, model: str, version: int, *, actor: str, reason: str) -> Approval:
+        """Open the version's approval as ``pending`` and audit it as ``request_approval``.
+
+        A rejected version may be requested again (the record reopens). Raise NotFoundError
+        for an unknown version and ConflictError if the approval is already pending or
+        approved; nothing is changed then.
+        """
+        ...
+
+    def decide_approval(
+        self, model: str, version: int, status: ApprovalStatus, *, actor: str, reason: str
+    ) -> Approval:
+        """Record the decision (``approved`` or ``rejected``) on a pending approval, audited as
+        ``approve`` or ``reject``, in one transaction.
+
+        Raise NotFoundError if the version has no approval and ConflictError if it is not
+        pending (decided already, or by a concurrent writer).
+        """
+        ...
+
+    def find_approval(self, model: str, version: int) -> Approval | None: ...
+
+    def list_approvals(self, model: str, *, status: ApprovalStatus | None = None) -> list[Approval]:
+        """Approvals of ``model`` (only those in ``status`` if given) by version."""
+        ...
+
+    def delete_model_version(
+        self, model: str, version: int, *, actor: str, reason: str
+    ) -> ModelVersion:
+        """Remove the version and its approval, and audit it as ``delete`` with the removed
+        version's facts as evidence (the audit log keeps the tombstone); return it as it was.
+
+        Version numbers are never reused. Raise NotFoundError for an unknown version and
+        ConflictError, changing nothing, if an alias points at it.
+        """
+        ...
+
+    def list_referenced_digests(self) -> set[str]:
+        """Every artifact digest the metadata database refers to, read in one snapshot.
+
+        This spans the stores sharing the database: model versions (the artifact and any
+        digest in their lineage), run artifacts and dataset versions. Garbage collection keeps
+        exactly these blobs.
+        """
+        ...
 
 
 class MonitorStore(Protocol):

@@ -11,8 +11,9 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
@@ -37,6 +38,17 @@ def digest_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             sha.update(chunk)
     return f"sha256:{sha.hexdigest()}"
+
+
+def _modified_at(info: Mapping[str, object]) -> datetime | None:
+    """The modification time in an fsspec ``info`` mapping, as aware UTC, if it has one."""
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(float(value), tz=UTC)
+    return None
 
 
 def check_digest(digest: str) -> str:
@@ -188,6 +200,23 @@ class FsArtifactStore:
                 self._fs.rm_file(target)
             except FileNotFoundError:
                 return
+
+    def list_blobs(self) -> Iterator[tuple[str, int, datetime | None]]:
+        """Every stored blob as ``(digest, size in bytes, last modified or None)``.
+
+        Files that are not blobs (temporary names of writes in progress) are skipped.
+        """
+        base = f"{self._root}/sha256"
+        with self._backend_errors("listing blobs"):
+            if not self._fs.exists(base):
+                return
+            found = self._fs.find(base, detail=True)
+        for path, info in found.items():
+            parts = str(path).rstrip("/").split("/")
+            digest = f"sha256:{''.join(parts[-2:])}"
+            if DIGEST_PATTERN.fullmatch(digest) is None:
+                continue
+            yield digest, int(info.get("size") or 0), _modified_at(info)
 
     def _put_local_file(self, path: Path) -> str:
         # Hash the bytes actually copied, so a source changing underneath cannot mislabel them.

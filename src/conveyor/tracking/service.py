@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
+from conveyor.core.errors import InvalidInputError, NotFoundError, StoreError
 from conveyor.workspace import Workspace
 
 
@@ -76,3 +78,89 @@ def start_run(
         ws.stores.runs.end_run(run.id, RunStatus.FAILED)
         raise
     ws.stores.runs.end_run(run.id, RunStatus.FINISHED)
+
+
+MANIFEST_KIND = "conveyor.directory/v1"
+
+
+def log_artifact_path(ws: Workspace, run_id: RunId, path: Path, name: str | None = None) -> str:
+    """Store a local file or directory as an artifact of the run and return its digest.
+
+    A file is stored as one content-addressed blob under ``name`` (default: the file name). A
+    directory is stored file by file, plus a JSON manifest mapping each relative path to its
+    blob; the run records the manifest under ``name + "/"`` (default: the directory name), so
+    names ending in ``/`` are directories. A later call with the same name replaces it.
+
+    Raises
+    ------
+    NotFoundError
+        If ``path`` does not exist.
+    InvalidInputError
+        If ``path`` is neither a file nor a directory, or ``name`` is empty.
+
+    Examples
+    --------
+    >>> log_artifact_path(ws, run.id, Path("plots"))  # doctest: +SKIP
+    'sha256:…'
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"The artifact path {str(path)!r} of run {run_id!r} does not exist.")
+    label = (name if name is not None else path.name).strip("/")
+    if not label:
+        raise InvalidInputError(
+            f"The artifact name for {str(path)!r} must be a non-empty string. Got {name!r} instead."
+        )
+    if path.is_file():
+        digest = ws.stores.artifacts.put_file(path)
+        ws.stores.runs.log_artifact(run_id, label, digest)
+        return digest
+    if not path.is_dir():
+        raise InvalidInputError(
+            f"The artifact path {str(path)!r} must be a file or a directory. Got neither."
+        )
+    files = {
+        item.relative_to(path).as_posix(): ws.stores.artifacts.put_file(item)
+        for item in sorted(path.rglob("*"))
+        if item.is_file()
+    }
+    manifest = {"kind": MANIFEST_KIND, "files": files}
+    digest = ws.stores.artifacts.put_bytes(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS))
+    ws.stores.runs.log_artifact(run_id, f"{label}/", digest)
+    return digest
+
+
+def restore_artifact(ws: Workspace, run_id: RunId, name: str, dest: Path) -> Path:
+    """Write the run's artifact ``name`` to ``dest`` (a file, or a directory for ``name/``).
+
+    Raises
+    ------
+    NotFoundError
+        If the run has no artifact ``name``; the message lists the ones it has.
+    StoreError
+        If a blob is corrupt or a manifest names a path outside ``dest``.
+    """
+    artifacts = ws.stores.runs.get_run(run_id).artifacts
+    if name not in artifacts:
+        raise NotFoundError(
+            f"Run {run_id!r} has no artifact {name!r}; it has: {sorted(artifacts) or 'none'}."
+        )
+    dest = Path(dest)
+    blob = ws.stores.artifacts.get_bytes(artifacts[name])
+    if not name.endswith("/"):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(blob)
+        return dest
+    manifest = orjson.loads(blob)
+    root = dest.resolve()
+    for relative, digest in manifest["files"].items():
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise StoreError(
+                f"The manifest of artifact {name!r} of run {run_id!r} names {relative!r}, "
+                "outside the directory it describes."
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(ws.stores.artifacts.get_bytes(digest))
+    root.mkdir(parents=True, exist_ok=True)
+    return root

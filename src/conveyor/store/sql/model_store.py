@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import (
     AliasPointer,
@@ -23,9 +25,14 @@ from conveyor.store.sql.database import Database, upsert
 from conveyor.store.sql.tables import (
     AliasRow,
     AuditEventRow,
+    DatasetVersionRow,
+    ModelApprovalRow,
     ModelVersionRow,
     RegisteredModelRow,
+    RunArtifactRow,
 )
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class SqlModelStore:
@@ -167,7 +174,8 @@ class SqlModelStore:
         """
         now = utcnow()
         with self.database.session() as session:
-            _get_version(session, model, version)
+            # Locked so that a concurrent delete of the version cannot leave the alias dangling.
+            _get_version(session, model, version, for_update=True)
             row = _find_alias(session, model, alias, for_update=True)
             found = None if row is None else row.revision
             if found != expected_revision:
@@ -212,6 +220,179 @@ class SqlModelStore:
             query = query.where(AuditEventRow.alias == alias)
         with self.database.session(write=False) as session:
             return [row.to_entity() for row in session.scalars(query.order_by(AuditEventRow.id))]
+
+    def request_approval(self, model: str, version: int, *, actor: str, reason: str) -> Approval:
+        """Open the version's approval as ``pending``; audited as ``request_approval``.
+
+        Raises
+        ------
+        NotFoundError
+            If ``model`` has no version ``version``.
+        ConflictError
+            If the approval is already pending or approved.
+        """
+        now = utcnow()
+        with self.database.session() as session:
+            _get_version(session, model, version, for_update=True)
+            row = _find_approval(session, model, version, for_update=True)
+            if row is not None and row.status != ApprovalStatus.REJECTED:
+                raise ConflictError(
+                    f"Version {version} of model {model!r} already has an approval that is "
+                    f"{row.status} (requested by {row.requested_by!r}); only a rejected "
+                    f"version can be requested again."
+                )
+            if row is None:
+                row = ModelApprovalRow(model=model, version=version)
+                session.add(row)
+            row.status = str(ApprovalStatus.PENDING)
+            row.requested_by, row.requested_at, row.request_reason = actor, now, reason
+            row.decided_by = row.decided_at = row.decision_reason = None
+            _audit(
+                session,
+                model,
+                "request_approval",
+                actor,
+                reason,
+                at=now,
+                to_version=version,
+                evidence={"status": str(ApprovalStatus.PENDING)},
+            )
+            session.flush()
+            return row.to_entity()
+
+    def decide_approval(
+        self, model: str, version: int, status: ApprovalStatus, *, actor: str, reason: str
+    ) -> Approval:
+        """Approve or reject a pending approval; audited as ``approve`` or ``reject``.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``status`` is not ``approved`` or ``rejected``.
+        NotFoundError
+            If the version has no approval.
+        ConflictError
+            If the approval is not pending.
+        """
+        status = ApprovalStatus(status)
+        if status is ApprovalStatus.PENDING:
+            raise InvalidInputError(
+                f"A decision on an approval must be 'approved' or 'rejected'. Got {status!r}."
+            )
+        now = utcnow()
+        with self.database.session() as session:
+            row = _find_approval(session, model, version, for_update=True)
+            if row is None:
+                raise NotFoundError(
+                    f"Version {version} of model {model!r} has no approval request to decide."
+                )
+            if row.status != ApprovalStatus.PENDING:
+                raise ConflictError(
+                    f"The approval of version {version} of model {model!r} is {row.status} "
+                    f"(by {row.decided_by!r}), not pending; request it again to reopen it."
+                )
+            row.status = str(status)
+            row.decided_by, row.decided_at, row.decision_reason = actor, now, reason
+            action = "approve" if status is ApprovalStatus.APPROVED else "reject"
+            evidence = {"status": str(status), "requested_by": row.requested_by}
+            _audit(
+                session, model, action, actor, reason, at=now, to_version=version, evidence=evidence
+            )
+            session.flush()
+            return row.to_entity()
+
+    def find_approval(self, model: str, version: int) -> Approval | None:
+        """The version's approval, or None if none was ever requested."""
+        with self.database.session(write=False) as session:
+            row = _find_approval(session, model, version)
+            return None if row is None else row.to_entity()
+
+    def list_approvals(self, model: str, *, status: ApprovalStatus | None = None) -> list[Approval]:
+        """Approvals of ``model`` (only those in ``status`` if given) by version."""
+        query = sa.select(ModelApprovalRow).where(ModelApprovalRow.model == model)
+        if status is not None:
+            query = query.where(ModelApprovalRow.status == str(status))
+        with self.database.session(write=False) as session:
+            rows = session.scalars(query.order_by(ModelApprovalRow.version))
+            return [row.to_entity() for row in rows]
+
+    def delete_model_version(
+        self, model: str, version: int, *, actor: str, reason: str
+    ) -> ModelVersion:
+        """Remove the version and its approval; the ``delete`` audit event keeps its facts.
+
+        Raises
+        ------
+        NotFoundError
+            If ``model`` has no version ``version``.
+        ConflictError
+            If an alias points at the version; nothing is changed.
+        """
+        with self.database.session() as session:
+            row = _get_version(session, model, version, for_update=True)
+            aliases = session.scalars(
+                sa.select(AliasRow.alias).where(
+                    AliasRow.model == model, AliasRow.version == version
+                )
+            ).all()
+            if aliases:
+                raise ConflictError(
+                    f"Version {version} of model {model!r} cannot be deleted: the alias(es) "
+                    f"{', '.join(sorted(aliases))} point at it. Move them first."
+                )
+            removed = row.to_entity()
+            session.execute(
+                sa.delete(ModelApprovalRow).where(
+                    ModelApprovalRow.model == model, ModelApprovalRow.version == version
+                )
+            )
+            session.delete(row)
+            evidence = {
+                "artifact": removed.artifact,
+                "run_id": removed.run_id,
+                "created_at": removed.created_at.isoformat(),
+                "status": str(removed.status),
+                "lineage": dict(removed.lineage),
+                "tags": dict(removed.tags),
+            }
+            _audit(session, model, "delete", actor, reason, to_version=version, evidence=evidence)
+            session.flush()
+            return removed
+
+    def list_referenced_digests(self) -> set[str]:
+        """Digests referred to by model versions, run artifacts and dataset versions."""
+        found: set[str] = set()
+        with self.database.session(write=False) as session:
+            for artifact, lineage in session.execute(
+                sa.select(ModelVersionRow.artifact, ModelVersionRow.lineage)
+            ):
+                found.add(artifact)
+                found.update(_digests_in(lineage))
+            found.update(session.scalars(sa.select(RunArtifactRow.digest)))
+            found.update(session.scalars(sa.select(DatasetVersionRow.digest)))
+        return found
+
+
+def _digests_in(value: Any) -> Iterable[str]:
+    """Every artifact digest among the strings nested in a JSON value."""
+    if isinstance(value, str):
+        if _DIGEST.fullmatch(value):
+            yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _digests_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _digests_in(item)
+
+
+def _find_approval(
+    session: Session, model: str, version: int, *, for_update: bool = False
+) -> ModelApprovalRow | None:
+    query = sa.select(ModelApprovalRow).where(
+        ModelApprovalRow.model == model, ModelApprovalRow.version == version
+    )
+    return session.scalars(query.with_for_update() if for_update else query).first()
 
 
 def _lock_counter(session: Session, model: str, now: datetime) -> RegisteredModelRow:

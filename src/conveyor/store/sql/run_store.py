@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -11,7 +14,17 @@ from sqlalchemy.orm import Session
 from conveyor.core.clock import as_utc, new_id, utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
+from conveyor.core.run_query import (
+    Expr,
+    OrderBy,
+    RunPage,
+    check_page_size,
+    decode_page_token,
+    encode_page_token,
+    query_fingerprint,
+)
 from conveyor.store.sql.database import Database, upsert
+from conveyor.store.sql.run_search import compile_filter, compile_order
 from conveyor.store.sql.tables import (
     RunArtifactRow,
     RunDatasetRow,
@@ -83,51 +96,64 @@ class SqlRunStore:
             If a key was logged before with a different value; nothing is written.
         """
         with self.database.session() as session:
-            row = _lock_run(session, run_id)
-            logged = {p.key: p.value for p in row.params}
-            for key, value in params.items():
-                value = str(value)
-                if key in logged and logged[key] != value:
-                    raise ConflictError(
-                        f"Param {key!r} of run {run_id!r} is write-once: it is "
-                        f"{logged[key]!r} and cannot become {value!r}."
-                    )
-                if key not in logged:
-                    session.add(RunParamRow(run_id=run_id, key=key, value=value))
-                    logged[key] = value
+            _write_params(session, _lock_run(session, run_id), params)
 
     def log_metrics(self, run_id: RunId, points: Sequence[MetricPoint]) -> None:
         """Append metric points in one transaction and update the run's latest values.
 
         The latest value of a key is the point with the highest ``(step, timestamp)``;
-        on a tie the point logged last wins. NaN is kept as NaN.
+        on a tie the point logged last wins. NaN is kept as NaN. The points go in as one
+        driver-level ``executemany`` (no ORM objects), so thousands cost milliseconds.
         """
-        for point in points:
-            _check_point(run_id, point)
-        with self.database.session() as session:
-            row = _lock_run(session, run_id)
-            latest: dict[str, Any] = dict(row.latest_metrics)
-            for point in points:
-                session.add(RunMetricRow.from_entity(run_id, point))
-                order = [point.step, as_utc(point.timestamp).isoformat(timespec="microseconds")]
-                current = latest.get(point.key)
-                if current is None or order >= current["order"]:
-                    # repr() round-trips every float, NaN and infinities included.
-                    latest[point.key] = {"value": repr(float(point.value)), "order": order}
-            row.latest_metrics = latest
+        self.log_batch(run_id, metrics=points)
 
     def set_tags(self, run_id: RunId, tags: Mapping[str, str]) -> None:
         """Set tags, replacing the values of keys that exist."""
+        self.log_batch(run_id, tags=tags)
+
+    def log_batch(
+        self,
+        run_id: RunId,
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None:
+        """Record params, tags and metric points in one transaction: all or nothing.
+
+        Raises
+        ------
+        ConflictError
+            If a param was logged before with a different value; nothing is written.
+        InvalidInputError
+            If a metric point is malformed; nothing is written.
+        """
+        newest = _newest_points(run_id, metrics)
+        if not (params or tags or metrics):
+            self.get_run(run_id)  # an unknown run is still an error
+            return
         with self.database.session() as session:
-            _lock_run(session, run_id)
-            for key, value in tags.items():
+            row = _lock_run(session, run_id)
+            if params:
+                _write_params(session, row, params)
+            for tag, text in (tags or {}).items():
                 upsert(
                     session,
                     RunTagRow,
-                    {"run_id": run_id, "key": key, "value": str(value)},
+                    {"run_id": run_id, "key": tag, "value": str(text)},
                     keys=("run_id", "key"),
                     update=("value",),
                 )
+            if metrics:
+                _insert_points(session, run_id, metrics)
+                latest: dict[str, Any] = dict(row.latest_metrics)
+                for key, (step, ts, value) in newest.items():
+                    order = [step, ts.isoformat(timespec="microseconds")]
+                    current = latest.get(key)
+                    if current is None or order >= current["order"]:
+                        # repr() round-trips every float, NaN and infinities included.
+                        latest[key] = {"value": repr(value), "order": order}
+                row.latest_metrics = latest
 
     def log_artifact(self, run_id: RunId, name: str, digest: str) -> None:
         """Attach the blob ``digest`` to the run under ``name``; a later call replaces it."""
@@ -191,6 +217,95 @@ class SqlRunStore:
             if session.get(RunRow, run_id) is None:
                 raise NotFoundError(f"Run {run_id!r} does not exist.")
             return [row.to_entity() for row in session.scalars(query)]
+
+    def search_runs(
+        self,
+        *,
+        project: str | None = None,
+        where: Expr | None = None,
+        order_by: Sequence[OrderBy] = (),
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> RunPage:
+        """One page of the matching runs; see :meth:`conveyor.store.base.RunStore.search_runs`.
+
+        The filter and the sort compile to one SELECT with bound parameters (see
+        :mod:`conveyor.store.sql.run_search`); the page token is an offset into that order.
+        """
+        check_page_size(limit)
+        fingerprint = query_fingerprint(project, where, order_by)
+        offset = decode_page_token(page_token, fingerprint) if page_token else 0
+        query = sa.select(RunRow)
+        if project is not None:
+            query = query.where(RunRow.project == project)
+        if where is not None:
+            query = query.where(compile_filter(where, self.database.dialect))
+        # One row past the page says whether another page follows.
+        query = query.order_by(*compile_order(order_by)).offset(offset).limit(limit + 1)
+        with self.database.session(write=False) as session:
+            rows = list(session.scalars(query))
+            runs = tuple(row.to_entity() for row in rows[:limit])
+        more = len(rows) > limit
+        token = encode_page_token(offset + limit, fingerprint) if more else None
+        return RunPage(runs=runs, next_page_token=token)
+
+
+def _write_params(session: Session, row: RunRow, params: Mapping[str, str]) -> None:
+    logged = {p.key: p.value for p in row.params}
+    for key, value in params.items():
+        value = str(value)
+        if key in logged and logged[key] != value:
+            raise ConflictError(
+                f"Param {key!r} of run {row.id!r} is write-once: it is "
+                f"{logged[key]!r} and cannot become {value!r}."
+            )
+        if key not in logged:
+            session.add(RunParamRow(run_id=row.id, key=key, value=value))
+            logged[key] = value
+
+
+def _newest_points(
+    run_id: str, points: Sequence[MetricPoint]
+) -> dict[str, tuple[int, datetime, float]]:
+    """Check every point; return each key's newest ``(step, timestamp, value)``, last on a tie."""
+    newest: dict[str, tuple[int, datetime, float]] = {}
+    for point in points:
+        _check_point(run_id, point)
+        ts = point.timestamp
+        order = (point.step, ts if ts.tzinfo is UTC else as_utc(ts))
+        current = newest.get(point.key)
+        if current is None or order >= current[:2]:
+            newest[point.key] = (*order, float(point.value))
+    return newest
+
+
+_METRIC_COLUMNS = ("run_id", "key", "step", "ts", "value")
+
+
+def _insert_points(session: Session, run_id: str, points: Sequence[MetricPoint]) -> None:
+    """Insert the points with the driver's ``executemany``, binding values as the ORM would."""
+    connection = session.connection()
+    dialect = connection.dialect
+    table = cast(sa.Table, RunMetricRow.__table__)
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(_METRIC_COLUMNS))
+    bind_ts: Callable[[Any], Any] = table.c.ts.type.bind_processor(dialect) or (lambda v: v)
+    rows = [
+        (
+            run_id,
+            point.key,
+            point.step,
+            bind_ts(point.timestamp),
+            None if math.isnan(point.value) else float(point.value),
+        )
+        for point in points
+    ]
+    if compiled.positional:
+        order = [_METRIC_COLUMNS.index(name) for name in compiled.positiontup or ()]
+        reorder = operator.itemgetter(*order)
+        params: list[Any] = rows if order == [0, 1, 2, 3, 4] else [reorder(r) for r in rows]
+    else:
+        params = [dict(zip(_METRIC_COLUMNS, row, strict=True)) for row in rows]
+    connection.exec_driver_sql(str(compiled), params)
 
 
 def _lock_run(session: Session, run_id: str) -> RunRow:

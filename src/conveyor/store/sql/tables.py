@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.clock import as_utc
 from conveyor.core.entities import (
     Alert,
@@ -477,3 +478,41 @@ class StepCacheRow(Base):
     key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     result: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class ModelApprovalRow(Base):
+    """The current approval state of one model version; its history is in the audit log."""
+
+    __tablename__ = "model_approvals"
+    __table_args__ = (
+        sa.UniqueConstraint("model", "version", name="uq_model_approvals_version"),
+        sa.Index("ix_model_approvals_model_status", "model", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(NAME)
+    version: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(32))
+    requested_by: Mapped[str] = mapped_column(NAME)
+    requested_at: Mapped[datetime]
+    request_reason: Mapped[str] = mapped_column(sa.Text)
+    decided_by: Mapped[str | None] = mapped_column(NAME)
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    def to_entity(self) -> Approval:
+        return Approval(
+            model=self.model,
+            version=self.version,
+            status=ApprovalStatus(self.status),
+            requested_by=self.requested_by,
+            requested_at=self.requested_at,
+            request_reason=self.request_reason,
+            decided_by=self.decided_by,
+            decided_at=self.decided_at,
+            decision_reason=self.decision_reason,
+        )
+
+    @classmethod
+    def from_entity(cls, approval: Approval) -> ModelApprovalRow:
+        return cls(**_column_values(approval))
