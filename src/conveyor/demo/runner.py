@@ -180,6 +180,10 @@ def _metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {"auc": m["roc_auc"], "accuracy": m["accuracy"], "log_loss": m["log_loss"]}
 
 
+def _max_rounded(values: list[float]) -> float | None:
+    return round(max(values), 2) if values else None
+
+
 def _mean(values: list[float]) -> float:
     clean = [v for v in values if v == v]
     return float(np.mean(clean)) if clean else float("nan")
@@ -220,7 +224,7 @@ def _summary(
         "alerts": len(ws.stores.monitor.list_alerts(spec.project)),
         "model_versions": len(ws.stores.models.list_model_versions(spec.model_name)),
         "predictions_served": sum(r.rows for r in records),
-        "max_swap_s": max((r.swap_s for r in records if r.swap_s is not None), default=None),
+        "max_swap_s": _max_rounded([r.swap_s for r in records if r.swap_s is not None]),
         "elapsed_s": round(elapsed_s, 1),
         "per_week": [
             {
