@@ -74,3 +74,9 @@ def test_full_cli_line_train_gate_promote_rollback(cli, project_dir):
     assert [h["action"] for h in history] == ["promote", "promote", "rollback"]
     cycle = json.loads(cli("--json", "run").stdout)
     assert cycle["status"] in ("skipped", "succeeded", "blocked")
+
+
+def test_usage_errors_exit_2_without_a_traceback(cli, project_dir):
+    proc = cli("promote", check=2)
+    assert "Missing argument" in proc.stderr and "Traceback" not in proc.stderr
+    assert cli("no-such-command", check=2).returncode == 2

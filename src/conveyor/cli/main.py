@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.markup import escape
 
-from conveyor.cli import data, models, ops, registry, runs, serving
-from conveyor.cli.context import EXIT_ERROR, EXIT_USAGE, Context, err, exit_code
+from conveyor.cli import data, models, ops, quarantine, registry, runs, schema, server, serving
+from conveyor.cli.context import Context, err, exit_code
 from conveyor.core.errors import ConveyorError
 
 app = typer.Typer(
@@ -38,24 +37,21 @@ def _options(
     ctx.obj = Context(spec_path=spec, home=home, json=json)
 
 
-for module in (data, models, serving, ops, runs, registry):
+for module in (data, models, serving, ops, runs, registry, server, schema, quarantine):
     module.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app and map errors to exit codes (0, 1 error, 2 usage, 3 blocked)."""
+    """Entry point: exit 0 ok, 1 error, 2 usage or invalid spec, 3 blocked by validation or gate.
+
+    Click handles usage errors, ``--help`` and explicit exits itself (standalone mode); Conveyor's
+    own errors are turned into one readable line here, once.
+    """
     try:
-        code = app(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_ERROR)
+        app(args=argv, prog_name="conveyor")
     except ConveyorError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exit_code(exc))
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
