@@ -23,15 +23,47 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ValidationSpec(_Section):
-    """How strict ingestion is; see ``conveyor.data.ValidationPolicy``."""
+SeverityName = Literal["error", "warning"]
 
-    extra_columns: Literal["error", "warning"] = "error"
-    missing_columns: Literal["error", "warning"] = "error"
+
+class ValidationSpec(_Section):
+    """How strict ingestion is; each field is the ``conveyor.data.ValidationPolicy`` field of
+    the same name, which documents it. An ``error`` quarantines the batch."""
+
+    extra_columns: SeverityName = "error"
+    missing_columns: SeverityName = "error"
     allow_nan: bool = False
+    unseen_category_share_warn: float = Field(default=0.0, ge=0.0, le=1.0)
     unseen_category_share_error: float = Field(default=0.2, ge=0.0, le=1.0)
-    min_rows: int = Field(default=1, ge=1)
-    columns: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    out_of_range: SeverityName = "warning"
+    range_slack: float = Field(default=0.5, ge=0.0)
+    min_rows: int = Field(default=1, ge=1, description="Fewer rows quarantine the batch.")
+    null_rate_spike: float = Field(default=0.2, ge=0.0, le=1.0)
+    constant_label: SeverityName = "warning"
+    duplicate_rows: SeverityName = "warning"
+    duplicate_rows_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of repeated rows tolerated."
+    )
+    duplicate_keys: SeverityName = "error"
+    duplicate_keys_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of repeated entity+time keys tolerated."
+    )
+    volume_jump: SeverityName = "warning"
+    volume_ratio: float = Field(
+        default=5.0, ge=1.0, description="Allowed factor off the recent median row count."
+    )
+    volume_window: int = Field(default=5, ge=1, description="Accepted batches in that median.")
+    label_leak: SeverityName = "error"
+    label_leak_auc: float = Field(
+        default=0.98, ge=0.5, le=1.0, description="Single-feature AUC that flags a leak."
+    )
+    label_leak_min_rows: int = Field(default=50, ge=1)
+    severities: dict[str, SeverityName] = Field(
+        default_factory=dict, description="Forced severity per anomaly kind."
+    )
+    columns: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-column overrides of the fields above."
+    )
 
 
 class TrainingSpec(_Section):

@@ -123,6 +123,36 @@ def test_schemas_are_versioned_per_project(datasets: SqlDatasetStore) -> None:
     assert datasets.find_schema("churn", 1).column("y").categories == ("a", "b")  # type: ignore[union-attr]
 
 
+def test_schema_history_lists_versions_with_author_and_reason(datasets: SqlDatasetStore) -> None:
+    assert datasets.list_schemas("churn") == []
+    first = datasets.save_schema("churn", _schema("x"))
+    second = datasets.save_schema("churn", _schema("x", "z"), author="ana", reason="new sensor z")
+    datasets.save_schema("fraud", _schema("q"))
+    history = datasets.list_schemas("churn")
+    assert [r.schema for r in history] == [first, second]
+    assert [(r.version, r.author, r.reason) for r in history] == [
+        (1, None, None),
+        (2, "ana", "new sensor z"),
+    ]
+    assert history[0].created_at <= history[1].created_at
+    assert history[1].created_at.utcoffset() == timedelta(0)
+    assert datasets.find_schema("churn") == second
+
+
+def test_status_change_can_replace_the_profile(datasets: SqlDatasetStore) -> None:
+    datasets.add_dataset_version(_version(1, status=BatchStatus.QUARANTINED, profile={}))
+    released = datasets.set_dataset_status(
+        DatasetVersionId("churn-1"), BatchStatus.ACCEPTED, note="ok", profile={"row_count": 100}
+    )
+    assert released.profile == {"row_count": 100} and released.status is BatchStatus.ACCEPTED
+    got = datasets.get_dataset_version(DatasetVersionId("churn-1"))
+    assert got.profile == {"row_count": 100}
+    kept = datasets.set_dataset_status(
+        DatasetVersionId("churn-1"), BatchStatus.QUARANTINED, note="again"
+    )
+    assert kept.profile == {"row_count": 100}
+
+
 def _add_many(index: int, url: str) -> list[int]:
     db = Database(url)
     store = SqlDatasetStore(db)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -106,6 +107,20 @@ class Schema:
             columns=tuple(ColumnSchema.from_dict(c) for c in data["columns"]),
             version=int(data.get("version", 1)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRecord:
+    """One stored schema version with when, by whom and why it was saved."""
+
+    schema: Schema
+    created_at: datetime
+    author: str | None = None
+    reason: str | None = None
+
+    @property
+    def version(self) -> int:
+        return self.schema.version
 
 
 @dataclass(frozen=True, slots=True)

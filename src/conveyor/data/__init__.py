@@ -6,6 +6,7 @@ Pure functions over pandas DataFrames; storage lives elsewhere.
 from __future__ import annotations
 
 from conveyor.data.drift import compute_drift, jensen_shannon, linf, psi
+from conveyor.data.evolution import SchemaDiff, diff_schemas, evolve_schema
 from conveyor.data.policy import ValidationPolicy
 from conveyor.data.profiles import merge_profiles, profile_frame
 from conveyor.data.schemas import infer_schema
@@ -13,8 +14,11 @@ from conveyor.data.splits import random_split, time_split
 from conveyor.data.validation import validate_batch
 
 __all__ = [
+    "SchemaDiff",
     "ValidationPolicy",
     "compute_drift",
+    "diff_schemas",
+    "evolve_schema",
     "infer_schema",
     "jensen_shannon",
     "linf",

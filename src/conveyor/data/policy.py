@@ -14,8 +14,46 @@ from typing import Any
 from conveyor.core.errors import InvalidInputError
 from conveyor.core.schema import Severity
 
-_SEVERITY_FIELDS = ("extra_columns", "missing_columns", "out_of_range", "constant_label")
-_SHARE_FIELDS = ("unseen_category_share_warn", "unseen_category_share_error", "null_rate_spike")
+ANOMALY_KINDS = frozenset(
+    {
+        "missing_column",
+        "extra_column",
+        "duplicate_columns",
+        "type_mismatch",
+        "nan_values",
+        "inf_values",
+        "null_values",
+        "unseen_categories",
+        "out_of_range",
+        "empty_batch",
+        "too_few_rows",
+        "null_rate_spike",
+        "constant_label",
+        "duplicate_rows",
+        "duplicate_keys",
+        "volume_jump",
+        "label_leak",
+    }
+)
+"""Every anomaly kind :func:`conveyor.data.validate_batch` reports; ``severities`` keys on them."""
+
+_SEVERITY_FIELDS = (
+    "extra_columns",
+    "missing_columns",
+    "out_of_range",
+    "constant_label",
+    "duplicate_rows",
+    "duplicate_keys",
+    "volume_jump",
+    "label_leak",
+)
+_SHARE_FIELDS = (
+    "unseen_category_share_warn",
+    "unseen_category_share_error",
+    "null_rate_spike",
+    "duplicate_rows_share",
+    "duplicate_keys_share",
+)
 _COLUMN_FIELDS = frozenset(
     {
         "allow_nan",
@@ -24,6 +62,11 @@ _COLUMN_FIELDS = frozenset(
         "out_of_range",
         "range_slack",
         "null_rate_spike",
+        "extra_columns",
+        "missing_columns",
+        "constant_label",
+        "label_leak",
+        "severities",
     }
 )
 
@@ -58,9 +101,39 @@ class ValidationPolicy:
         Whether a training batch must carry the label column. Serving never requires it.
     constant_label : Severity
         Severity of a training batch whose label takes a single value.
+    duplicate_rows, duplicate_rows_share : Severity, float
+        Severity of a batch whose share of rows that repeat an earlier row exactly exceeds
+        ``duplicate_rows_share``; ``0.0`` reports any repeat.
+    duplicate_keys, duplicate_keys_share : Severity, float
+        The same for rows that repeat an earlier row's key: the entity columns plus the
+        timestamp column. Checked only when the schema has entity columns.
+    volume_jump : Severity
+        Severity of a batch whose row count lies outside ``[median / volume_ratio,
+        median * volume_ratio]`` of the row counts of the project's last ``volume_window``
+        accepted batches (checked only when validation is given those counts).
+    volume_ratio : float
+        How many times smaller or larger than the recent median a batch may be; above 1.
+    volume_window : int
+        How many recent accepted batches the median is taken over.
+    label_leak : Severity
+        Severity of a feature that alone nearly predicts the label in a training batch: its
+        single-feature AUC is at least ``label_leak_auc`` (or at most ``1 - label_leak_auc``).
+        A categorical or boolean feature scores each row by its category's label rate in the
+        batch; categories with fewer than 10 rows score the overall rate, so an id-like column
+        is not mistaken for a leak. For a label with more than two values the measure is the
+        absolute Spearman correlation against ``2 * label_leak_auc - 1``.
+    label_leak_auc : float
+        The AUC in ``[0.5, 1.0]`` from which a feature is a suspected leak.
+    label_leak_min_rows : int
+        Batches with fewer labelled rows are not checked for leaks.
+    severities : mapping of str to Severity
+        Forces the severity of every anomaly of a kind (a key of :data:`ANOMALY_KINDS`), e.g.
+        ``{"inf_values": "warning"}``. A missing label column in training stays an error.
     columns : mapping of str to mapping
         Per-column overrides of ``allow_nan``, the unseen-category shares, ``out_of_range``,
-        ``range_slack`` and ``null_rate_spike``, e.g. ``{"distance": {"allow_nan": True}}``.
+        ``range_slack``, ``null_rate_spike``, ``extra_columns``, ``missing_columns``,
+        ``constant_label``, ``label_leak`` and ``severities`` (merged over the global one),
+        e.g. ``{"distance": {"allow_nan": True, "severities": {"out_of_range": "error"}}}``.
 
     Raises
     ------
@@ -85,6 +158,17 @@ class ValidationPolicy:
     null_rate_spike: float = 0.2
     label_required: bool = True
     constant_label: Severity = Severity.WARNING
+    duplicate_rows: Severity = Severity.WARNING
+    duplicate_rows_share: float = 0.0
+    duplicate_keys: Severity = Severity.ERROR
+    duplicate_keys_share: float = 0.0
+    volume_jump: Severity = Severity.WARNING
+    volume_ratio: float = 5.0
+    volume_window: int = 5
+    label_leak: Severity = Severity.ERROR
+    label_leak_auc: float = 0.98
+    label_leak_min_rows: int = 50
+    severities: Mapping[str, Severity] = field(default_factory=dict, hash=False)
     columns: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -93,18 +177,18 @@ class ValidationPolicy:
         for name in _SHARE_FIELDS:
             _check_number(getattr(self, name), name, 0.0, 1.0)
         _check_number(self.range_slack, "range_slack", 0.0, math.inf)
+        _check_number(self.volume_ratio, "volume_ratio", 1.0, math.inf)
+        _check_number(self.label_leak_auc, "label_leak_auc", 0.5, 1.0)
+        for name in ("volume_window", "label_leak_min_rows"):
+            _check_int(getattr(self, name), name, 1)
+        object.__setattr__(self, "severities", _as_severities(self.severities))
         if self.unseen_category_share_warn > self.unseen_category_share_error:
             raise InvalidInputError(
                 "The 'unseen_category_share_warn' field of ValidationPolicy must not exceed "
                 f"'unseen_category_share_error' ({self.unseen_category_share_error}). "
                 f"Got {self.unseen_category_share_warn} instead."
             )
-        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int):
-            raise InvalidInputError(
-                "The 'min_rows' field of ValidationPolicy must be an int in [0, inf). "
-                f"Got {self.min_rows!r} instead."
-            )
-        _check_number(self.min_rows, "min_rows", 0, math.inf)
+        _check_int(self.min_rows, "min_rows", 0)
         overrides = {str(k): dict(v) for k, v in self.columns.items()}
         for column, override in overrides.items():
             unknown = sorted(set(override) - _COLUMN_FIELDS)
@@ -119,16 +203,24 @@ class ValidationPolicy:
     def for_column(self, name: str) -> ValidationPolicy:
         """Return the policy with the overrides of column ``name`` applied."""
         override = self.columns.get(name)
-        return replace(self, columns={}, **override) if override else self
+        if not override:
+            return self
+        severities = {**self.severities, **override.get("severities", {})}
+        return replace(self, columns={}, **{**override, "severities": severities})
+
+    def severity_of(self, kind: str, column: str | None, default: Severity) -> Severity:
+        """The severity an anomaly of ``kind`` on ``column`` gets; ``default`` if not forced."""
+        policy = self.for_column(column) if column is not None else self
+        return policy.severities.get(kind, default)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the policy as a JSON-able dict that :meth:`from_dict` reads back."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in _SEVERITY_FIELDS:
             data[name] = str(data[name])
+        data["severities"] = {k: str(v) for k, v in self.severities.items()}
         data["columns"] = {
-            col: {k: str(v) if isinstance(v, Severity) else v for k, v in over.items()}
-            for col, over in self.columns.items()
+            col: {k: _plain(v) for k, v in over.items()} for col, over in self.columns.items()
         }
         return data
 
@@ -158,6 +250,37 @@ def _as_severity(value: Any, name: str) -> Severity:
             f"The {name!r} field of ValidationPolicy must be one of "
             f"{[str(s) for s in Severity]}. Got {value!r} instead."
         ) from exc
+
+
+def _as_severities(value: Any) -> dict[str, Severity]:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            "The 'severities' field of ValidationPolicy must map anomaly kinds to severities. "
+            f"Got {value!r} instead."
+        )
+    unknown = sorted(str(k) for k in set(value) - ANOMALY_KINDS)
+    if unknown:
+        raise InvalidInputError(
+            f"The 'severities' field of ValidationPolicy names unknown anomaly kinds {unknown}; "
+            f"the kinds are {sorted(ANOMALY_KINDS)}."
+        )
+    return {str(k): _as_severity(v, f"severities.{k}") for k, v in value.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Severity):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _check_int(value: Any, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidInputError(
+            f"The {name!r} field of ValidationPolicy must be an int in [{low}, inf). "
+            f"Got {value!r} instead."
+        )
 
 
 def _check_number(value: Any, name: str, low: float, high: float) -> None:

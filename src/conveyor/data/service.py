@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -16,10 +16,21 @@ import pyarrow.parquet as pq
 
 from conveyor.core.clock import as_utc, new_id, utcnow
 from conveyor.core.entities import BatchStatus, DatasetVersion, DatasetVersionId
-from conveyor.core.errors import InvalidInputError, NotFoundError
-from conveyor.core.schema import Anomaly, Schema, Severity, ValidationReport
+from conveyor.core.errors import (
+    ConfigError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    QuarantinedError,
+)
+from conveyor.core.schema import Anomaly, Schema, SchemaRecord, Severity, ValidationReport
+from conveyor.data.evolution import (
+    SchemaDiff,
+    diff_schemas,
+    evolve_schema,
+    infer_project_schema,
+)
 from conveyor.data.profiles import profile_frame
-from conveyor.data.schemas import infer_schema
 from conveyor.data.validation import ValidationPolicy, validate_batch
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
@@ -40,6 +51,15 @@ class IngestResult:
     @property
     def quarantined(self) -> bool:
         return self.version.status is BatchStatus.QUARANTINED
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOutcome:
+    """A released batch, the report of its re-validation, and whether an override did it."""
+
+    version: DatasetVersion
+    report: ValidationReport
+    overridden: bool
 
 
 def read_source(source: Source, *, timestamp: str | None = None) -> tuple[pd.DataFrame, str]:
@@ -93,16 +113,27 @@ def read_source(source: Source, *, timestamp: str | None = None) -> tuple[pd.Dat
 
 
 def policy_from_spec(spec: ProjectSpec) -> ValidationPolicy:
-    """The validation policy that ``conveyor.yaml`` declares."""
-    v = spec.validation
-    return ValidationPolicy(
-        extra_columns=Severity(v.extra_columns),
-        missing_columns=Severity(v.missing_columns),
-        allow_nan=v.allow_nan,
-        unseen_category_share_error=v.unseen_category_share_error,
-        min_rows=v.min_rows,
-        columns=v.columns,
+    """The validation policy that ``conveyor.yaml`` declares.
+
+    Raises
+    ------
+    ConfigError
+        If the ``validation`` section holds a value the policy refuses, such as a column
+        override of an unknown field or a warning share above the error share.
+    """
+    try:
+        return ValidationPolicy.from_dict(spec.validation.model_dump())
+    except InvalidInputError as exc:
+        raise ConfigError(f"conveyor.yaml 'validation': {exc}") from exc
+
+
+def recent_row_counts(ws: Workspace, spec: ProjectSpec) -> list[int]:
+    """Row counts of the project's newest accepted batches (oldest first), for ``volume_jump``."""
+    window = spec.validation.volume_window
+    accepted = ws.stores.datasets.list_dataset_versions(
+        spec.project, status=BatchStatus.ACCEPTED, limit=window
     )
+    return [v.row_count for v in accepted]
 
 
 def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None = None) -> Schema:
@@ -112,23 +143,80 @@ def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None 
         return schema
     if frame is None:
         raise NotFoundError(f"Project '{spec.project}' has no schema yet: ingest a batch first.")
-    inferred = infer_schema(
-        frame,
-        label=spec.label,
-        timestamp=spec.timestamp,
-        entities=spec.entities,
-        ignore=[
-            c
-            for c in frame.columns
-            if spec.features is not None
-            and c not in spec.features
-            and c not in (spec.label, spec.timestamp)
-            and c not in spec.entities
-        ]
-        + list(spec.ignore),
-        categorical=spec.categorical,
+    inferred = infer_project_schema(frame, spec)
+    return ws.stores.datasets.save_schema(
+        spec.project, inferred, author=ws.actor, reason="inferred from the first batch"
     )
-    return ws.stores.datasets.save_schema(spec.project, inferred)
+
+
+def get_schema_record(ws: Workspace, spec: ProjectSpec, version: int | None = None) -> SchemaRecord:
+    """A schema version of the project (the newest by default) with who saved it and why.
+
+    Raises
+    ------
+    NotFoundError
+        If the project has no schema yet or no such version.
+    """
+    history = ws.stores.datasets.list_schemas(spec.project)
+    if not history:
+        raise NotFoundError(f"Project '{spec.project}' has no schema yet: ingest a batch first.")
+    if version is None:
+        return history[-1]
+    for record in history:
+        if record.version == version:
+            return record
+    raise NotFoundError(
+        f"Project '{spec.project}' has no schema version {version}; versions are "
+        f"1..{history[-1].version}."
+    )
+
+
+def diff_schema_versions(
+    ws: Workspace,
+    spec: ProjectSpec,
+    *,
+    from_version: int | None = None,
+    to_version: int | None = None,
+) -> SchemaDiff:
+    """What changed between two schema versions (default: the previous and the newest)."""
+    newest = get_schema_record(ws, spec).version
+    to_v = newest if to_version is None else to_version
+    from_v = max(to_v - 1, 1) if from_version is None else from_version
+    old = get_schema_record(ws, spec, from_v).schema
+    return diff_schemas(old, get_schema_record(ws, spec, to_v).schema)
+
+
+def diff_batch_schema(
+    ws: Workspace, spec: ProjectSpec, source: Source, *, from_version: int | None = None
+) -> SchemaDiff:
+    """How a batch departs from a schema version (default the newest), widening only."""
+    frame, _ = read_source(source, timestamp=spec.timestamp)
+    current = get_schema_record(ws, spec, from_version).schema
+    return diff_schemas(current, infer_project_schema(frame, spec), sample=True)
+
+
+def accept_batch_schema(
+    ws: Workspace, spec: ProjectSpec, source: Source, *, reason: str | None = None
+) -> tuple[SchemaRecord, SchemaDiff]:
+    """Store the schema evolved to admit ``source`` as the next version, by ``ws.actor``.
+
+    Returns the newest schema record and the diff from the previous one; when the batch needs
+    no change nothing is stored and the diff is empty.
+
+    Raises
+    ------
+    SchemaError
+        If a column changed kind: see :func:`conveyor.data.evolution.evolve_schema`.
+    """
+    frame, description = read_source(source, timestamp=spec.timestamp)
+    current = get_schema_record(ws, spec).schema
+    evolved = evolve_schema(current, infer_project_schema(frame, spec))
+    diff = diff_schemas(current, evolved)
+    if diff.is_empty:
+        return get_schema_record(ws, spec), diff
+    why = reason.strip() if reason and reason.strip() else f"accepted batch {description}"
+    stored = ws.stores.datasets.save_schema(spec.project, evolved, author=ws.actor, reason=why)
+    return get_schema_record(ws, spec, stored.version), replace(diff, to_version=stored.version)
 
 
 def reference_profile(ws: Workspace, project: str) -> dict[str, Any] | None:
@@ -153,7 +241,11 @@ def ingest_batch(
     schema = project_schema(ws, spec, frame)
     reference = reference_profile(ws, spec.project)
     report = validate_batch(
-        frame, schema, policy=policy_from_spec(spec), reference_profile=reference
+        frame,
+        schema,
+        policy=policy_from_spec(spec),
+        reference_profile=reference,
+        recent_row_counts=recent_row_counts(ws, spec),
     )
     if first and not report.passed:
         report = ValidationReport.of(
@@ -197,9 +289,24 @@ def ingest_batch(
 
 
 def load_versions(ws: Workspace, versions: Sequence[DatasetVersion]) -> pd.DataFrame:
-    """Read and concatenate the Parquet content of dataset ``versions``."""
+    """Read and concatenate the Parquet content of accepted dataset ``versions``.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``versions`` is empty or one of them is not accepted: a quarantined batch never
+        reaches training, whoever asks for it.
+    """
     if not versions:
         raise InvalidInputError("No dataset versions to load: ingest accepted batches first.")
+    for v in versions:
+        current = ws.stores.datasets.get_dataset_version(v.id)
+        if current.status is not BatchStatus.ACCEPTED:
+            raise InvalidInputError(
+                f"Dataset version {v.id} (batch {v.seq}) is {current.status}; only accepted "
+                "batches can be loaded for training. Release it with `conveyor quarantine "
+                "release` first."
+            )
     tables = [pq.read_table(ws.stores.artifacts.local_path(v.digest)) for v in versions]
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
@@ -211,13 +318,72 @@ def training_window(ws: Workspace, spec: ProjectSpec) -> list[DatasetVersion]:
     )
 
 
-def release_batch(ws: Workspace, version_id: str, *, reason: str) -> DatasetVersion:
-    """Accept a quarantined batch by an explicit, recorded override."""
-    if not reason.strip():
-        raise InvalidInputError("Releasing a quarantined batch needs a non-empty reason.")
-    return ws.stores.datasets.set_dataset_status(
-        DatasetVersionId(version_id), BatchStatus.ACCEPTED, note=f"released by {ws.actor}: {reason}"
+def release_batch(
+    ws: Workspace, spec: ProjectSpec, version_id: str, *, reason: str | None = None
+) -> ReleaseOutcome:
+    """Accept a quarantined batch: re-validated against the current schema, or by override.
+
+    Without ``reason`` the stored batch is validated again against the project's current
+    schema and policy (say, after ``conveyor schema accept``) and accepted only if it passes
+    now. With ``reason`` it is accepted as is, by an explicit override recorded with the actor.
+    Either way the change is appended to the batch's ``report["status_changes"]`` and the
+    batch gets a profile so it can serve as training data.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such dataset version.
+    ConflictError
+        If the version is not quarantined.
+    InvalidInputError
+        If ``reason`` is given but blank.
+    QuarantinedError
+        If the re-validation still finds an error; ``evidence["report"]`` holds the report.
+    """
+    version = ws.stores.datasets.get_dataset_version(DatasetVersionId(version_id))
+    if version.project != spec.project or version.status is not BatchStatus.QUARANTINED:
+        raise ConflictError(
+            f"Dataset version {version_id!r} is {version.status} in project "
+            f"{version.project!r}; only a quarantined batch of {spec.project!r} can be released."
+        )
+    if reason is not None and not reason.strip():
+        raise InvalidInputError(
+            "The 'reason' of a release must be non-empty text, or absent to re-validate the "
+            "batch against the current schema. Got a blank reason instead."
+        )
+    frame = load_content(ws, version)
+    schema = project_schema(ws, spec)
+    reference = reference_profile(ws, spec.project)
+    report = validate_batch(
+        frame,
+        schema,
+        policy=policy_from_spec(spec),
+        reference_profile=reference,
+        recent_row_counts=recent_row_counts(ws, spec),
     )
+    if reason is None and not report.passed:
+        raise QuarantinedError(
+            f"Dataset version {version_id} still fails validation against schema "
+            f"v{schema.version}: {report.summary()}",
+            evidence={"report": report.to_dict()},
+        )
+    note = (
+        f"re-validated by {ws.actor} against schema v{schema.version}: {report.summary()}"
+        if reason is None
+        else f"released by {ws.actor}: {reason.strip()}"
+    )
+    released = ws.stores.datasets.set_dataset_status(
+        version.id,
+        BatchStatus.ACCEPTED,
+        note=note,
+        profile=profile_frame(frame, schema, reference=reference),
+    )
+    return ReleaseOutcome(version=released, report=report, overridden=reason is not None)
+
+
+def load_content(ws: Workspace, version: DatasetVersion) -> pd.DataFrame:
+    """The stored content of one dataset version, whatever its status (for inspection)."""
+    return pq.read_table(ws.stores.artifacts.local_path(version.digest)).to_pandas()
 
 
 def _store_parquet(ws: Workspace, frame: pd.DataFrame) -> str:

@@ -5,12 +5,16 @@ Anomaly kinds are stable strings that reports, alerts and tests key on:
 
 ``missing_column``, ``extra_column``, ``duplicate_columns``, ``type_mismatch``, ``nan_values``,
 ``inf_values``, ``null_values``, ``unseen_categories``, ``out_of_range``, ``empty_batch``,
-``too_few_rows``, ``null_rate_spike``, ``constant_label``.
+``too_few_rows``, ``null_rate_spike``, ``constant_label``, and from
+:mod:`conveyor.data.batch_checks` ``duplicate_rows``, ``duplicate_keys``, ``volume_jump``,
+``label_leak``. ``ValidationPolicy.severities`` may force the severity of any kind, globally or
+per column, except that a training batch without its label is always an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +31,7 @@ from conveyor.core.schema import (
     Severity,
     ValidationReport,
 )
+from conveyor.data.batch_checks import check_duplicates, check_label_leak, check_volume
 from conveyor.data.policy import ValidationPolicy
 from conveyor.data.schemas import parse_datetimes, to_category_strings
 
@@ -44,6 +49,7 @@ def validate_batch(
     policy: ValidationPolicy = ValidationPolicy(),  # noqa: B008 - frozen, shared safely
     reference_profile: Mapping[str, Any] | None = None,
     environment: Environment = "training",
+    recent_row_counts: Sequence[int] = (),
 ) -> ValidationReport:
     """Validate a batch against a schema.
 
@@ -59,7 +65,11 @@ def validate_batch(
         A profile from :func:`conveyor.data.profile_frame` of the reference data; enables the
         ``null_rate_spike`` check.
     environment : {"training", "serving"}
-        In ``"serving"`` the label column is neither required nor checked.
+        In ``"serving"`` the label column is neither required nor checked, and neither are
+        duplicates, volume and label leaks.
+    recent_row_counts : sequence of int
+        Row counts of the project's recent accepted batches, oldest first; enables the
+        ``volume_jump`` check.
 
     Returns
     -------
@@ -94,9 +104,11 @@ def validate_batch(
         c for c in schema.columns if not (c.role is ColumnRole.LABEL and environment == "serving")
     ]
     anomalies = _check_rows(len(frame), policy)
+    if environment == "training":
+        anomalies += check_volume(len(frame), recent_row_counts, policy)
     anomalies += _check_columns(frame, schema, checked, policy, environment)
     if len(frame) == 0:
-        return ValidationReport.of(anomalies)
+        return _finish(anomalies, policy)
     duplicated = set(frame.columns[frame.columns.duplicated()])
     ref_columns = (reference_profile or {}).get("columns", {})
     ref_rows = int((reference_profile or {}).get("row_count", 0) or 0)
@@ -109,8 +121,24 @@ def validate_batch(
         if col.name in ref_columns and ref_rows > 0:
             anomalies += _check_null_spike(values, col, col_policy, ref_columns[col.name], ref_rows)
         if col.role is ColumnRole.LABEL and environment == "training":
-            anomalies += _check_constant_label(values, col, policy)
-    return ValidationReport.of(anomalies)
+            anomalies += _check_constant_label(values, col, col_policy)
+    if environment == "training":
+        anomalies += check_duplicates(frame, schema, policy)
+        anomalies += check_label_leak(frame, schema, policy)
+    return _finish(anomalies, policy)
+
+
+def _finish(anomalies: list[Anomaly], policy: ValidationPolicy) -> ValidationReport:
+    """Apply the policy's forced severities; a training batch without its label stays an error."""
+    if not policy.severities and not policy.columns:
+        return ValidationReport.of(anomalies)
+    final = []
+    for a in anomalies:
+        severity = a.severity
+        if not a.details.get("label_absent"):
+            severity = policy.severity_of(a.kind, a.column, a.severity)
+        final.append(a if severity is a.severity else replace(a, severity=severity))
+    return ValidationReport.of(final)
 
 
 def _share(count: int, total: int) -> float:
@@ -148,20 +176,28 @@ def _check_columns(
     for col in checked:
         if col.name in present or col.role is ColumnRole.IGNORED:
             continue
-        if col.role is ColumnRole.LABEL and not policy.label_required:
+        is_label = col.role is ColumnRole.LABEL
+        if is_label and not policy.label_required:
             continue
         message = f"Column {col.name!r} ({col.kind}) is in the schema but missing from the batch."
-        details = {"kind": str(col.kind), "role": str(col.role), "environment": environment}
-        anomalies.append(
-            Anomaly("missing_column", policy.missing_columns, message, col.name, details)
-        )
+        details: dict[str, Any] = {
+            "kind": str(col.kind),
+            "role": str(col.role),
+            "environment": environment,
+        }
+        # Training without the label cannot work whatever the policy says of other columns.
+        severity = Severity.ERROR if is_label else policy.for_column(col.name).missing_columns
+        if is_label:
+            details["label_absent"] = True
+        anomalies.append(Anomaly("missing_column", severity, message, col.name, details))
     known = set(schema.names)
     for name in dict.fromkeys(frame.columns):
         if name not in known:
             dtype = str(frame[name].dtypes) if frame.columns.is_unique else "mixed"
             message = f"Column {name!r} ({dtype}) is in the batch but not in the schema."
+            severity = policy.for_column(str(name)).extra_columns
             anomalies.append(
-                Anomaly("extra_column", policy.extra_columns, message, str(name), {"dtype": dtype})
+                Anomaly("extra_column", severity, message, str(name), {"dtype": dtype})
             )
     dupes = sorted(str(c) for c in set(frame.columns[frame.columns.duplicated()]))
     if dupes:
@@ -381,8 +417,8 @@ def _check_constant_label(
     present = values.dropna()
     if len(present) == 0:
         message = f"The label column {col.name!r} has no values; a model cannot learn from it."
-        details: dict[str, Any] = {"distinct": 0, "count": 0}
-        return [Anomaly("constant_label", policy.constant_label, message, col.name, details)]
+        details: dict[str, Any] = {"distinct": 0, "count": 0, "label_absent": True}
+        return [Anomaly("constant_label", Severity.ERROR, message, col.name, details)]
     if len(present) < 2 or present.nunique() > 1:
         return []
     value = present.iloc[0]

@@ -13,6 +13,10 @@ from conveyor.core.errors import InvalidInputError
 from conveyor.core.schema import ColumnKind, ColumnRole, ColumnSchema, Schema, Severity
 from conveyor.data import ValidationPolicy, infer_schema, profile_frame, validate_batch
 
+# Toy frames of one or two low-cardinality columns repeat rows by construction; tests of
+# column checks allow that so they see only the anomaly under test.
+COLUMNS_ONLY = ValidationPolicy(duplicate_rows_share=1.0)
+
 
 def kinds(report) -> list[tuple[str, str | None, str]]:
     return [(a.kind, a.column, str(a.severity)) for a in report.anomalies]
@@ -94,7 +98,7 @@ def test_nan_in_non_nullable_numeric_column_message():
     values = np.linspace(0.0, 100.0, n)
     values[:bad] = np.nan
     frame = pd.DataFrame({"distance": values, "y": np.arange(n) % 2})
-    report = validate_batch(frame, numeric_schema())
+    report = validate_batch(frame, numeric_schema(), policy=COLUMNS_ONLY)
     assert kinds(report) == [("nan_values", "distance", "error")]
     anomaly = report.errors[0]
     assert anomaly.message == (
@@ -181,7 +185,7 @@ def cat_schema(nullable: bool = True) -> Schema:
 def test_any_unseen_category_is_a_warning_by_default():
     values = ["AA"] * 90 + ["DL"] * 9 + ["ZZ"]
     frame = pd.DataFrame({"carrier": values, "y": np.arange(100) % 2})
-    report = validate_batch(frame, cat_schema())
+    report = validate_batch(frame, cat_schema(), policy=COLUMNS_ONLY)
     assert kinds(report) == [("unseen_categories", "carrier", "warning")]
     anomaly = report.warnings[0]
     assert anomaly.details["count"] == 1
@@ -193,7 +197,7 @@ def test_any_unseen_category_is_a_warning_by_default():
 def test_many_unseen_categories_are_an_error():
     values = ["AA"] * 70 + ["ZZ"] * 20 + ["QQ"] * 10 + [None] * 20
     frame = pd.DataFrame({"carrier": values, "y": np.arange(120) % 2})
-    report = validate_batch(frame, cat_schema())
+    report = validate_batch(frame, cat_schema(), policy=COLUMNS_ONLY)
     assert kinds(report) == [("unseen_categories", "carrier", "error")]
     details = report.errors[0].details
     assert details["share"] == pytest.approx(0.3)
@@ -204,7 +208,7 @@ def test_many_unseen_categories_are_an_error():
 def test_unseen_category_thresholds_are_configurable():
     values = ["AA"] * 95 + ["ZZ"] * 5
     frame = pd.DataFrame({"carrier": values, "y": np.arange(100) % 2})
-    quiet = ValidationPolicy(unseen_category_share_warn=0.1)
+    quiet = ValidationPolicy(unseen_category_share_warn=0.1, duplicate_rows_share=1.0)
     assert validate_batch(frame, cat_schema(), policy=quiet).anomalies == ()
     strict = ValidationPolicy(columns={"carrier": {"unseen_category_share_error": 0.01}})
     assert kinds(validate_batch(frame, cat_schema(), policy=strict))[0][2] == "error"
@@ -219,14 +223,14 @@ def test_categorical_numbers_compare_as_strings():
     )
     zones = pd.Series([1, 2] * 5 + [3], dtype="Int64")
     frame = pd.DataFrame({"zone": zones, "y": np.arange(11) % 2})
-    report = validate_batch(frame, schema)
+    report = validate_batch(frame, schema, policy=COLUMNS_ONLY)
     assert kinds(report) == [("unseen_categories", "zone", "warning")]
     assert report.warnings[0].details["examples"] == ["3"]
 
 
 def test_null_in_non_nullable_categorical_column():
     frame = pd.DataFrame({"carrier": ["AA", None, "DL", None], "y": [0, 1, 0, 1]})
-    report = validate_batch(frame, cat_schema(nullable=False))
+    report = validate_batch(frame, cat_schema(nullable=False), policy=COLUMNS_ONLY)
     assert kinds(report) == [("null_values", "carrier", "error")]
     assert report.errors[0].message == (
         "Column 'carrier' has 2 missing values (50.0% of rows); "

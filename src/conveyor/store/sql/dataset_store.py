@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import BatchStatus, DatasetVersion, DatasetVersionId
 from conveyor.core.errors import AlreadyExistsError, InvalidInputError, NotFoundError
-from conveyor.core.schema import Schema
+from conveyor.core.schema import Schema, SchemaRecord
 from conveyor.store.sql.database import Database
 from conveyor.store.sql.tables import DatasetVersionRow, SchemaRow
 
@@ -104,10 +106,16 @@ class SqlDatasetStore:
         return [row.to_entity() for row in reversed(rows)]
 
     def set_dataset_status(
-        self, version_id: DatasetVersionId, status: BatchStatus, *, note: str
+        self,
+        version_id: DatasetVersionId,
+        status: BatchStatus,
+        *,
+        note: str,
+        profile: Mapping[str, Any] | None = None,
     ) -> DatasetVersion:
         """Set the version's status; the change and ``note`` are appended to
-        ``report["status_changes"]`` so the history stays visible."""
+        ``report["status_changes"]`` so the history stays visible. A given ``profile`` replaces
+        the stored one in the same transaction."""
         with self.database.session() as session:
             row = _get_row(session, version_id, for_update=True)
             change = {
@@ -119,19 +127,33 @@ class SqlDatasetStore:
             changes = [*row.report.get("status_changes", []), change]
             row.report = {**row.report, "status_changes": changes}
             row.status = str(status)
+            if profile is not None:
+                row.profile = dict(profile)
             session.flush()
             return row.to_entity()
 
-    def save_schema(self, project: str, schema: Schema) -> Schema:
-        """Store ``schema`` as the project's next version and return it with that version."""
+    def save_schema(
+        self, project: str, schema: Schema, *, author: str | None = None, reason: str | None = None
+    ) -> Schema:
+        """Store ``schema`` as the project's next version and return it with that version.
+
+        ``author`` and ``reason`` travel in the row's JSON document beside the columns.
+        """
         with self.database.session() as session:
             self.database.lock(session, f"schemas:{project}")
             last = session.scalar(
                 sa.select(sa.func.max(SchemaRow.version)).where(SchemaRow.project == project)
             )
             stored = dataclasses.replace(schema, version=(last or 0) + 1)
-            session.add(SchemaRow.from_entity(project, stored, utcnow()))
+            record = SchemaRecord(stored, utcnow(), author=author, reason=reason)
+            session.add(SchemaRow.from_record(project, record))
             return stored
+
+    def list_schemas(self, project: str) -> list[SchemaRecord]:
+        """Every schema version of ``project`` with its author and reason, oldest first."""
+        query = sa.select(SchemaRow).where(SchemaRow.project == project).order_by(SchemaRow.version)
+        with self.database.session(write=False) as session:
+            return [row.to_record() for row in session.scalars(query).all()]
 
     def find_schema(self, project: str, version: int | None = None) -> Schema | None:
         """The given schema version, or the newest when ``version`` is None."""
