@@ -7,9 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from benchmarks import BenchmarkError, Result, serving, tracking
+from benchmarks import BenchmarkError, Result, autolog, serving, tracking
 
 BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
+    "autolog": autolog.run,
     "serving": serving.run,
     "tracking": tracking.run,
 }

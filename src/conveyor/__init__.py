@@ -22,6 +22,7 @@ _EXPORTS = {
     "Workspace": "conveyor.workspace",
     "load_spec": "conveyor.spec",
     "active_run": "conveyor.tracking.fluent",
+    "autolog": "conveyor.tracking.autolog",
     "end_run": "conveyor.tracking.fluent",
     "log_artifact": "conveyor.tracking.fluent",
     "log_dataset": "conveyor.tracking.fluent",
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from conveyor.project import Project as Project
     from conveyor.spec import ProjectSpec as ProjectSpec
     from conveyor.spec import load_spec as load_spec
+    from conveyor.tracking.autolog import autolog as autolog
     from conveyor.tracking.fluent import active_run as active_run
     from conveyor.tracking.fluent import end_run as end_run
     from conveyor.tracking.fluent import log_artifact as log_artifact

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="Bearer token that write routes of the servers require."
     )
+    tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "URL of a `conveyor server` (http://host:port); when set, runs and the model "
+            "registry live there and go over HTTP, other stores stay local."
+        ),
+    )
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -36,7 +36,12 @@ class Workspace:
         settings = settings or Settings()
         home = settings.resolved_home()
         home.mkdir(parents=True, exist_ok=True)
-        stores = open_stores(settings.resolved_db_url(), settings.resolved_artifacts())
+        stores = open_stores(
+            settings.resolved_db_url(),
+            settings.resolved_artifacts(),
+            tracking_uri=settings.tracking_uri,
+            token=settings.token.get_secret_value() if settings.token else None,
+        )
         return cls(settings=settings, stores=stores, home=home)
 
     def project_dir(self, project: str, kind: str) -> Path:
@@ -64,4 +69,6 @@ class Workspace:
         env["CONVEYOR_HOME"] = str(self.home)
         env["CONVEYOR_DB_URL"] = self.settings.resolved_db_url()
         env["CONVEYOR_ARTIFACTS"] = self.settings.resolved_artifacts()
+        if self.settings.tracking_uri:
+            env["CONVEYOR_TRACKING_URI"] = self.settings.tracking_uri
         return env

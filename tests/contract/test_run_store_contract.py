@@ -10,7 +10,9 @@ import pytest
 
 from conveyor.core.entities import MetricPoint, RunId, RunStatus
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
+from conveyor.core.metric_batch import MetricBatch
 from conveyor.store.sql.run_store import SqlRunStore
+from conveyor.store.sql.tables import RunMetricRow
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "b" * 64
@@ -200,3 +202,35 @@ def test_ten_thousand_points_keep_order_values_and_timestamps(runs: SqlRunStore)
     assert history[123].value == 1.0 / 124 and math.isnan(history[7].value)
     assert history[-1].timestamp == T0 + timedelta(seconds=9.999)
     assert runs.get_run(run.id).metrics == {"loss": 1.0 / 10_000}
+
+
+def test_a_metric_batch_is_stored_exactly_as_the_same_points(runs: SqlRunStore) -> None:
+    # 1,500 points over three keys: inserts of several sizes, some timestamps on whole
+    # seconds (no fraction) and some before 1970.
+    points = [
+        MetricPoint(f"k{i % 3}", i / 7, i // 3, T0 + timedelta(microseconds=i * 250_000 - 5))
+        for i in range(1_500)
+    ]
+    points += [MetricPoint("old", 1.0, 0, datetime(1960, 1, 1, tzinfo=UTC))]
+    as_points = runs.create_run("churn", "e", "points")
+    as_batch = runs.create_run("churn", "e", "batch")
+    runs.log_metrics(as_points.id, points)
+    runs.log_batch(as_batch.id, metrics=MetricBatch.from_points(points))
+    for key in ("k0", "k1", "k2", "old"):
+        expected = [p for p in points if p.key == key]
+        assert runs.get_metric_history(as_batch.id, key) == expected
+        assert runs.get_metric_history(as_points.id, key) == expected
+    assert runs.get_run(as_batch.id).metrics == runs.get_run(as_points.id).metrics
+
+
+def test_bulk_timestamps_are_stored_as_the_orm_stores_them(runs: SqlRunStore) -> None:
+    run = runs.create_run("churn", "e", "r")
+    stamps = [T0, T0.replace(microsecond=0), datetime(1999, 12, 31, 23, 59, 59, 7, tzinfo=UTC)]
+    runs.log_metrics(run.id, [MetricPoint("bulk", 1.0, i, ts) for i, ts in enumerate(stamps)])
+    with runs.database.session() as session:
+        for i, ts in enumerate(stamps):
+            session.add(RunMetricRow.from_entity(run.id, MetricPoint("orm", 1.0, i, ts)))
+    query = "SELECT key, ts FROM run_metrics ORDER BY key, step"
+    with runs.database.engine.connect() as conn:
+        stored = conn.exec_driver_sql(query).all()
+    assert [ts for key, ts in stored if key == "bulk"] == [ts for key, ts in stored if key == "orm"]

@@ -14,6 +14,7 @@ def test_public_api_is_pinned():
         "Workspace",
         "__version__",
         "active_run",
+        "autolog",
         "end_run",
         "load_spec",
         "log_artifact",

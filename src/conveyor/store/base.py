@@ -33,7 +33,7 @@ from conveyor.core.entities import (
     VersionStatus,
 )
 from conveyor.core.run_query import Expr, OrderBy, RunPage
-from conveyor.core.schema import Schema
+from conveyor.core.schema import Schema, SchemaRecord
 
 
 class ArtifactStore(Protocol):
@@ -93,15 +93,29 @@ class DatasetStore(Protocol):
         ...
 
     def set_dataset_status(
-        self, version_id: DatasetVersionId, status: BatchStatus, *, note: str
-    ) -> DatasetVersion: ...
+        self,
+        version_id: DatasetVersionId,
+        status: BatchStatus,
+        *,
+        note: str,
+        profile: Mapping[str, Any] | None = None,
+    ) -> DatasetVersion:
+        """Set the status, append the change and ``note`` to ``report["status_changes"]`` and,
+        when ``profile`` is given, replace the stored profile; one transaction."""
+        ...
 
-    def save_schema(self, project: str, schema: Schema) -> Schema:
+    def save_schema(
+        self, project: str, schema: Schema, *, author: str | None = None, reason: str | None = None
+    ) -> Schema:
         """Store ``schema`` as the project's next version and return it with that version."""
         ...
 
     def find_schema(self, project: str, version: int | None = None) -> Schema | None:
         """The given schema version, or the newest when ``version`` is None."""
+        ...
+
+    def list_schemas(self, project: str) -> list[SchemaRecord]:
+        """Every schema version of ``project`` with its author and reason, oldest first."""
         ...
 
 

@@ -14,6 +14,7 @@ from conveyor.store.base import (
     RunStore,
 )
 from conveyor.store.fs import FsArtifactStore
+from conveyor.store.http import HttpModelStore, HttpRunStore, close_clients, open_client
 from conveyor.store.sql.database import Database
 from conveyor.store.sql.dataset_store import SqlDatasetStore
 from conveyor.store.sql.model_store import SqlModelStore
@@ -65,7 +66,13 @@ def open_database(db_url: str) -> Database:
         return database
 
 
-def open_stores(db_url: str, artifacts_url: str) -> Stores:
+def open_stores(
+    db_url: str,
+    artifacts_url: str,
+    *,
+    tracking_uri: str | None = None,
+    token: str | None = None,
+) -> Stores:
     """Open the stores of a workspace.
 
     Parameters
@@ -75,6 +82,13 @@ def open_stores(db_url: str, artifacts_url: str) -> Stores:
         ``postgresql+psycopg://user@host/db``.
     artifacts_url : str
         The artifact root: a local path, ``file://...`` or an fsspec URL such as ``s3://...``.
+    tracking_uri : str, optional
+        A ``conveyor server`` URL (``http://host:port``): runs and models are then its
+        :class:`~conveyor.store.http.HttpRunStore` and ``HttpModelStore``; the other stores
+        stay on ``db_url``. Model artifacts are not uploaded: the server and its clients must
+        share ``artifacts_url``.
+    token : str, optional
+        The server's bearer token, sent with every request.
 
     Returns
     -------
@@ -91,10 +105,15 @@ def open_stores(db_url: str, artifacts_url: str) -> Stores:
     []
     """
     database = open_database(db_url)
+    runs: RunStore = SqlRunStore(database)
+    models: ModelStore = SqlModelStore(database)
+    if tracking_uri:
+        client = open_client(tracking_uri, token)
+        runs, models = HttpRunStore(client), HttpModelStore(client)
     return Stores(
         datasets=SqlDatasetStore(database),
-        runs=SqlRunStore(database),
-        models=SqlModelStore(database),
+        runs=runs,
+        models=models,
         monitor=SqlMonitorStore(database),
         pipeline=SqlPipelineStore(database),
         artifacts=FsArtifactStore(artifacts_url),
@@ -108,3 +127,4 @@ def close_databases() -> None:
         for database in _databases.values():
             database.dispose()
         _databases.clear()
+    close_clients()

@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from conveyor.core.errors import ConfigError, InvalidInputError, NotFoundError, 
 
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 _CHUNK = 1 << 20
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_DECODE_ROUNDS = 4
 
 
 def digest_bytes(data: bytes) -> str:
@@ -48,6 +51,67 @@ def _modified_at(info: Mapping[str, object]) -> datetime | None:
             return value if value.tzinfo else value.replace(tzinfo=UTC)
         if isinstance(value, int | float):
             return datetime.fromtimestamp(float(value), tz=UTC)
+    return None
+
+
+def check_artifact_name(name: str) -> str:
+    """Return ``name`` as a relative POSIX path that cannot leave the folder it is placed in.
+
+    Checked on the name as given and on its percent-decoded forms (``%2e%2e%2f``, and again for
+    double encoding ``%252e%252e%252f``), because some backends and URLs decode names.
+    Empty and ``.`` segments are dropped; a trailing ``/`` (a directory) is removed.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``name`` is empty or, in any of its forms, absolute (``/``, ``~``), a URL or drive
+        (``file:``, ``s3:``, ``C:``), has a ``..`` segment, a backslash or a control character.
+
+    Examples
+    --------
+    >>> check_artifact_name("model/./weights.json")
+    'model/weights.json'
+    >>> check_artifact_name("%2e%2e%2fsecret")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    conveyor.core.errors.InvalidInputError: ... it decodes to '../secret', which has a '..' segment.
+    """
+    if not isinstance(name, str) or not name.strip("/"):
+        raise InvalidInputError(
+            f"An artifact name must be a non-empty relative path. Got {name!r} instead."
+        )
+    form = name
+    for _ in range(_DECODE_ROUNDS + 1):
+        problem = _path_problem(form)
+        if problem is not None:
+            shown = "" if form == name else f"it decodes to {form!r}, which "
+            raise InvalidInputError(
+                f"The artifact name {name!r} must be a relative path inside its folder; "
+                f"{shown or 'it '}{problem}."
+            )
+        decoded = urllib.parse.unquote(form)
+        if decoded == form:
+            break
+        form = decoded
+    else:
+        raise InvalidInputError(
+            f"The artifact name {name!r} must be a relative path inside its folder; it is "
+            f"percent-encoded more than {_DECODE_ROUNDS} times."
+        )
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
+
+
+def _path_problem(form: str) -> str | None:
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in form):
+        return "has a control character"
+    if "\\" in form:
+        return "has a backslash"
+    if form.startswith(("/", "~")):
+        return "is absolute"
+    if _SCHEME.match(form):
+        return "starts with a URL scheme or drive"
+    if ".." in form.split("/"):
+        return "has a '..' segment"
     return None
 
 
@@ -153,6 +217,8 @@ class FsArtifactStore:
             If the stored content does not match its digest (corruption).
         """
         target = self._path(digest)
+        if self._local:
+            self._check_inside(target, digest)
         try:
             with self._backend_errors(f"reading blob {digest}"):
                 data: bytes = self._fs.cat_file(target)
@@ -176,6 +242,7 @@ class FsArtifactStore:
             path = Path(target)
             if not path.is_file():
                 raise NotFoundError(f"Artifact {digest} does not exist in {self.root_url!r}.")
+            self._check_inside(target, digest)
             self._verify(path, digest)
             return path
         hex_digest = check_digest(digest)
@@ -243,6 +310,15 @@ class FsArtifactStore:
     def _path(self, digest: str) -> str:
         hex_digest = check_digest(digest)
         return f"{self._root}/sha256/{hex_digest[:2]}/{hex_digest[2:]}"
+
+    def _check_inside(self, target: str, digest: str) -> None:
+        """Refuse a blob whose real path (symlinks followed) is outside the store root."""
+        real = Path(target).resolve()
+        if not real.is_relative_to(Path(self._root).resolve()):
+            raise StoreError(
+                f"Artifact {digest} in {self.root_url!r} resolves to {str(real)!r}, outside the "
+                "store root; a symlink in the store points out of it."
+            )
 
     @staticmethod
     def _temp_name(target: str) -> str:

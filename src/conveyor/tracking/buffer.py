@@ -1,11 +1,21 @@
 """Buffered run writes: metric points, params and tags collected in memory, written in batches.
 
 A :class:`RunBuffer` holds what one run logged since its last flush and writes it with one
-``RunStore.log_batch`` call, that is one transaction. It is flushed when ``max_points`` points
-are pending, by a :class:`Flusher` thread every ``interval_s``, when the run ends (also when its
-``with`` block raises) and at interpreter exit. What a hard kill (``SIGKILL``, power loss) can
-lose is therefore at most the last ``interval_s`` of logging; a normal exit or an exception
-loses nothing.
+``RunStore.log_batch`` call, that is one transaction. Metric points wait as plain tuples
+(:data:`~conveyor.core.metric_batch.MetricRow`, their time in integer microseconds) and reach
+the store as one :class:`~conveyor.core.metric_batch.MetricBatch`, so queueing a point costs a
+tuple and an append, not a dataclass and a datetime.
+
+A buffer is flushed when ``max_points`` points are pending (in the logging thread), by a
+:class:`Flusher` thread every ``interval_s``, when the run ends (also when its ``with`` block
+raises) and at interpreter exit. Durability follows:
+
+* a normal exit, an uncaught exception or ``sys.exit`` loses nothing;
+* a hard kill of the process (``SIGKILL``, ``os._exit``, the OOM killer) loses at most what was
+  logged in the last ``interval_s``;
+* a crash of the machine itself can, on SQLite, also undo the last committed flushes: the
+  database runs in WAL mode with ``synchronous=NORMAL``, which keeps it consistent but syncs
+  the log to disk at checkpoints rather than at every commit.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from collections.abc import Mapping
 
 from conveyor.core.entities import MetricPoint, RunId
 from conveyor.core.errors import ConflictError, StoreError
+from conveyor.core.metric_batch import MetricBatch, MetricRow
 from conveyor.store.base import RunStore
 
 _log = logging.getLogger(__name__)
@@ -65,7 +76,7 @@ class RunBuffer:
         self._lock = threading.Lock()
         # Held for a whole write, so batches reach the store in the order they were logged.
         self._flush_lock = threading.Lock()
-        self._points: list[MetricPoint] = []
+        self._rows: list[MetricRow] = []
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._logged_params: dict[str, str] = {}
@@ -75,22 +86,33 @@ class RunBuffer:
     def pending(self) -> int:
         """Points, params and tags not yet written."""
         with self._lock:
-            return len(self._points) + len(self._params) + len(self._tags)
+            return len(self._rows) + len(self._params) + len(self._tags)
+
+    def add_row(self, row: MetricRow) -> None:
+        """Queue a point built by :func:`~conveyor.core.metric_batch.metric_row`.
+
+        Flushes in this thread once ``max_points`` points are pending.
+        """
+        with self._lock:
+            rows = self._rows
+            rows.append(row)
+            full = len(rows) >= self.max_points
+        if full:
+            self.flush()
+
+    def add_rows(self, rows: list[MetricRow]) -> None:
+        with self._lock:
+            self._rows.extend(rows)
+            full = len(self._rows) >= self.max_points
+        if full:
+            self.flush()
 
     def add_metric(self, point: MetricPoint) -> None:
-        """Queue a point; flush in this thread once ``max_points`` are pending."""
-        with self._lock:
-            self._points.append(point)
-            full = len(self._points) >= self.max_points
-        if full:
-            self.flush()
+        """Queue a point; InvalidInputError if it is malformed."""
+        self.add_rows(MetricBatch.from_points([point]).rows)
 
     def add_metrics(self, points: list[MetricPoint]) -> None:
-        with self._lock:
-            self._points.extend(points)
-            full = len(self._points) >= self.max_points
-        if full:
-            self.flush()
+        self.add_rows(MetricBatch.from_points(points).rows)
 
     def add_params(self, params: Mapping[str, str]) -> None:
         """Queue params; a value other than one this buffer saw before raises at once.
@@ -128,15 +150,17 @@ class RunBuffer:
         """
         with self._flush_lock:
             with self._lock:
-                points, params, tags = self._points, self._params, self._tags
-                self._points, self._params, self._tags = [], {}, {}
-            if not (points or params or tags):
+                rows, params, tags = self._rows, self._params, self._tags
+                self._rows, self._params, self._tags = [], {}, {}
+            if not (rows or params or tags):
                 return
             try:
-                self.store.log_batch(self.run_id, params=params, tags=tags, metrics=points)
+                self.store.log_batch(
+                    self.run_id, params=params, tags=tags, metrics=MetricBatch(rows)
+                )
             except (StoreError, ConflictError) as exc:
                 with self._lock:
-                    self._points[:0] = points
+                    self._rows[:0] = rows
                     self._tags = {**tags, **self._tags}
                     if isinstance(exc, ConflictError):
                         self._conflict = exc

@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import contextvars
 import logging
-import numbers
 import os
 import sys
 import threading
@@ -27,9 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from conveyor.core.clock import as_utc, utcnow
-from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
+from conveyor.core.clock import utcnow
+from conveyor.core.entities import Run, RunId, RunStatus
 from conveyor.core.errors import ConveyorError, InvalidInputError
+from conveyor.core.metric_batch import metric_row
 from conveyor.tracking.buffer import DEFAULT_MAX_POINTS, Flusher, RunBuffer
 from conveyor.tracking.service import log_artifact_path
 from conveyor.workspace import Workspace
@@ -101,7 +101,7 @@ class TrackedRun:
         self, key: str, value: float, step: int | None = None, timestamp: datetime | None = None
     ) -> None:
         """Queue one point; ``step`` defaults to 0, ``timestamp`` to now (aware UTC)."""
-        self.buffer.add_metric(_point(key, value, step, timestamp))
+        self.buffer.add_row(metric_row(key, value, step, timestamp))
 
     def log_metrics(
         self,
@@ -110,7 +110,7 @@ class TrackedRun:
         timestamp: datetime | None = None,
     ) -> None:
         ts = utcnow() if timestamp is None else timestamp
-        self.buffer.add_metrics([_point(k, v, step, ts) for k, v in metrics.items()])
+        self.buffer.add_rows([metric_row(k, v, step, ts) for k, v in metrics.items()])
 
     def set_tag(self, key: str, value: object) -> None:
         self.set_tags({key: value})
@@ -256,7 +256,7 @@ def log_metric(
     """Log one metric point to the active run (buffered), starting a run if none is active."""
     stack = _stack.get()
     run = stack[-1] if stack else _ensure_run()
-    run.buffer.add_metric(_point(key, value, step, timestamp))
+    run.buffer.add_row(metric_row(key, value, step, timestamp))
 
 
 def log_metrics(
@@ -306,30 +306,6 @@ def _key(key: object, kind: str) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidInputError(f"A {kind} key must be a non-empty string. Got {key!r} instead.")
     return key
-
-
-def _point(key: str, value: float, step: int | None, timestamp: datetime | None) -> MetricPoint:
-    if not isinstance(key, str) or not key:
-        raise InvalidInputError(f"A metric key must be a non-empty string. Got {key!r} instead.")
-    if type(value) is not float and not isinstance(value, numbers.Real):
-        raise InvalidInputError(
-            f"The value of metric {key!r} must be a real number. Got {value!r} instead."
-        )
-    if step is None:
-        step = 0
-    elif type(step) is not int and (
-        isinstance(step, bool) or not isinstance(step, numbers.Integral)
-    ):
-        raise InvalidInputError(f"The step of metric {key!r} must be an int. Got {step!r} instead.")
-    if timestamp is None:
-        timestamp = utcnow()
-    elif not isinstance(timestamp, datetime):
-        raise InvalidInputError(
-            f"The timestamp of metric {key!r} must be a datetime. Got {timestamp!r} instead."
-        )
-    else:
-        timestamp = as_utc(timestamp)
-    return MetricPoint(key, float(value), int(step), timestamp)
 
 
 def _status(status: RunStatus | str) -> RunStatus:

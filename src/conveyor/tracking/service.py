@@ -12,6 +12,7 @@ import orjson
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError, StoreError
+from conveyor.store.fs import check_artifact_name
 from conveyor.workspace import Workspace
 
 
@@ -96,7 +97,9 @@ def log_artifact_path(ws: Workspace, run_id: RunId, path: Path, name: str | None
     NotFoundError
         If ``path`` does not exist.
     InvalidInputError
-        If ``path`` is neither a file nor a directory, or ``name`` is empty.
+        If ``path`` is neither a file nor a directory, ``name`` is not a safe relative path
+        (see :func:`conveyor.store.fs.check_artifact_name`), or the directory holds a symlink
+        to a file outside it.
 
     Examples
     --------
@@ -106,11 +109,7 @@ def log_artifact_path(ws: Workspace, run_id: RunId, path: Path, name: str | None
     path = Path(path)
     if not path.exists():
         raise NotFoundError(f"The artifact path {str(path)!r} of run {run_id!r} does not exist.")
-    label = (name if name is not None else path.name).strip("/")
-    if not label:
-        raise InvalidInputError(
-            f"The artifact name for {str(path)!r} must be a non-empty string. Got {name!r} instead."
-        )
+    label = check_artifact_name(name if name is not None else path.name)
     if path.is_file():
         digest = ws.stores.artifacts.put_file(path)
         ws.stores.runs.log_artifact(run_id, label, digest)
@@ -119,12 +118,45 @@ def log_artifact_path(ws: Workspace, run_id: RunId, path: Path, name: str | None
         raise InvalidInputError(
             f"The artifact path {str(path)!r} must be a file or a directory. Got neither."
         )
+    root = path.resolve()
+    items = [item for item in sorted(path.rglob("*")) if item.is_file()]
+    for item in items:
+        if not item.resolve().is_relative_to(root):
+            raise InvalidInputError(
+                f"The artifact directory {str(path)!r} must hold only files inside it. Got "
+                f"{str(item)!r}, a symlink to {str(item.resolve())!r}, instead."
+            )
     files = {
-        item.relative_to(path).as_posix(): ws.stores.artifacts.put_file(item)
-        for item in sorted(path.rglob("*"))
-        if item.is_file()
+        check_artifact_name(item.relative_to(path).as_posix()): ws.stores.artifacts.put_file(item)
+        for item in items
     }
     manifest = {"kind": MANIFEST_KIND, "files": files}
+    digest = ws.stores.artifacts.put_bytes(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS))
+    ws.stores.runs.log_artifact(run_id, f"{label}/", digest)
+    return digest
+
+
+def log_artifact_files(ws: Workspace, run_id: RunId, name: str, files: Mapping[str, bytes]) -> str:
+    """Store in-memory files as one directory artifact ``name + "/"``; return its digest.
+
+    The same layout as a directory given to :func:`log_artifact_path` (a blob per file and a
+    JSON manifest), recorded with a single run-store write.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``name`` or a file name is not a safe relative path (see
+        :func:`conveyor.store.fs.check_artifact_name`).
+
+    Examples
+    --------
+    >>> log_artifact_files(ws, run.id, "model", {"model.json": b"{}"})  # doctest: +SKIP
+    'sha256:…'
+    """
+    label = check_artifact_name(name)
+    listed = {check_artifact_name(path): data for path, data in files.items()}
+    digests = {path: ws.stores.artifacts.put_bytes(data) for path, data in sorted(listed.items())}
+    manifest = {"kind": MANIFEST_KIND, "files": digests}
     digest = ws.stores.artifacts.put_bytes(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS))
     ws.stores.runs.log_artifact(run_id, f"{label}/", digest)
     return digest
@@ -138,7 +170,9 @@ def restore_artifact(ws: Workspace, run_id: RunId, name: str, dest: Path) -> Pat
     NotFoundError
         If the run has no artifact ``name``; the message lists the ones it has.
     StoreError
-        If a blob is corrupt or a manifest names a path outside ``dest``.
+        If a blob is corrupt, or a manifest names a path that is not a safe relative path
+        (``..``, percent-encoded or not, absolute, a URL, a backslash) or that reaches outside
+        ``dest`` through a symlink; nothing is written outside ``dest``.
     """
     artifacts = ws.stores.runs.get_run(run_id).artifacts
     if name not in artifacts:
@@ -154,7 +188,13 @@ def restore_artifact(ws: Workspace, run_id: RunId, name: str, dest: Path) -> Pat
     manifest = orjson.loads(blob)
     root = dest.resolve()
     for relative, digest in manifest["files"].items():
-        target = (root / relative).resolve()
+        try:
+            safe = check_artifact_name(relative)
+        except InvalidInputError as exc:
+            raise StoreError(
+                f"The manifest of artifact {name!r} of run {run_id!r} names {relative!r}: {exc}"
+            ) from exc
+        target = (root / safe).resolve()
         if not target.is_relative_to(root):
             raise StoreError(
                 f"The manifest of artifact {name!r} of run {run_id!r} names {relative!r}, "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from conveyor.training.formats import SKOPS_ALLOWLIST
 from conveyor.training.models import (
     MODEL_FORMAT,
     LightGBMModel,
     MeanModel,
     PriorModel,
+    SklearnModel,
+    XGBoostModel,
     load_model,
     model_size_bytes,
     read_model_meta,
@@ -25,8 +28,11 @@ __all__ = [
     "LightGBMModel",
     "MeanModel",
     "PriorModel",
+    "SKOPS_ALLOWLIST",
+    "SklearnModel",
     "TrainConfig",
     "TrainResult",
+    "XGBoostModel",
     "load_model",
     "model_size_bytes",
     "read_model_meta",

@@ -7,12 +7,18 @@ training and serving share one encoding. The artifact is::
     {"format": "conveyor.model/1", "kind": "lightgbm", "signature": {...}, "meta": {...},
      "payload": <kind-specific>}
 
-where a LightGBM payload is LightGBM's own text model format. Loading parses JSON and, for
-LightGBM, the text model; no pickle, no import of a named class, nothing runs.
+where a LightGBM payload is LightGBM's own text model format, an XGBoost payload XGBoost's JSON
+model and a scikit-learn payload a base64 skops file loaded against a fixed allowlist (see
+:mod:`conveyor.training.formats`). Loading parses JSON and these formats; no pickle, no import
+of a named class, nothing runs. A raw pickle is loaded only with ``trusted=True`` and the sha256
+the caller expects.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -25,6 +31,14 @@ import numpy as np
 from conveyor.core.errors import InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.signature import Signature
+from conveyor.training.formats import (
+    dump_sklearn,
+    dump_xgboost,
+    load_pickle,
+    load_sklearn,
+    load_xgboost,
+    xgboost,
+)
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -85,6 +99,48 @@ class LightGBMModel:
         if len(arr) == 0:
             return np.empty(0, dtype=np.float64)
         return np.asarray(self.booster.predict(arr), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class XGBoostModel:
+    """A gradient-boosted tree model: a raw ``xgboost.Booster`` and its signature.
+
+    The booster takes the encoded matrix; a ``binary:logistic`` objective predicts
+    probabilities, a regression objective values.
+    """
+
+    signature: Signature
+    booster: Any
+    kind: str = field(default="xgboost", init=False)
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """P(positive) per row for a binary task, the predicted value for regression."""
+        arr = check_matrix(matrix, self.signature)
+        if len(arr) == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self.booster.predict(xgboost().DMatrix(arr)), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SklearnModel:
+    """A fitted scikit-learn estimator or pipeline that takes the encoded matrix.
+
+    A classifier scores with ``predict_proba``'s last column (the positive class), anything
+    else with ``predict``.
+    """
+
+    signature: Signature
+    estimator: Any
+    kind: str = field(default="sklearn", init=False)
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """P(positive) per row for a binary classifier, ``predict`` otherwise."""
+        arr = check_matrix(matrix, self.signature)
+        if len(arr) == 0:
+            return np.empty(0, dtype=np.float64)
+        if self.signature.task == "binary" and hasattr(self.estimator, "predict_proba"):
+            return np.asarray(self.estimator.predict_proba(arr)[:, -1], dtype=np.float64)
+        return np.asarray(self.estimator.predict(arr), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +204,32 @@ def _lightgbm_from(signature: Signature, payload: Any) -> Predictor:
     return LightGBMModel(signature=signature, booster=booster)
 
 
+def _xgboost_from(signature: Signature, payload: Any) -> Predictor:
+    if not isinstance(payload, str):
+        raise InvalidInputError(
+            f"An xgboost model payload must be an XGBoost JSON model. Got {type(payload).__name__}"
+            " instead."
+        )
+    booster = load_xgboost(payload.encode("utf-8"))
+    if booster.num_features() != len(signature.inputs):
+        raise InvalidInputError(
+            f"The xgboost model takes {booster.num_features()} features but its signature has "
+            f"{len(signature.inputs)} inputs."
+        )
+    return XGBoostModel(signature=signature, booster=booster)
+
+
+def _sklearn_from(signature: Signature, payload: Any) -> Predictor:
+    try:
+        data = base64.b64decode(str(payload.get("skops")), validate=True)
+    except (AttributeError, binascii.Error, ValueError) as exc:
+        raise InvalidInputError(
+            "A sklearn model payload must be {'skops': <base64 skops file>}. "
+            f"Got {type(payload).__name__} instead."
+        ) from exc
+    return SklearnModel(signature=signature, estimator=load_sklearn(data))
+
+
 def _constant_from(kind: str, key: str) -> Callable[[Signature, Any], Predictor]:
     def build(signature: Signature, payload: Any) -> Predictor:
         value = payload.get(key) if isinstance(payload, dict) else None
@@ -168,6 +250,11 @@ def _constant_from(kind: str, key: str) -> Callable[[Signature, Any], Predictor]
 # kind -> (payload of a model, model from a signature and a payload)
 _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Signature, Any], Predictor]]] = {
     "lightgbm": (_lightgbm_payload, _lightgbm_from),
+    "xgboost": (lambda m: dump_xgboost(m.booster).decode("utf-8"), _xgboost_from),
+    "sklearn": (
+        lambda m: {"skops": base64.b64encode(dump_sklearn(m.estimator)).decode("ascii")},
+        _sklearn_from,
+    ),
     "prior": (
         lambda m: {"positive_rate": m.positive_rate},
         _constant_from("prior", "positive_rate"),
@@ -182,7 +269,8 @@ def save_model(model: Predictor, *, meta: Mapping[str, Any] | None = None) -> by
     Parameters
     ----------
     model : Predictor
-        A :class:`LightGBMModel`, :class:`PriorModel` or :class:`MeanModel`.
+        A :class:`LightGBMModel`, :class:`XGBoostModel`, :class:`SklearnModel`,
+        :class:`PriorModel` or :class:`MeanModel`.
     meta : mapping, optional
         JSON-ready facts kept next to the model (metrics, lineage). Non-finite floats are
         written as ``null`` so the document stays standard JSON.
@@ -221,15 +309,45 @@ def save_model(model: Predictor, *, meta: Mapping[str, Any] | None = None) -> by
         raise InvalidInputError(f"The model meta must be JSON-ready: {exc}") from exc
 
 
-def load_model(data: bytes) -> Predictor:
+def load_model(
+    data: bytes, *, trusted: bool = False, expected_sha256: str | None = None
+) -> Predictor:
     """Rebuild a model from an artifact written by :func:`save_model`.
+
+    Parameters
+    ----------
+    data : bytes
+        The artifact. Registry loads read it through the artifact store, which checks it
+        against the digest recorded at registration.
+    trusted : bool, default False
+        Only for a pickled :class:`~conveyor.core.model.Predictor`: the caller trusts its
+        source. Pickle runs code on load, so it is refused unless ``trusted`` is True and
+        ``expected_sha256`` matches.
+    expected_sha256 : str, optional
+        ``sha256:<hex>`` the bytes must hash to. Checked for every artifact when given.
 
     Raises
     ------
     InvalidInputError
-        If ``data`` is not a JSON object, carries another format tag, names an unknown kind, or
-        its signature or payload is malformed.
+        If ``data`` does not hash to ``expected_sha256``; if it is not a JSON object and not a
+        trusted, hash-checked pickle; if it carries another format tag, names an unknown kind,
+        its signature or payload is malformed, or a skops payload names an untrusted type.
     """
+    data = bytes(data)
+    if expected_sha256 is not None:
+        actual = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        if actual != f"sha256:{expected_sha256.removeprefix('sha256:').lower()}":
+            raise InvalidInputError(
+                f"The model artifact must hash to {expected_sha256!r}. Got {actual} instead."
+            )
+    if data.lstrip()[:1] not in (b"{", b"["):
+        if not trusted:
+            raise InvalidInputError(
+                f"A model artifact must be a UTF-8 JSON document in format {MODEL_FORMAT!r}; other "
+                "bytes (such as a pickle) load only with trusted=True and expected_sha256. Got "
+                f"bytes starting {data[:8]!r} with trusted=False instead."
+            )
+        return _trusted_pickle(data, expected_sha256)
     document = _read_document(data)
     kind = document.get("kind")
     if kind not in _CODECS:
@@ -241,6 +359,18 @@ def load_model(data: bytes) -> Predictor:
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"The model artifact signature is malformed: {exc!r}") from exc
     return _CODECS[kind][1](signature, document.get("payload"))
+
+
+def _trusted_pickle(data: bytes, expected_sha256: str | None) -> Predictor:
+    model = load_pickle(data, trusted=True, expected_sha256=expected_sha256)
+    if not callable(getattr(model, "predict_encoded", None)) or not isinstance(
+        getattr(model, "signature", None), Signature
+    ):
+        raise InvalidInputError(
+            "A trusted pickled model must be a Predictor (a signature and predict_encoded). "
+            f"Got {type(model).__name__} instead."
+        )
+    return model  # type: ignore[no-any-return]
 
 
 def read_model_meta(data: bytes) -> dict[str, Any]:

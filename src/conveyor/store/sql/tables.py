@@ -40,7 +40,7 @@ from conveyor.core.entities import (
     RunStatus,
     VersionStatus,
 )
-from conveyor.core.schema import Schema
+from conveyor.core.schema import Schema, SchemaRecord
 
 
 def _column_values(entity: Any) -> dict[str, Any]:
@@ -139,6 +139,12 @@ class SchemaRow(Base):
     def to_entity(self) -> Schema:
         return Schema.from_dict({**self.columns, "version": self.version})
 
+    def to_record(self) -> SchemaRecord:
+        meta = self.columns.get("meta") or {}
+        return SchemaRecord(
+            self.to_entity(), self.created_at, author=meta.get("author"), reason=meta.get("reason")
+        )
+
     @classmethod
     def from_entity(cls, project: str, schema: Schema, created_at: datetime) -> SchemaRow:
         return cls(
@@ -147,6 +153,12 @@ class SchemaRow(Base):
             columns=schema.to_dict(),
             created_at=created_at,
         )
+
+    @classmethod
+    def from_record(cls, project: str, record: SchemaRecord) -> SchemaRow:
+        row = cls.from_entity(project, record.schema, record.created_at)
+        row.columns = {**row.columns, "meta": {"author": record.author, "reason": record.reason}}
+        return row
 
 
 class RunRow(Base):

@@ -1,0 +1,105 @@
+"""A real `conveyor server` in a subprocess on 127.0.0.1, and client workspaces that use it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conveyor.config import Settings
+from conveyor.store.http import close_clients
+from conveyor.tracking import fluent
+from conveyor.workspace import Workspace
+
+TOKEN = "test-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/api/v1"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts"
+
+
+def server_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CONVEYOR_TRACKING_URI", "CONVEYOR_TOKEN")
+    }
+    return {**env, "CONVEYOR_HOME": str(home), **extra}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`conveyor server` with a token, started with the real command line."""
+    home = tmp_path_factory.mktemp("server")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(port)],
+        env=server_env(home, CONVEYOR_TOKEN=TOKEN),
+    )
+    srv = Server(f"http://127.0.0.1:{port}", home, process)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{srv.api}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("conveyor server did not become ready")
+        time.sleep(0.1)
+    try:
+        yield srv
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def remote_ws(server: Server, tmp_path: Path) -> Iterator[Workspace]:
+    """A client workspace whose runs and models live on the server (shared artifact store)."""
+    settings = Settings(
+        home=tmp_path / "client",
+        tracking_uri=server.url,
+        token=TOKEN,
+        artifacts=str(server.artifacts),
+    )
+    ws = Workspace.open(settings)
+    fluent.set_workspace(ws)
+    try:
+        yield ws
+    finally:
+        fluent.set_workspace(None)
+        close_clients()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
