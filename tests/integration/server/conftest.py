@@ -8,12 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from conveyor.config import Settings
 from conveyor.store.http import close_clients
@@ -51,14 +54,43 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "CONVEYOR_HOME": str(home), **extra}
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server_db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The server's metadata database: its own SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    base = request.getfixturevalue("pg_database_url")
+    schema = f"srv_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(
+        make_url(base).set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`conveyor server` with a token, started with the real command line."""
+def server(tmp_path_factory: pytest.TempPathFactory, server_db_url: str | None) -> Iterator[Server]:
+    """`conveyor server` with a token, started with the real command line, on each database."""
     home = tmp_path_factory.mktemp("server")
     port = free_port()
+    extra = {"CONVEYOR_TOKEN": TOKEN}
+    if server_db_url:
+        extra["CONVEYOR_DB_URL"] = server_db_url
     process = subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(port)],
-        env=server_env(home, CONVEYOR_TOKEN=TOKEN),
+        env=server_env(home, **extra),
     )
     srv = Server(f"http://127.0.0.1:{port}", home, process)
     deadline = time.monotonic() + 60
