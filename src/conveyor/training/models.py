@@ -8,10 +8,11 @@ training and serving share one encoding. The artifact is::
      "payload": <kind-specific>}
 
 where a LightGBM payload is LightGBM's own text model format, an XGBoost payload XGBoost's JSON
-model and a scikit-learn payload a base64 skops file loaded against a fixed allowlist (see
-:mod:`conveyor.training.formats`). Loading parses JSON and these formats; no pickle, no import
-of a named class, nothing runs. A raw pickle is loaded only with ``trusted=True`` and the sha256
-the caller expects.
+model, a scikit-learn payload a base64 skops file loaded against a fixed allowlist (see
+:mod:`conveyor.training.formats`) and an ONNX payload a base64 graph of standard operators
+with inline weights (see :mod:`conveyor.training.onnx_format`). Loading parses JSON and these
+formats; no pickle, no import of a named class, nothing runs. A raw pickle is loaded only with
+``trusted=True`` and the sha256 the caller expects.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from conveyor.training.formats import (
     load_xgboost,
     xgboost,
 )
+from conveyor.training.onnx_format import onnx_model
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -230,6 +232,17 @@ def _sklearn_from(signature: Signature, payload: Any) -> Predictor:
     return SklearnModel(signature=signature, estimator=load_sklearn(data))
 
 
+def _onnx_from(signature: Signature, payload: Any) -> Predictor:
+    try:
+        data = base64.b64decode(str(payload.get("onnx")), validate=True)
+    except (AttributeError, binascii.Error, ValueError) as exc:
+        raise InvalidInputError(
+            "An onnx model payload must be {'onnx': <base64 ONNX model>}. "
+            f"Got {type(payload).__name__} instead."
+        ) from exc
+    return onnx_model(signature, data)
+
+
 def _constant_from(kind: str, key: str) -> Callable[[Signature, Any], Predictor]:
     def build(signature: Signature, payload: Any) -> Predictor:
         value = payload.get(key) if isinstance(payload, dict) else None
@@ -255,6 +268,10 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Signature, Any], Predic
         lambda m: {"skops": base64.b64encode(dump_sklearn(m.estimator)).decode("ascii")},
         _sklearn_from,
     ),
+    "onnx": (
+        lambda m: {"onnx": base64.b64encode(m.model_bytes).decode("ascii")},
+        _onnx_from,
+    ),
     "prior": (
         lambda m: {"positive_rate": m.positive_rate},
         _constant_from("prior", "positive_rate"),
@@ -270,7 +287,8 @@ def save_model(model: Predictor, *, meta: Mapping[str, Any] | None = None) -> by
     ----------
     model : Predictor
         A :class:`LightGBMModel`, :class:`XGBoostModel`, :class:`SklearnModel`,
-        :class:`PriorModel` or :class:`MeanModel`.
+        :class:`~conveyor.training.onnx_format.OnnxModel`, :class:`PriorModel` or
+        :class:`MeanModel`.
     meta : mapping, optional
         JSON-ready facts kept next to the model (metrics, lineage). Non-finite floats are
         written as ``null`` so the document stays standard JSON.
