@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conveyor.config import Settings
 from conveyor.spec import parse_spec
-from conveyor.tracking.service import start_run
+from conveyor.tracking.service import record_run
 from conveyor.workspace import Workspace
 
 from .conftest import SPEC
@@ -18,12 +18,12 @@ def _seed(project_dir: Path) -> list[str]:
     project = parse_spec(SPEC).project
     ids = []
     for name, lr, auc in [("train-a", "0.1", 0.9), ("train-b", "0.01", 0.7), ("eval", "0.1", 0.8)]:
-        with start_run(ws, project, name=name) as run:
+        with record_run(ws, project, name=name) as run:
             run.log_params({"lr": lr})
             run.log_metrics({"auc": auc - 0.1}, step=0)
             run.log_metrics({"auc": auc}, step=1)
         ids.append(run.id)
-    with start_run(ws, "another-project", name="train-z") as run:
+    with record_run(ws, "another-project", name="train-z") as run:
         run.log_metrics({"auc": 0.99})
     return ids
 

@@ -1,4 +1,5 @@
-"""Experiment tracking: the service API (``start_run(ws, project)``) and the familiar fluent one."""
+"""Experiment tracking: the familiar fluent API (``start_run``, ``log_metric``, ...) and the
+service API (``record_run(ws, project)``) that the pipeline uses."""
 
 from conveyor.tracking.buffer import Flusher, RunBuffer
 from conveyor.tracking.fluent import (
@@ -14,8 +15,9 @@ from conveyor.tracking.fluent import (
     set_tag,
     set_tags,
     set_workspace,
+    start_run,
 )
-from conveyor.tracking.service import ActiveRun, log_artifact_path, restore_artifact, start_run
+from conveyor.tracking.service import ActiveRun, log_artifact_path, record_run, restore_artifact
 
 __all__ = [
     "ActiveRun",
@@ -31,6 +33,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "record_run",
     "restore_artifact",
     "set_tag",
     "set_tags",

@@ -53,7 +53,7 @@ class ActiveRun:
 
 
 @contextlib.contextmanager
-def start_run(
+def record_run(
     ws: Workspace,
     project: str,
     *,
@@ -66,7 +66,7 @@ def start_run(
 
     Examples
     --------
-    >>> with start_run(ws, "flights", name="try") as run:  # doctest: +SKIP
+    >>> with record_run(ws, "flights", name="try") as run:  # doctest: +SKIP
     ...     run.log_params({"lr": 0.1}); run.log_metrics({"auc": 0.7})
     """
     run = ws.stores.runs.create_run(

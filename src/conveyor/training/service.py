@@ -24,7 +24,7 @@ from conveyor.data.splits import random_split, time_split
 from conveyor.evaluation.metrics import evaluate
 from conveyor.registry.service import get_version, register_version
 from conveyor.spec import ProjectSpec
-from conveyor.tracking.service import start_run
+from conveyor.tracking.service import record_run
 from conveyor.training.models import load_model, save_model
 from conveyor.training.trainer import TrainConfig, train_candidates
 from conveyor.workspace import Workspace
@@ -114,7 +114,7 @@ def train_model(
         train = label_noise(train)
     say(f"training on {len(train):,} rows from batches {window[0].seq}..{window[-1].seq}")
     config = TrainConfig(task=spec.task, label=spec.label, params=dict(spec.training.params))
-    with start_run(
+    with record_run(
         ws,
         spec.project,
         experiment="training",

@@ -13,7 +13,7 @@ from conveyor.core.entities import RunId
 from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.tracking.compare import compare_runs, write_comparison_html
 from conveyor.tracking.search import search_runs
-from conveyor.tracking.service import start_run
+from conveyor.tracking.service import record_run
 from conveyor.workspace import Workspace
 
 
@@ -23,7 +23,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 def _train(ws: Workspace, name: str, params: dict[str, object], aucs: list[float]) -> RunId:
-    with start_run(ws, "churn", experiment="training", name=name) as run:
+    with record_run(ws, "churn", experiment="training", name=name) as run:
         run.log_params(params)
         for step, auc in enumerate(aucs):
             run.log_metrics({"auc": auc, "loss": 1 - auc}, step=step)
