@@ -8,10 +8,12 @@ Loading validates every field; an error names the field, the bad value and what 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conveyor.core.errors import ConfigError, NotFoundError
@@ -66,12 +68,86 @@ class ValidationSpec(_Section):
     )
 
 
+_SPACE_KINDS = ("int", "float", "categorical")
+
+
+class HpoSpec(_Section):
+    """Hyperparameter search with Optuna; ``trials: 0`` trains the configured parameters."""
+
+    trials: int = Field(default=0, ge=0, description="Trials per study (0: no search).")
+    timeout_s: float | None = Field(default=None, gt=0.0, description="Wall-clock budget.")
+    model: Literal["lightgbm", "xgboost"] = "lightgbm"
+    space: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per parameter {int: [lo, hi]} | {float: [lo, hi]} | {categorical: [...]}, "
+        "with optional log: true; empty: the model's default space.",
+    )
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    cv_folds: int = Field(default=0, ge=0, description="0: hold-out validation; k >= 2: k-fold.")
+    jobs: int = Field(default=1, ge=1, description="Trials run in parallel processes.")
+    multi_objective: bool = Field(
+        default=False, description="Also minimise prediction latency (a Pareto front)."
+    )
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("space")
+    @classmethod
+    def _space_is_declared(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, dist in value.items():
+            kinds = [k for k in dist if k in _SPACE_KINDS]
+            if len(kinds) != 1 or set(dist) - {*_SPACE_KINDS, "log", "step"}:
+                raise ValueError(
+                    f"parameter {name!r} must be one of {{int: [lo, hi]}}, {{float: [lo, hi]}}, "
+                    f"{{categorical: [...]}} with optional log/step, got {dist!r}"
+                )
+        return value
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (hold-out) or at least 2, got 1")
+        return value
+
+
+class ReferenceSpec(_Section):
+    """A known figure to report against (the rule-based system's, a human-level score)."""
+
+    metric: str
+    value: float
+    name: str = "reference"
+
+
+ModelName = Literal["lightgbm", "xgboost", "linear"]
+
+
+def _default_models() -> list[ModelName]:
+    return ["lightgbm"]
+
+
 class TrainingSpec(_Section):
     """Which batches train a model and how."""
 
     window_batches: int = Field(default=8, ge=1, description="Newest accepted batches to train on.")
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_by: Literal["auto", "random", "stratified", "time", "group"] = Field(
+        default="auto", description="auto: by time with a timestamp, else at random."
+    )
+    group_column: str | None = Field(default=None, description="Groups kept whole by split_by.")
+    seed: int = Field(default=0, ge=0, description="Seed of splits and resampling.")
     params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters.")
+    models: list[ModelName] = Field(
+        default_factory=_default_models, min_length=1, description="Candidate models."
+    )
+    model_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Parameters per candidate."
+    )
+    ensemble: Literal["none", "average", "stacking"] = "none"
+    ensemble_size: int = Field(default=3, ge=2)
+    imbalance: Literal["none", "class_weight", "downsample", "upsample"] = "none"
+    reference: ReferenceSpec | None = None
+    hpo: HpoSpec = HpoSpec()
 
     @field_validator("split")
     @classmethod
@@ -89,6 +165,91 @@ class GateSpec(_Section):
     floor: float | None = None
     min_rows: int = Field(default=200, ge=1)
     n_bootstrap: int = Field(default=500, ge=50)
+    confidence: float = Field(
+        default=0.95, gt=0.0, lt=1.0, description="Coverage of the difference's interval."
+    )
+    slice_tolerance: float | None = Field(
+        default=0.02,
+        ge=0.0,
+        description="How much worse than production a slice's metric may be; null: unchecked.",
+    )
+    latency_p99_ms: float | None = Field(
+        default=250.0, gt=0.0, description="Budget of a single-row request's p99 latency."
+    )
+    infra_check: bool = Field(
+        default=True, description="Serve the candidate and replay sample requests first."
+    )
+    infra_tolerance: float = Field(
+        default=1e-6, ge=0.0, description="Largest served vs offline prediction difference."
+    )
+    floors: dict[str, float] = Field(
+        default_factory=dict,
+        description="Absolute bounds on test metrics: minimums (recall) or maximums (ece).",
+    )
+
+
+class InvarianceSpec(_Section):
+    """Shuffling columns declared irrelevant moves no prediction by more than ``epsilon``."""
+
+    columns: list[str] = Field(min_length=1)
+    epsilon: float = Field(default=0.01, ge=0.0)
+
+
+class DirectionalSpec(_Section):
+    """Raising ``feature`` by ``delta`` moves predictions the declared way."""
+
+    feature: str
+    direction: Literal["increasing", "decreasing"]
+    delta: float = Field(default=1.0, gt=0.0)
+    max_violations: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Share of rows allowed to move the other way."
+    )
+
+
+class NoiseSpec(_Section):
+    """Small Gaussian noise on numeric features moves predictions little on average."""
+
+    scale: float = Field(default=0.01, gt=0.0, description="Noise std as a share of each std.")
+    max_mean_change: float = Field(default=0.02, ge=0.0)
+
+
+class EvaluationSpec(_Section):
+    """How a candidate is evaluated on the held-out test rows before the gate decides."""
+
+    slices: list[str] = Field(default_factory=list, description="Columns to compute metrics by.")
+    min_slice_rows: int = Field(default=100, ge=1, description="Smaller slices are not scored.")
+    calibration_bins: int = Field(default=10, ge=2)
+    invariance: list[InvarianceSpec] = Field(default_factory=list)
+    directional: list[DirectionalSpec] = Field(default_factory=list)
+    noise: NoiseSpec | None = NoiseSpec()
+    behaviour_rows: int = Field(default=1000, ge=10, description="Test rows probed.")
+    latency_rows: int = Field(default=100, ge=10, description="Single-row calls timed.")
+
+
+class BatchingSpec(_Section):
+    """Adaptive micro-batching: concurrent requests are coalesced into one predict call."""
+
+    enabled: bool = True
+    max_batch_rows: int = Field(default=256, ge=1, description="Most rows in one predict call.")
+    max_wait_ms: float = Field(
+        default=2.0, ge=0.0, description="Longest a request waits for others to join its batch."
+    )
+
+
+class CanarySpec(_Section):
+    """Send a share of the traffic to the version under ``alias`` instead of production."""
+
+    alias: str = "candidate"
+    percent: float = Field(default=10.0, ge=0.0, le=100.0)
+    sticky_key: str | None = Field(
+        default=None, description="Record field whose hash picks the version (same key, same one)."
+    )
+
+
+class ShadowSpec(_Section):
+    """Score mirrored traffic with the version under ``alias``; logged, never returned."""
+
+    alias: str = "shadow"
 
 
 class ServingSpec(_Section):
@@ -97,27 +258,205 @@ class ServingSpec(_Section):
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     max_rows: int = Field(default=10_000, ge=1)
     workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    max_queue: int = Field(
+        default=1024, ge=1, description="Requests in flight per worker past which 503 is answered."
+    )
+    allow_extra_fields: bool = False
+    batching: BatchingSpec = BatchingSpec()
+    canary: CanarySpec | None = None
+    shadow: ShadowSpec | None = None
 
 
 class MonitoringSpec(_Section):
+    """What a monitoring job computes and the built-in alert rules (see also ``alerts``)."""
+
     psi_threshold: float = Field(default=0.2, gt=0.0)
     bias_threshold: float = Field(default=0.1, gt=0.0, description="|mean prediction - label mean|")
     metric_floor: float | None = Field(
         default=None, description="Alert when the live metric is under it."
     )
     min_labels: int = Field(default=200, ge=1)
+    window: Literal["since_last", "day"] = Field(
+        default="since_last",
+        description="One window since the previous report, or one window per UTC day.",
+    )
+    min_estimate_rows: int = Field(
+        default=100, ge=1, description="Fewest unlabelled rows for a label-free estimate."
+    )
+    metrics_url: str | None = Field(
+        default=None,
+        description="A serving server's /metrics URL, read for rejected requests and errors.",
+    )
+
+
+DriftTest = Literal["psi", "ks", "chi2", "js", "wasserstein", "linf"]
+
+
+_ALL_DRIFT_TESTS: tuple[DriftTest, ...] = ("psi", "ks", "chi2", "js", "wasserstein", "linf")
+_DEFAULT_DECIDE_BY: tuple[DriftTest, ...] = ("psi",)
+_DEFAULT_DRIFT_THRESHOLDS: dict[DriftTest, float] = {
+    "psi": 0.2,
+    "js": 0.1,
+    "wasserstein": 0.1,
+    "linf": 0.1,
+}
+
+
+class DriftSpec(_Section):
+    """Drift and skew statistics: the tests run, what flags a feature, and p-value control.
+
+    Distance tests (psi, js, wasserstein — divided by the reference's standard deviation —
+    and linf) flag a feature above their threshold; hypothesis tests (ks, chi2) flag it when
+    their p-value, adjusted over all features, is under ``alpha``.
+    """
+
+    tests: list[DriftTest] = Field(
+        default_factory=lambda: list(_ALL_DRIFT_TESTS),
+        description="Statistics computed per feature; ks and wasserstein apply to numeric "
+        "columns only.",
+    )
+    decide_by: list[DriftTest] = Field(
+        default_factory=lambda: list(_DEFAULT_DECIDE_BY),
+        description="Tests whose flag marks a feature drifted.",
+    )
+    thresholds: dict[DriftTest, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_DRIFT_THRESHOLDS),
+        description="Threshold of each distance test.",
+    )
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level.")
+    adjustment: Literal["bh", "bonferroni", "none"] = Field(
+        default="bh",
+        description="Multiple-testing adjustment over features: Benjamini-Hochberg, "
+        "Bonferroni or none.",
+    )
+    columns: dict[str, dict[DriftTest, float]] = Field(
+        default_factory=dict, description="Per-feature thresholds overriding ``thresholds``."
+    )
+    against: Literal["previous", "reference"] = Field(
+        default="previous",
+        description="What an ingested batch is compared with: the previous accepted batch or "
+        "the first accepted one (the reference profile).",
+    )
+
+
+MonitorMetric = Literal[
+    "share_drifted",
+    "max_psi",
+    "prediction_psi",
+    "bias",
+    "live_metric",
+    "estimated_metric",
+    "missing_share",
+    "unseen_share",
+    "rejected_share",
+    "error_rate",
+    "latency_p95_ms",
+]
+
+
+class ThresholdSpec(_Section):
+    """Alert when a monitoring metric of a window leaves [min, max]."""
+
+    metric: MonitorMetric
+    min: float | None = None
+    max: float | None = Field(default=None, validate_default=True)
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    @field_validator("max")
+    @classmethod
+    def _has_bound(cls, value: float | None, info: Any) -> float | None:
+        low = info.data.get("min")
+        if value is None and low is None:
+            raise ValueError("a threshold needs 'min', 'max' or both")
+        if value is not None and low is not None and low > value:
+            raise ValueError(f"'min' ({low}) must not exceed 'max' ({value})")
+        return value
+
+
+class LogSinkSpec(_Section):
+    kind: Literal["log"]
+
+
+class FileSinkSpec(_Section):
+    kind: Literal["file"]
+    path: str = Field(description="JSON-lines file; relative paths are under the workspace.")
+
+
+class WebhookSinkSpec(_Section):
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://", description="http:// or https:// URL.")
+    timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
+    allow_private: bool = Field(
+        default=False, description="Allow loopback, private and link-local addresses."
+    )
+
+
+class CommandSinkSpec(_Section):
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1, description="Program and arguments; no shell.")
+    timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+
+
+SinkSpec = Annotated[
+    LogSinkSpec | FileSinkSpec | WebhookSinkSpec | CommandSinkSpec, Field(discriminator="kind")
+]
+
+
+def _default_sinks() -> list[SinkSpec]:
+    return [LogSinkSpec(kind="log")]
+
+
+class AlertsSpec(_Section):
+    """Alert thresholds, de-duplication and where alerts are sent."""
+
+    cooldown_hours: float = Field(
+        default=6.0, ge=0.0, description="An alert of the same kind and version is not repeated."
+    )
+    thresholds: list[ThresholdSpec] = Field(default_factory=list)
+    sinks: list[SinkSpec] = Field(default_factory=_default_sinks)
 
 
 class TriggerSpec(_Section):
-    """What starts a continuous-training cycle."""
+    """What starts a continuous-training cycle; ``conveyor.pipeline.triggers`` documents each."""
 
     new_data_rows: int | None = Field(default=5000, ge=1)
+    new_data_batches: int | None = Field(
+        default=None, ge=1, description="Accepted batches since the last training to trigger."
+    )
     drift_share: float | None = Field(
         default=0.3, gt=0.0, le=1.0, description="Share of features drifted to trigger."
     )
+    consecutive_windows: int = Field(
+        default=1, ge=1, description="Monitoring windows in a row a drift or decay must last."
+    )
     metric_floor: float | None = None
+    metric_margin: float | None = Field(
+        default=None, ge=0.0, description="Trigger when live is this far behind the test score."
+    )
+    use_estimate: bool = Field(
+        default=True, description="Use the label-free estimate when too few labels arrived."
+    )
+    min_labels: int = Field(default=200, ge=1, description="Labels a realised metric needs.")
     schedule_every_hours: float | None = Field(default=None, gt=0.0)
+    schedule_cron: str | None = Field(default=None, description="Cron expression, UTC.")
+    debounce_minutes: float = Field(
+        default=0.0, ge=0.0, description="How long a drift or decay must hold before it fires."
+    )
     cooldown_hours: float = Field(default=0.0, ge=0.0)
+    max_runs_per_day: int | None = Field(
+        default=None, ge=1, description="Training cycles started by triggers per 24 hours."
+    )
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronSim(value, datetime(2000, 1, 1, tzinfo=UTC))
+            except CronSimError as exc:
+                raise ValueError(f"is not a cron expression ({exc})") from exc
+        return value
 
 
 class WatchSpec(_Section):
@@ -138,6 +477,112 @@ class RegistrySpec(_Section):
     )
 
 
+ConditionOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null", "not_null"]
+
+
+class ConditionSpec(_Section):
+    """One declarative test on a row: an input field, or ``score``/``label`` (outputs so far)."""
+
+    field: str = Field(min_length=1)
+    op: ConditionOp
+    value: Any = Field(default=None, description="A number or string; a list for in / not_in.")
+
+
+class ClipStep(_Section):
+    """Clip scores into [min, max]."""
+
+    kind: Literal["clip"]
+    min: float | None = None
+    max: float | None = None
+
+
+class ThresholdStep(_Section):
+    """Labels from scores: the label of the highest cutoff at or below the score."""
+
+    kind: Literal["threshold"]
+    cutoffs: list[tuple[float, int | str]] = Field(
+        min_length=1, description="Pairs [min_score, label]."
+    )
+    default: int | str | None = Field(default=None, description="Label below every cutoff.")
+
+
+class RuleStep(_Section):
+    """A business rule: where every condition holds, set the score and/or the label."""
+
+    kind: Literal["rule"]
+    when: list[ConditionSpec] = Field(min_length=1)
+    set_score: float | None = None
+    set_label: int | str | None = None
+    name: str | None = None
+
+
+class FilterStep(_Section):
+    """Withhold the output of rows where every condition holds; the reason is returned."""
+
+    kind: Literal["filter"]
+    when: list[ConditionSpec] = Field(min_length=1)
+    reason: str = "withheld by policy"
+
+
+class RerankStep(_Section):
+    """Rank rows (per ``group`` field, or the whole request) by score plus boosts."""
+
+    kind: Literal["rerank"]
+    group: str | None = None
+    descending: bool = True
+    top_k: int | None = Field(default=None, ge=1, description="Withhold rows ranked below this.")
+    boosts: list[tuple[float, list[ConditionSpec]]] = Field(
+        default_factory=list, description="Pairs [added to the ranking key, conditions]."
+    )
+
+
+PostprocessStep = ClipStep | ThresholdStep | RuleStep | FilterStep | RerankStep
+
+
+class PostprocessSpec(_Section):
+    """The post-processing chain, applied in order, the same way online, in batch and offline."""
+
+    steps: list[PostprocessStep] = Field(default_factory=list)
+
+
+class OfflineSpec(_Section):
+    """Precomputed predictions by entity key, served by ``GET /v1/lookup/{key}``."""
+
+    url: str | None = Field(
+        default=None,
+        description="sqlite:///path, postgresql://..., redis://... (default: a SQLite file "
+        "in the project directory).",
+    )
+    key: str | None = Field(default=None, description="Entity column keying predictions.")
+    max_age_s: float = Field(
+        default=86_400.0, gt=0.0, description="Older predictions are stale: scored live instead."
+    )
+
+
+class RetentionSpec(_Section):
+    """How long data is kept; ``conveyor retention`` enforces it and never deletes lineage.
+
+    A batch is deleted when it falls outside both bounds that are set (beyond the newest
+    ``keep_batches`` and older than ``max_age_days``); None leaves that bound off.
+    """
+
+    keep_batches: int | None = Field(
+        default=None, ge=1, description="Accepted batches to keep, newest first."
+    )
+    max_age_days: float | None = Field(
+        default=None, gt=0.0, description="Accepted batches older than this may be deleted."
+    )
+    quarantine_keep: int | None = Field(
+        default=None, ge=0, description="Quarantined batches to keep, newest first."
+    )
+    quarantine_max_age_days: float | None = Field(
+        default=None, gt=0.0, description="Quarantined batches older than this may be deleted."
+    )
+    predictions_max_age_days: float | None = Field(
+        default=None, gt=0.0, description="Prediction-log days older than this are deleted."
+    )
+
+
 class ProjectSpec(_Section):
     """One ML problem X -> Y and the policies of its line."""
 
@@ -152,11 +597,17 @@ class ProjectSpec(_Section):
     validation: ValidationSpec = ValidationSpec()
     training: TrainingSpec = TrainingSpec()
     gate: GateSpec = GateSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
     serving: ServingSpec = ServingSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    drift: DriftSpec = DriftSpec()
+    alerts: AlertsSpec = AlertsSpec()
     triggers: TriggerSpec = TriggerSpec()
     watch: WatchSpec = WatchSpec()
     registry: RegistrySpec = RegistrySpec()
+    postprocess: PostprocessSpec = PostprocessSpec()
+    offline: OfflineSpec = OfflineSpec()
+    retention: RetentionSpec = RetentionSpec()
 
     @property
     def model_name(self) -> str:

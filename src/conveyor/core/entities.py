@@ -17,10 +17,14 @@ Json = Mapping[str, Any]
 
 
 class BatchStatus(StrEnum):
-    """Where a batch stands: accepted batches may train models, quarantined ones never."""
+    """Where a batch stands: accepted batches may train models, quarantined ones never.
+
+    An expired batch had its content deleted by retention; its row, report and profile stay.
+    """
 
     ACCEPTED = "accepted"
     QUARANTINED = "quarantined"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)

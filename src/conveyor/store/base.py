@@ -21,6 +21,7 @@ from conveyor.core.entities import (
     BatchStatus,
     DatasetVersion,
     DatasetVersionId,
+    Lease,
     MetricPoint,
     ModelVersion,
     MonitorReport,
@@ -330,6 +331,10 @@ class PipelineStore(Protocol):
         ...
 
     def release_lease(self, name: str, holder: str) -> None: ...
+
+    def find_lease(self, name: str) -> Lease | None:
+        """The lease named ``name`` (possibly expired), or None if nobody holds it."""
+        ...
 
     def get_cached_step(self, key: str) -> Mapping[str, Any] | None: ...
 
