@@ -1,17 +1,38 @@
-"""`conveyor init` and `conveyor ingest`."""
+"""`conveyor init`, `conveyor ingest`, `conveyor data ingest | card | retention`."""
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from conveyor.cli.context import EXIT_BLOCKED, get
-from conveyor.core.errors import AlreadyExistsError
+from conveyor.core.errors import AlreadyExistsError, InvalidInputError
+from conveyor.data.cards import build_data_card, write_data_card_html
 from conveyor.data.drafting import draft_spec
+from conveyor.data.drift_history import dataset_drift, dataset_profile
+from conveyor.data.profiles import OTHER, without_sketches
 from conveyor.data.service import ingest_batch, read_source
+from conveyor.data.sources import DEFAULT_CHUNK_ROWS, Source, SqlQuery
+from conveyor.pipeline.retention import enforce_retention
+
+
+class DriftAgainst(StrEnum):
+    previous = "previous"
+    reference = "reference"
+
+
+data_app = typer.Typer(
+    name="data",
+    help="Dataset versions: ingest from files or SQL, data cards, retention.",
+    no_args_is_help=True,
+)
 
 
 def init(
@@ -39,14 +60,31 @@ def init(
 
 def ingest(
     ctx: typer.Context,
-    sources: Annotated[list[Path], typer.Argument(help="CSV or Parquet batches, in order.")],
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="CSV or Parquet files, directories or globs, in order."),
+    ] = None,
+    sql: Annotated[
+        str | None, typer.Option("--sql", help="SQLAlchemy URL to read a batch from.")
+    ] = None,
+    query: Annotated[str | None, typer.Option("--query", help="The SQL query of --sql.")] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(help="Rows read at a time; bounds memory on large batches.")
+    ] = DEFAULT_CHUNK_ROWS,
 ) -> None:
     """Validate batches and store them as dataset versions; exit 3 if one is quarantined."""
     c = get(ctx)
+    batches: list[Source] = list(sources or [])
+    if (sql is None) != (query is None):
+        raise InvalidInputError("--sql and --query go together: give both or neither.")
+    if sql is not None and query is not None:
+        batches.append(SqlQuery(sql, query))
+    if not batches:
+        raise InvalidInputError("Nothing to ingest: give files, globs, directories or --sql.")
     quarantined = False
     results = []
-    for source in sources:
-        r = ingest_batch(c.ws, c.spec, source, progress=c.progress())
+    for source in batches:
+        r = ingest_batch(c.ws, c.spec, source, progress=c.progress(), chunk_rows=chunk_rows)
         quarantined |= r.quarantined
         results.append(
             {
@@ -55,15 +93,17 @@ def ingest(
                 "status": r.version.status,
                 "rows": r.version.row_count,
                 "created": r.created,
+                "source": r.version.source,
                 "report": r.report.to_dict(),
             }
         )
         if not c.json:
             colour = "red" if r.quarantined else "green"
+            again = "" if r.created else "  (already ingested)"
             c.emit(
                 None,
                 f"batch {r.version.seq} [{colour}]{r.version.status}[/{colour}] "
-                f"{r.version.row_count:,} rows  {r.version.id}",
+                f"{r.version.row_count:,} rows  {r.version.id}{again}",
             )
             for a in r.report.anomalies:
                 c.emit(None, f"  {a.severity}: {escape(a.message)}")
@@ -73,6 +113,115 @@ def ingest(
         raise typer.Exit(EXIT_BLOCKED)
 
 
+def card(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Dataset version id or batch number.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Write the HTML card here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON card.")] = False,
+) -> None:
+    """A dataset version's data card: source, lineage, schema, profile plots, validation."""
+    c = get(ctx)
+    doc = build_data_card(c.ws, c.spec, version)
+    if html is not None:
+        write_data_card_html(doc, html)
+    if as_json or c.json:
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+        return
+    ds = doc["dataset"]
+    c.emit(None, f"batch {ds['batch']} {ds['status']}  {ds['rows']:,} rows  {ds['id']}")
+    c.emit(None, f"source: {escape(doc['source'])}")
+    models = ", ".join(f"{m['model']} v{m['version']}" for m in doc["lineage"]["models"])
+    c.emit(None, f"used by: {models or 'no model version'}")
+    for a in doc["validation"]["anomalies"]:
+        c.emit(None, f"  {a['severity']}: {escape(a['message'])}")
+    if html is not None:
+        c.emit(None, f"wrote {html}")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def data_drift(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Batch to check, or the baseline with OTHER.")],
+    other: Annotated[str | None, typer.Argument(help="Batch compared with VERSION.")] = None,
+    against: Annotated[
+        DriftAgainst | None,
+        typer.Option(help="Without OTHER: the previous accepted batch or the reference."),
+    ] = None,
+) -> None:
+    """Drift between two batches' stored profiles: PSI, KS, chi-square, JS, Wasserstein."""
+    c = get(ctx)
+    drift = dataset_drift(c.ws, c.spec, version, other, against=against.value if against else None)
+    table = Table("feature", "kind", "psi", "ks", "ks p adj", "chi2 p adj", "js", "w/sd", "drift")
+    for name, f in drift["features"].items():
+        table.add_row(
+            escape(name), f["kind"], _num(f["psi"]), _num(f["ks"]),
+            _num(f.get("ks_pvalue_adjusted")), _num(f.get("chi2_pvalue_adjusted")),
+            _num(f["js"]), _num(f["wasserstein_norm"]),
+            "[red]yes[/red]" if f["drifted"] else f.get("reason") or "no",
+        )  # fmt: skip
+    base, cur = drift["baseline"], drift["current"]
+    c.emit(drift, f"batch {cur['seq']} against batch {base['seq']}")
+    if not c.json:
+        c.emit(None, table)
+        s = drift["summary"]
+        drifted = ", ".join(s["drifted_features"]) or "none"
+        rule = f"decided by {', '.join(s['decide_by'])}; p-values adjusted by {s['adjustment']}"
+        c.emit(None, f"drifted: {drifted} ({rule})")
+
+
+def data_profile(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Dataset version id or batch number.")],
+) -> None:
+    """A batch's stored profile: counts, nulls, moments, quantiles, distinct ratio, top values."""
+    c = get(ctx)
+    found = dataset_profile(c.ws, c.spec, version)
+    profile = without_sketches(found.profile)
+    table = Table("column", "kind", "count", "nulls", "mean", "std", "p50", "distinct", "top")
+    for name, col in profile["columns"].items():
+        top = [k for k in col.get("values", {}) if k != OTHER][:3]
+        table.add_row(
+            escape(name), col["kind"], f"{col['count']:,}", f"{col['null_count']:,}",
+            _num(col.get("mean")), _num(col.get("std")),
+            _num((col.get("quantiles") or {}).get("p50")),
+            str(col.get("distinct", "-")), escape(", ".join(top)),
+        )  # fmt: skip
+    c.emit(profile, f"batch {found.seq} {found.status}  {profile['row_count']:,} rows  {found.id}")
+    if not c.json:
+        c.emit(None, table)
+
+
+def retention(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete batches, quarantined data and prediction logs past conveyor.yaml's retention."""
+    c = get(ctx)
+    report = enforce_retention(c.ws, c.spec, dry_run=dry_run, progress=c.progress())
+    if c.json:
+        c.emit(report.to_dict())
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for item in report.items:
+        state = f"[red]failed: {escape(item.error)}[/red]" if item.error else verb
+        c.emit(None, f"{state} {item.kind} {item.name} {item.size_bytes:,} B  {item.reason}")
+    for dataset_id, why in report.protected.items():
+        c.emit(None, f"[dim]kept {dataset_id}: {escape(why)}[/dim]")
+    c.emit(None, f"{verb} {len(report.deleted)} item(s), {report.bytes_freed:,} bytes")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(ingest)
+    app.command()(retention)
+    data_app.command("ingest")(ingest)
+    data_app.command("card")(card)
+    data_app.command("drift")(data_drift)
+    data_app.command("profile")(data_profile)
+    data_app.command("retention")(retention)
+    app.add_typer(data_app, name="data")

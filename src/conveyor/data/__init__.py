@@ -5,7 +5,15 @@ Pure functions over pandas DataFrames; storage lives elsewhere.
 
 from __future__ import annotations
 
-from conveyor.data.drift import compute_drift, jensen_shannon, linf, psi
+from conveyor.data.drift import (
+    adjust_pvalues,
+    compute_drift,
+    compute_drift_frames,
+    compute_skew,
+    jensen_shannon,
+    linf,
+    psi,
+)
 from conveyor.data.evolution import SchemaDiff, diff_schemas, evolve_schema
 from conveyor.data.policy import ValidationPolicy
 from conveyor.data.profiles import merge_profiles, profile_frame
@@ -16,7 +24,10 @@ from conveyor.data.validation import validate_batch
 __all__ = [
     "SchemaDiff",
     "ValidationPolicy",
+    "adjust_pvalues",
     "compute_drift",
+    "compute_drift_frames",
+    "compute_skew",
     "diff_schemas",
     "evolve_schema",
     "infer_schema",

@@ -13,9 +13,14 @@ A profile is a JSON-able dict::
 
 Numeric moments and quantiles are over finite values; histogram edges are observed values at
 quantiles of the first profile (``method="higher"``); ``std`` is the population standard
-deviation (``ddof=0``), which merges exactly. Histogram bins are ``[edges[i], edges[i + 1])``
-with infinite outer edges, so every value, infinities included, falls in a bin. Readers accept
-outer edges written as ``null`` too, which is how strict JSON encoders store infinities.
+deviation (``ddof=0``), which merges exactly. Numeric columns also keep ``neg_inf_count``,
+``distinct`` (exact in one batch) and ``distinct_ratio`` (of finite values), a KLL quantile
+sketch under ``"sketch"`` and a HyperLogLog distinct sketch under ``"hll"``; categorical
+columns keep ``distinct_ratio`` and ``"hll"`` too (see :mod:`conveyor.data.sketches`). The
+sketches are what makes profiles of a window mergeable without the data. Histogram bins are
+``[edges[i], edges[i + 1])`` with infinite outer edges, so every value, infinities included,
+falls in a bin. Readers accept outer edges written as ``null`` too, which is how strict JSON
+encoders store infinities.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ from pandas.api import types as pdt
 from conveyor.core.errors import InvalidInputError
 from conveyor.core.schema import ColumnKind, ColumnRole, Schema
 from conveyor.data.schemas import parse_datetimes, to_category_strings
+from conveyor.data.sketches import (
+    DEFAULT_K,
+    DistinctSketch,
+    QuantileSketch,
+    hash_values,
+    merge_quantile_sketches,
+)
 
 OTHER = "__other__"
 QUANTILES: dict[str, float] = {
@@ -51,6 +63,7 @@ def profile_frame(
     reference: Mapping[str, Any] | None = None,
     bins: int = 10,
     top_k: int = 50,
+    sketch_k: int = DEFAULT_K,
 ) -> dict[str, Any]:
     """Profile the schema's columns of a batch.
 
@@ -68,6 +81,9 @@ def profile_frame(
         quantiles coincide).
     top_k : int
         Number of most frequent values counted by name; the rest are pooled in ``"__other__"``.
+    sketch_k : int
+        Accuracy of each numeric column's quantile sketch (see
+        :class:`conveyor.data.sketches.QuantileSketch`).
 
     Returns
     -------
@@ -91,6 +107,7 @@ def profile_frame(
     """
     _check_positive_int(bins, "bins")
     _check_positive_int(top_k, "top_k")
+    _check_positive_int(sketch_k, "sketch_k")
     ref_columns: Mapping[str, Any] = (reference or {}).get("columns", {})
     columns: dict[str, Any] = {}
     for col in schema.columns:
@@ -101,7 +118,7 @@ def profile_frame(
         base: dict[str, Any] = {"kind": str(col.kind), "role": str(col.role)}
         if col.kind is ColumnKind.NUMERIC:
             edges = inner_edges(ref["histogram"]) if "histogram" in ref else None
-            base.update(_profile_numeric(values, edges=edges, bins=bins))
+            base.update(_profile_numeric(values, edges=edges, bins=bins, sketch_k=sketch_k))
         elif col.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
             keep = [k for k in ref.get("values", {}) if k != OTHER]
             boolean = col.kind is ColumnKind.BOOLEAN
@@ -112,6 +129,27 @@ def profile_frame(
             base.update(_profile_text(values))
         columns[col.name] = base
     return {"row_count": len(frame), "columns": columns}
+
+
+def without_sketches(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``profile`` without its serialised sketches, for display and comparison.
+
+    KLL sketches compact at random, so two profiles of the same data hold different sketch
+    bytes with the same guarantee; every other number of a single-batch profile is exact.
+
+    Examples
+    --------
+    >>> without_sketches({"row_count": 1, "columns": {"x": {"count": 1, "sketch": {}}}})
+    {'row_count': 1, 'columns': {'x': {'count': 1}}}
+    """
+    columns = {
+        name: {k: v for k, v in column.items() if k not in _SKETCH_KEYS}
+        for name, column in profile.get("columns", {}).items()
+    }
+    return {**profile, "columns": columns}
+
+
+_SKETCH_KEYS = frozenset({"sketch", "hll"})
 
 
 def _check_positive_int(value: Any, name: str) -> None:
@@ -149,10 +187,12 @@ def _to_numbers(values: pd.Series) -> np.ndarray:
     return numbers
 
 
-def _profile_numeric(values: pd.Series, *, edges: list[float] | None, bins: int) -> dict[str, Any]:
+def _profile_numeric(
+    values: pd.Series, *, edges: list[float] | None, bins: int, sketch_k: int
+) -> dict[str, Any]:
     numbers = _to_numbers(values)
     present = numbers[~np.isnan(numbers)]
-    finite = present[np.isfinite(present)]
+    finite = np.sort(present[np.isfinite(present)])
     if edges is None:
         if finite.size:
             cuts = np.linspace(0.0, 1.0, bins + 1)[1:-1]
@@ -160,27 +200,47 @@ def _profile_numeric(values: pd.Series, *, edges: list[float] | None, bins: int)
             edges = [float(e) for e in np.unique(np.quantile(finite, cuts, method="higher"))]
         else:
             edges = []
-    counts = np.bincount(
-        np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="right"),
-        minlength=len(edges) + 1,
-    )
+    edge_array = np.asarray(edges, dtype=np.float64)
+    # finite is sorted, so bin counts are differences of its ranks at the edges.
+    ranks = np.searchsorted(finite, edge_array, side="left")
+    counts = np.diff(np.concatenate([[0], ranks, [finite.size]]))
+    neg_inf = int(np.count_nonzero(present == -np.inf))
+    counts[0] += neg_inf
+    counts[-1] += int(present.size - finite.size) - neg_inf
     stats: dict[str, Any] = {
         "count": int(present.size),
         "null_count": len(numbers) - int(present.size),
         "inf_count": int(present.size - finite.size),
+        "neg_inf_count": neg_inf,
     }
     if finite.size:
         quantiles = np.quantile(finite, list(QUANTILES.values()))
+        changes = np.flatnonzero(finite[1:] != finite[:-1]) + 1
+        uniques = finite[np.concatenate([[0], changes])]
+        distinct = DistinctSketch()
+        distinct.update_hashes(hash_values(uniques))
         stats.update(
             mean=float(finite.mean()),
             std=float(finite.std()),
-            min=float(finite.min()),
-            max=float(finite.max()),
+            min=float(finite[0]),
+            max=float(finite[-1]),
             quantiles={k: float(q) for k, q in zip(QUANTILES, quantiles, strict=True)},
+            distinct=int(uniques.size),
         )
     else:
-        stats.update(mean=None, std=None, min=None, max=None, quantiles=dict.fromkeys(QUANTILES))
+        distinct = DistinctSketch()
+        stats.update(
+            mean=None,
+            std=None,
+            min=None,
+            max=None,
+            quantiles=dict.fromkeys(QUANTILES),
+            distinct=0,
+        )
+    stats["distinct_ratio"] = stats["distinct"] / finite.size if finite.size else None
     stats["histogram"] = {"edges": _full_edges(edges), "counts": [int(c) for c in counts]}
+    stats["sketch"] = QuantileSketch.of(finite, k=sketch_k).to_dict()
+    stats["hll"] = distinct.to_dict()
     return stats
 
 
@@ -192,10 +252,17 @@ def _bool_label(value: Any) -> str:
     return str(value)
 
 
-def _profile_categorical(
-    values: pd.Series, *, keep: Sequence[str], top_k: int, boolean: bool
-) -> dict[str, Any]:
-    nulls = int(values.isna().sum())
+def count_categories(values: pd.Series, *, boolean: bool = False) -> pd.Series:
+    """Counts of a categorical column's present values by their string label.
+
+    Labels are what schemas and profiles compare: ``to_category_strings`` of the values, or
+    ``"True"``/``"False"`` for a boolean column (0 and 1 included). Sorted by count, then label.
+
+    Examples
+    --------
+    >>> count_categories(pd.Series(["b", "a", None, "b"])).to_dict()
+    {'b': 2, 'a': 1}
+    """
     raw = values.value_counts(dropna=True, sort=False)
     raw = raw[raw > 0]
     if boolean:
@@ -203,18 +270,28 @@ def _profile_categorical(
     else:
         labels = [str(v) for v in to_category_strings(raw.index)]
     counts = pd.Series(raw.to_numpy(), index=labels, dtype="int64").groupby(level=0).sum()
-    counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+    return counts.sort_index().sort_values(ascending=False, kind="stable")
+
+
+def _profile_categorical(
+    values: pd.Series, *, keep: Sequence[str], top_k: int, boolean: bool
+) -> dict[str, Any]:
+    nulls = int(values.isna().sum())
+    counts = count_categories(values, boolean=boolean)
     named = list(counts.index[:top_k]) + [k for k in keep if k in counts.index]
     named = list(dict.fromkeys(named))
     out = {str(k): int(counts[k]) for k in named}
     for k in keep:
         out.setdefault(str(k), 0)
     out[OTHER] = int(counts.sum()) - sum(out.values())
+    present = len(values) - nulls
     return {
-        "count": len(values) - nulls,
+        "count": present,
         "null_count": nulls,
         "distinct": len(counts),
+        "distinct_ratio": len(counts) / present if present else None,
         "values": out,
+        "hll": DistinctSketch.of(np.asarray(counts.index, dtype=object)).to_dict(),
     }
 
 
@@ -245,14 +322,19 @@ def merge_profiles(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Merge profiles of disjoint batches into the profile of their union.
 
     Counts, value counts and histograms add; means and standard deviations combine exactly
-    (Chan's parallel formula); quantiles are interpolated from the merged histogram, so they
-    are approximate; ``distinct`` becomes a lower bound.
+    (Chan's parallel formula). Quantile sketches merge, and quantiles come from the merged
+    sketch (within its rank error, see :mod:`conveyor.data.sketches`); profiles without
+    sketches interpolate them from the merged histogram. When histogram edges differ, the
+    histogram is rebuilt on the first profile's edges from the merged sketch (bin counts
+    within the sketch's ``pmf_error`` times the count). ``distinct`` is the HyperLogLog
+    estimate of the merged distinct sketches (about 1.6% standard error), and never below
+    the largest part's; a category counted by name in every part has an exact merged count.
 
     Parameters
     ----------
     profiles : sequence of mapping
-        Profiles from :func:`profile_frame`; numeric columns must share histogram edges
-        (profile later batches with ``reference=`` the first).
+        Profiles from :func:`profile_frame`; numeric columns share histogram edges when
+        later batches are profiled with ``reference=`` the first, else they need sketches.
 
     Returns
     -------
@@ -262,7 +344,8 @@ def merge_profiles(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     Raises
     ------
     InvalidInputError
-        If ``profiles`` is empty, a column's kind differs, or histogram edges differ.
+        If ``profiles`` is empty, a column's kind differs, or histogram edges differ and a
+        profile has no quantile sketch.
 
     Examples
     --------
@@ -307,14 +390,24 @@ def merge_profiles(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _merge_numeric(name: str, parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     edges = inner_edges(parts[0]["histogram"])
+    sketches = [QuantileSketch.from_dict(p["sketch"]) for p in parts if "sketch" in p]
+    sketch = merge_quantile_sketches(sketches) if len(sketches) == len(parts) else None
     counts = np.zeros(len(edges) + 1, dtype=np.int64)
-    for part in parts:
-        if inner_edges(part["histogram"]) != edges:
-            raise InvalidInputError(
-                f"Column {name!r} has different histogram edges in the profiles; profile every "
-                "batch with reference= the same profile to merge them."
-            )
-        counts += np.asarray(part["histogram"]["counts"], dtype=np.int64)
+    same_edges = all(inner_edges(part["histogram"]) == edges for part in parts)
+    if same_edges:
+        for part in parts:
+            counts += np.asarray(part["histogram"]["counts"], dtype=np.int64)
+    elif sketch is not None:
+        counts += sketch.bin_counts(edges)
+        counts[0] += sum(int(p.get("neg_inf_count", 0)) for p in parts)
+        counts[-1] += sum(
+            int(p.get("inf_count", 0)) - int(p.get("neg_inf_count", 0)) for p in parts
+        )
+    else:
+        raise InvalidInputError(
+            f"Column {name!r} has different histogram edges in the profiles and they carry no "
+            "quantile sketch; profile every batch with reference= the same profile to merge them."
+        )
     n, mean, m2 = 0, 0.0, 0.0
     for part in parts:
         n_b = int(part["count"]) - int(part.get("inf_count", 0))
@@ -329,15 +422,32 @@ def _merge_numeric(name: str, parts: Sequence[Mapping[str, Any]]) -> dict[str, A
     lows = [float(p["min"]) for p in parts if p.get("min") is not None]
     highs = [float(p["max"]) for p in parts if p.get("max") is not None]
     low, high = (min(lows), max(highs)) if lows else (None, None)
-    return {
+    out: dict[str, Any] = {
         "inf_count": sum(int(p.get("inf_count", 0)) for p in parts),
+        "neg_inf_count": sum(int(p.get("neg_inf_count", 0)) for p in parts),
         "mean": mean if n else None,
         "std": math.sqrt(m2 / n) if n else None,
         "min": low,
         "max": high,
-        "quantiles": _histogram_quantiles(edges, counts, low, high),
-        "histogram": {"edges": _full_edges(edges), "counts": [int(c) for c in counts]},
     }
+    if sketch is not None and sketch.n:
+        values = sketch.quantiles(list(QUANTILES.values()))
+        out["quantiles"] = dict(zip(QUANTILES, values, strict=True))
+    else:
+        out["quantiles"] = _histogram_quantiles(edges, counts, low, high)
+    hlls = [DistinctSketch.from_dict(p["hll"]) for p in parts if "hll" in p]
+    if len(hlls) == len(parts):
+        merged_hll = hlls[0]
+        for other in hlls[1:]:
+            merged_hll = merged_hll.merge(other)
+        distinct = min(round(merged_hll.estimate()), n)
+        out["distinct"] = max([distinct, *(int(p.get("distinct", 0)) for p in parts)])
+        out["distinct_ratio"] = out["distinct"] / n if n else None
+        out["hll"] = merged_hll.to_dict()
+    out["histogram"] = {"edges": _full_edges(edges), "counts": [int(c) for c in counts]}
+    if sketch is not None:
+        out["sketch"] = sketch.to_dict()
+    return out
 
 
 def _histogram_quantiles(
@@ -367,10 +477,18 @@ def _merge_categorical(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     ordered = dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
     ordered[OTHER] = other
     named = sum(1 for c in totals.values() if c > 0)
-    return {
-        "distinct": max([named, *(int(p.get("distinct", 0)) for p in parts)]),
-        "values": ordered,
-    }
+    lower = max([named, *(int(p.get("distinct", 0)) for p in parts)])
+    out: dict[str, Any] = {"distinct": lower, "values": ordered}
+    hlls = [DistinctSketch.from_dict(p["hll"]) for p in parts if "hll" in p]
+    if len(hlls) == len(parts):
+        merged = hlls[0]
+        for sketch in hlls[1:]:
+            merged = merged.merge(sketch)
+        present = sum(int(p["count"]) for p in parts)
+        out["distinct"] = max(lower, min(round(merged.estimate()), present))
+        out["distinct_ratio"] = out["distinct"] / present if present else None
+        out["hll"] = merged.to_dict()
+    return out
 
 
 def _merge_datetime(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

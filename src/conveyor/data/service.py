@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conveyor.core.clock import as_utc, new_id, utcnow
+from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import BatchStatus, DatasetVersion, DatasetVersionId
 from conveyor.core.errors import (
     ConfigError,
@@ -22,8 +21,10 @@ from conveyor.core.errors import (
     InvalidInputError,
     NotFoundError,
     QuarantinedError,
+    SchemaError,
 )
 from conveyor.core.schema import Anomaly, Schema, SchemaRecord, Severity, ValidationReport
+from conveyor.data.drift_history import batch_drift
 from conveyor.data.evolution import (
     SchemaDiff,
     diff_schemas,
@@ -31,12 +32,40 @@ from conveyor.data.evolution import (
     infer_project_schema,
 )
 from conveyor.data.profiles import profile_frame
+from conveyor.data.sources import (
+    DEFAULT_CHUNK_ROWS,
+    Source,
+    SqlQuery,
+    open_source,
+    read_frame,
+)
+from conveyor.data.staging import ChunkedChecks, spool_source, write_canonical
 from conveyor.data.validation import ValidationPolicy, validate_batch
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
-Source: TypeAlias = str | Path | pd.DataFrame | pa.Table
 Progress = Callable[[str], None]
+
+__all__ = [
+    "IngestResult",
+    "ReleaseOutcome",
+    "Source",
+    "SqlQuery",
+    "accept_batch_schema",
+    "diff_batch_schema",
+    "diff_schema_versions",
+    "get_schema_record",
+    "ingest_batch",
+    "load_content",
+    "load_versions",
+    "policy_from_spec",
+    "project_schema",
+    "read_source",
+    "recent_row_counts",
+    "reference_profile",
+    "release_batch",
+    "training_window",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,53 +92,16 @@ class ReleaseOutcome:
 
 
 def read_source(source: Source, *, timestamp: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Read a CSV/Parquet file, a DataFrame or an Arrow table; return the frame and a description.
+    """Read a whole source (see :mod:`conveyor.data.sources`) into a frame, with a description.
 
     Raises
     ------
     NotFoundError
         If a path does not exist.
     InvalidInputError
-        If the file cannot be parsed or has an unsupported suffix.
+        If the source cannot be parsed or has an unsupported suffix.
     """
-    if isinstance(source, pd.DataFrame):
-        frame, description = source.copy(), "dataframe"
-    elif isinstance(source, pa.Table):
-        frame, description = source.to_pandas(), "arrow table"
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise NotFoundError(f"Batch file '{path}' does not exist.")
-        suffixes = "".join(path.suffixes[-2:]).lower()
-        try:
-            if path.suffix.lower() == ".parquet" or path.is_dir():
-                frame = pq.read_table(path).to_pandas()
-            elif path.suffix.lower() == ".csv" or suffixes in (".csv.gz", ".csv.zip"):
-                frame = pd.read_csv(path)
-            else:
-                raise InvalidInputError(
-                    f"Batch file '{path}' has suffix '{path.suffix}'; allowed: .csv, .csv.gz, "
-                    ".csv.zip, .parquet."
-                )
-        except (
-            pd.errors.ParserError,
-            pd.errors.EmptyDataError,
-            pa.ArrowException,
-            UnicodeDecodeError,
-            OSError,
-        ) as exc:
-            raise InvalidInputError(
-                f"Batch file '{path}' could not be read: {exc}".strip()
-            ) from exc
-        description = str(path.resolve())
-    if timestamp and timestamp in frame.columns:
-        try:
-            frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(
-                f"Timestamp column '{timestamp}' has values that are not dates: {exc}"
-            ) from exc
-    return frame, description
+    return read_frame(source, timestamp=timestamp)
 
 
 def policy_from_spec(spec: ProjectSpec) -> ValidationPolicy:
@@ -226,65 +218,123 @@ def reference_profile(ws: Workspace, project: str) -> dict[str, Any] | None:
 
 
 def ingest_batch(
-    ws: Workspace, spec: ProjectSpec, source: Source, *, progress: Progress | None = None
+    ws: Workspace,
+    spec: ProjectSpec,
+    source: Source,
+    *,
+    progress: Progress | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> IngestResult:
     """Validate ``source`` and store it as the project's next dataset version.
 
-    A batch with an error-level anomaly is stored as ``quarantined`` with its report: it is kept
-    for inspection but never used for training. Re-ingesting identical content returns the
-    existing version (``created`` False).
+    The source is streamed in chunks of ``chunk_rows`` rows (see
+    :mod:`conveyor.data.staging`), so memory stays bounded however large the batch. A batch
+    with an error-level anomaly is stored as ``quarantined`` with its report: it is kept for
+    inspection but never used for training. Re-ingesting identical content, from any kind of
+    source, returns the existing version (``created`` False); a version whose content
+    retention deleted gets it back, re-validated.
+
+    Raises
+    ------
+    NotFoundError
+        If a source path does not exist.
+    InvalidInputError
+        If the source cannot be read (a corrupt file, a bad query); nothing is stored then.
     """
     say = progress or (lambda _msg: None)
-    frame, description = read_source(source, timestamp=spec.timestamp)
-    say(f"read {len(frame):,} rows from {description}")
+    reader = open_source(source, chunk_rows=chunk_rows, timestamp=spec.timestamp)
     first = ws.stores.datasets.find_schema(spec.project) is None
-    schema = project_schema(ws, spec, frame)
-    reference = reference_profile(ws, spec.project)
-    report = validate_batch(
-        frame,
-        schema,
-        policy=policy_from_spec(spec),
-        reference_profile=reference,
-        recent_row_counts=recent_row_counts(ws, spec),
-    )
-    if first and not report.passed:
-        report = ValidationReport.of(
-            [
-                *report.anomalies,
-                Anomaly(
-                    kind="first_batch",
-                    severity=Severity.WARNING,
-                    message="The schema was inferred from this batch and it still failed "
-                    "validation.",
-                ),
-            ]
+    inferred: list[Schema] = []
+    with tempfile.TemporaryDirectory(dir=ws.home, prefix=".ingest-") as tmp:
+        staged = spool_source(
+            reader,
+            Path(tmp),
+            on_chunk=(lambda chunk: _widen_inferred(inferred, chunk, spec)) if first else None,
+            progress=say,
         )
-    status = BatchStatus.ACCEPTED if report.passed else BatchStatus.QUARANTINED
-    profile = profile_frame(frame, schema, reference=reference) if report.passed else {}
-    digest = _store_parquet(ws, frame)
-    times = _time_range(frame, spec.timestamp)
+        say(f"read {staged.rows:,} rows from {staged.description}")
+        schema = _current_schema(ws, spec, inferred[0] if inferred else None)
+        reference = reference_profile(ws, spec.project)
+        checks = ChunkedChecks(
+            schema,
+            policy_from_spec(spec),
+            reference,
+            recent_row_counts(ws, spec),
+            chunk_count=len(staged.files),
+            timestamp=spec.timestamp,
+        )
+        canonical = Path(tmp) / "batch.parquet"
+        write_canonical(staged, canonical, on_chunk=checks.add, progress=say)
+        report = checks.report()
+        if first and not report.passed:
+            report = ValidationReport.of(
+                [
+                    *report.anomalies,
+                    Anomaly(
+                        kind="first_batch",
+                        severity=Severity.WARNING,
+                        message="The schema was inferred from this batch and it still failed "
+                        "validation.",
+                    ),
+                ]
+            )
+        status = BatchStatus.ACCEPTED if report.passed else BatchStatus.QUARANTINED
+        profile = checks.profile() if report.passed else {}
+        accepted = ws.stores.datasets.list_dataset_versions(
+            spec.project, status=BatchStatus.ACCEPTED
+        )
+        if drift := batch_drift(profile, accepted, spec.drift):
+            profile["drift"] = drift
+        digest = ws.stores.artifacts.put_file(canonical)
     version = DatasetVersion(
         id=DatasetVersionId(new_id("ds_")),
         project=spec.project,
         seq=0,
         status=status,
         digest=digest,
-        row_count=len(frame),
+        row_count=staged.rows,
         schema_version=schema.version,
-        source=description,
+        source=staged.description,
         created_at=utcnow(),
-        min_time=times[0],
-        max_time=times[1],
+        min_time=checks.min_time,
+        max_time=checks.max_time,
         report=report.to_dict(),
         profile=profile,
     )
     stored = ws.stores.datasets.add_dataset_version(version)
+    if stored.status is BatchStatus.EXPIRED:
+        stored = ws.stores.datasets.set_dataset_status(
+            stored.id,
+            status,
+            note=f"content re-ingested by {ws.actor} after retention deleted it",
+            profile=profile,
+        )
     say(f"batch {stored.seq}: {stored.status} ({report.summary()})")
     return IngestResult(
         version=stored,
         report=ValidationReport.from_dict(stored.report),
         schema=schema,
         created=stored.id == version.id,
+    )
+
+
+def _widen_inferred(inferred: list[Schema], chunk: pd.DataFrame, spec: ProjectSpec) -> None:
+    """Infer the first batch's schema chunk by chunk, widening ranges and domains."""
+    candidate = infer_project_schema(chunk, spec)
+    if not inferred:
+        inferred.append(candidate)
+        return
+    # A column whose kind differs in this chunk keeps the first kind; validation reports it.
+    with contextlib.suppress(SchemaError):
+        inferred[0] = evolve_schema(inferred[0], candidate)
+
+
+def _current_schema(ws: Workspace, spec: ProjectSpec, inferred: Schema | None) -> Schema:
+    schema = ws.stores.datasets.find_schema(spec.project)
+    if schema is not None or inferred is None:
+        return schema if schema is not None else project_schema(ws, spec)
+    return ws.stores.datasets.save_schema(
+        spec.project, inferred, author=ws.actor, reason="inferred from the first batch"
     )
 
 
@@ -384,26 +434,3 @@ def release_batch(
 def load_content(ws: Workspace, version: DatasetVersion) -> pd.DataFrame:
     """The stored content of one dataset version, whatever its status (for inspection)."""
     return pq.read_table(ws.stores.artifacts.local_path(version.digest)).to_pandas()
-
-
-def _store_parquet(ws: Workspace, frame: pd.DataFrame) -> str:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=ws.home)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        return ws.stores.artifacts.put_file(Path(tmp))
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _time_range(frame: pd.DataFrame, column: str | None) -> tuple[datetime | None, datetime | None]:
-    if not column or column not in frame.columns or len(frame) == 0:
-        return None, None
-    values = frame[column]
-    if not pd.api.types.is_datetime64_any_dtype(values):
-        return None, None
-    lo, hi = values.min(), values.max()
-    if pd.isna(lo):
-        return None, None
-    return as_utc(lo.to_pydatetime(warn=False)), as_utc(hi.to_pydatetime(warn=False))

@@ -1,6 +1,6 @@
-"""Train / validation / test splits: by time for honest evaluation, at random when time is absent.
+"""Train / validation / test splits: by time, at random, stratified, or keeping groups whole.
 
-Both return three frames that keep the input's columns and index labels, so a row can always be
+Each returns three frames that keep the input's columns and index labels, so a row can always be
 traced back to the batch it came from.
 """
 
@@ -217,3 +217,174 @@ def _allocate(n: int, shares: tuple[float, float, float]) -> list[int]:
             sizes[donor] -= 1
             sizes[i] += 1
     return sizes
+
+
+def _check_seed(seed: Any, func: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InvalidInputError(
+            f"The 'seed' parameter of {func}() must be an int >= 0. Got {seed!r} instead."
+        )
+    return int(seed)
+
+
+def _check_column(frame: pd.DataFrame, column: str, role: str, func: str) -> pd.Series:
+    if column not in frame.columns:
+        raise InvalidInputError(
+            f"The {role} column {column!r} of {func}() is not a column of the frame. "
+            f"Columns: {list(frame.columns)}."
+        )
+    values = frame[column]
+    missing = int(values.isna().sum())
+    if missing:
+        raise InvalidInputError(
+            f"The {role} column {column!r} has {missing} missing values; {func}() needs one "
+            "on every row."
+        )
+    return values
+
+
+def stratified_split(
+    frame: pd.DataFrame,
+    *,
+    label_column: str,
+    fractions: Fractions = (0.7, 0.15, 0.15),
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split a frame at random so that every part keeps the label's class shares.
+
+    Each class is split on its own with :func:`random_split`'s largest-remainder sizes, so a
+    rare class lands in every part it can fill (a class with fewer rows than non-empty parts
+    fills the earliest parts first).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows to split.
+    label_column : str
+        The column whose values are the strata (class labels, or any discrete column).
+    fractions : tuple of three floats
+        Shares of rows for train, validation and test; see :func:`time_split`.
+    seed : int
+        Seed of the permutations.
+
+    Returns
+    -------
+    tuple of three pandas.DataFrame
+        Train, validation and test in the input's row order with its index labels.
+
+    Raises
+    ------
+    InvalidInputError
+        If the fractions or the seed are invalid, the label column is absent or has missing
+        values, or there are fewer rows than non-empty parts.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"y": [0] * 80 + [1] * 20})
+    >>> parts = stratified_split(frame, label_column="y", fractions=(0.5, 0.25, 0.25))
+    >>> [int(p["y"].sum()) for p in parts]
+    [10, 5, 5]
+    """
+    func = "stratified_split"
+    _check_frame(frame, func)
+    shares = _check_fractions(fractions, func)
+    rng = np.random.default_rng(_check_seed(seed, func))
+    labels = _check_column(frame, label_column, "label", func)
+    needed = sum(1 for s in shares if s > 0)
+    if len(frame) < needed:
+        raise _too_few(func, len(frame), needed, "rows")
+    codes, _ = pd.factorize(labels, sort=True)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for code in range(int(codes.max()) + 1 if len(codes) else 0):
+        members = np.flatnonzero(codes == code)
+        sizes = _allocate_stratum(len(members), shares)
+        cuts = np.cumsum(sizes)[:-1]
+        for i, chunk in enumerate(np.split(rng.permutation(members), cuts)):
+            parts[i].append(chunk)
+    train, valid, test = (
+        frame.iloc[np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64)] for p in parts
+    )
+    return train, valid, test
+
+
+def _allocate_stratum(n: int, shares: tuple[float, float, float]) -> list[int]:
+    needed = sum(1 for s in shares if s > 0)
+    if n >= needed:
+        return _allocate(n, shares)
+    sizes = [0, 0, 0]
+    for i in range(3):
+        if shares[i] > 0 and n > 0:
+            sizes[i] = 1
+            n -= 1
+    return sizes
+
+
+def group_split(
+    frame: pd.DataFrame,
+    *,
+    group_column: str,
+    fractions: Fractions = (0.7, 0.15, 0.15),
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split a frame so that all rows of a group land in the same part.
+
+    Groups (customers, flights, patients) are shuffled with ``seed`` and dealt to the part
+    furthest below its target row share, so parts hold close to the requested shares of rows
+    and no group leaks between training and evaluation.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The rows to split.
+    group_column : str
+        The column naming each row's group.
+    fractions : tuple of three floats
+        Target shares of rows; see :func:`time_split`.
+    seed : int
+        Seed of the group shuffle.
+
+    Returns
+    -------
+    tuple of three pandas.DataFrame
+        Train, validation and test in the input's row order with its index labels.
+
+    Raises
+    ------
+    InvalidInputError
+        If the fractions or the seed are invalid, the group column is absent or has missing
+        values, or there are fewer groups than non-empty parts.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"g": [i // 2 for i in range(20)]})
+    >>> parts = group_split(frame, group_column="g", fractions=(0.6, 0.2, 0.2), seed=0)
+    >>> [len(p) for p in parts]
+    [12, 4, 4]
+    """
+    func = "group_split"
+    _check_frame(frame, func)
+    shares = _check_fractions(fractions, func)
+    rng = np.random.default_rng(_check_seed(seed, func))
+    groups = _check_column(frame, group_column, "group", func)
+    codes, uniques = pd.factorize(groups, sort=True)
+    needed = sum(1 for s in shares if s > 0)
+    if len(uniques) < needed:
+        raise _too_few(func, len(uniques), needed, "groups")
+    counts = np.bincount(codes, minlength=len(uniques))
+    order = rng.permutation(len(uniques))
+    assigned = np.empty(len(uniques), dtype=np.int64)
+    filled = np.zeros(3)
+    targets = np.asarray(shares) * len(frame)
+    active = [i for i in range(3) if shares[i] > 0]
+    # Seed every non-empty part with one group, then deal the rest to the neediest part.
+    for k, part in enumerate(active):
+        assigned[order[k]] = part
+        filled[part] += counts[order[k]]
+    for g in order[len(active) :]:
+        deficit = [(targets[i] - filled[i]) / targets[i] for i in active]
+        part = active[int(np.argmax(deficit))]
+        assigned[g] = part
+        filled[part] += counts[g]
+    row_part = assigned[codes]
+    train, valid, test = (frame.iloc[np.flatnonzero(row_part == i)] for i in range(3))
+    return train, valid, test

@@ -13,7 +13,7 @@ from scipy.spatial.distance import jensenshannon
 
 from conveyor.core.errors import InvalidInputError
 from conveyor.data import compute_drift, infer_schema, jensen_shannon, linf, profile_frame, psi
-from conveyor.data.profiles import OTHER
+from conveyor.data.profiles import OTHER, without_sketches
 
 
 def test_psi_matches_hand_computed_value():
@@ -176,9 +176,22 @@ def test_compute_drift_rejects_bad_requests(flights, flights_schema, reference):
         compute_drift(reference, current, features=["speed"])
     with pytest.raises(InvalidInputError, match="'psi_threshold'"):
         compute_drift(reference, current, psi_threshold=0)
-    unaligned = profile_frame(flights.iloc[:300], flights_schema)
+    unaligned = without_sketches(profile_frame(flights.iloc[:300], flights_schema))
     with pytest.raises(InvalidInputError, match=r"'distance' has different histogram edges"):
         compute_drift(reference, unaligned, features=["distance"])
+
+
+def test_unaligned_profiles_are_rebinned_from_the_sketch(flights, flights_schema):
+    # 150 values a side fit the sketches uncompacted, so re-binned counts are the true ones
+    reference = profile_frame(flights.iloc[:150], flights_schema)
+    own_edges = profile_frame(flights.iloc[150:300], flights_schema)
+    aligned = profile_frame(flights.iloc[150:300], flights_schema, reference=reference)
+    rebinned = compute_drift(reference, own_edges, features=["distance"])["features"]["distance"]
+    exact = compute_drift(reference, aligned, features=["distance"])["features"]["distance"]
+    assert rebinned["rebinned"] is True and rebinned["exact"] is False
+    assert exact["exact"] is True and "rebinned" not in exact
+    assert rebinned["psi"] == pytest.approx(exact["psi"], rel=1e-12)
+    assert rebinned["ks"] == pytest.approx(exact["ks"], rel=1e-12)
 
 
 def test_compute_drift_of_frames_with_only_shared_columns():
@@ -186,16 +199,15 @@ def test_compute_drift_of_frames_with_only_shared_columns():
     schema = infer_schema(frame, label="y")
     ref = profile_frame(frame, schema)
     cur = profile_frame(frame[["y"]], schema, reference=ref)
-    assert compute_drift(ref, cur) == {
-        "features": {},
-        "summary": {
-            "drifted_features": [],
-            "max_psi": None,
-            "share_drifted": 0.0,
-            "psi_threshold": 0.2,
-            "evaluated": 0,
-        },
+    drift = compute_drift(ref, cur)
+    assert drift["features"] == {}
+    assert {k: drift["summary"][k] for k in ("drifted_features", "max_psi", "evaluated")} == {
+        "drifted_features": [],
+        "max_psi": None,
+        "evaluated": 0,
     }
+    assert (drift["summary"]["share_drifted"], drift["summary"]["psi_threshold"]) == (0.0, 0.2)
+    assert drift["summary"]["flagged"] == dict.fromkeys(drift["summary"]["tests"], [])
 
 
 def test_requested_columns_without_a_distribution_are_reported_not_compared(
@@ -203,14 +215,12 @@ def test_requested_columns_without_a_distribution_are_reported_not_compared(
 ):
     current = profile_frame(flights, flights_schema, reference=reference)
     drift = compute_drift(reference, current, features=["note", "ts", "distance"])
-    assert drift["features"]["note"] == {
-        "kind": "text",
-        "psi": None,
-        "js": None,
-        "linf": None,
-        "drifted": False,
-        "reason": "text columns have no distribution to compare",
-    }
+    note = drift["features"]["note"]
+    assert (note["kind"], note["drifted"], note["flags"]) == ("text", False, {})
+    assert note["reason"] == "text columns have no distribution to compare"
+    assert {
+        k: note[k] for k in ("psi", "js", "linf", "ks", "chi2", "wasserstein")
+    } == dict.fromkeys(("psi", "js", "linf", "ks", "chi2", "wasserstein"))
     assert drift["features"]["ts"]["reason"].startswith("datetime")
     assert drift["summary"]["evaluated"] == 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -362,7 +361,7 @@ def test_policy_is_hashable_and_immutable():
         policy.min_rows = 5  # type: ignore[misc]
 
 
-def test_validation_of_100k_by_20_is_fast():
+def test_validation_of_100k_by_20_finds_only_the_unseen_category():
     rng = np.random.default_rng(1)
     n = 100_000
     data = {f"num{i}": rng.normal(size=n) for i in range(10)}
@@ -377,9 +376,6 @@ def test_validation_of_100k_by_20_is_fast():
     schema = infer_schema(frame, label="y", timestamp="ts")
     batch = frame.assign(cat0=np.where(rng.random(n) < 0.01, "zz", frame["cat0"]))
     reference = profile_frame(frame, schema)
-    validate_batch(batch, schema, reference_profile=reference)
-    start = time.perf_counter()
     report = validate_batch(batch, schema, reference_profile=reference)
-    elapsed = time.perf_counter() - start
+    # throughput is measured by `python -m benchmarks drift` (profile + validate rows/s)
     assert kinds(report) == [("unseen_categories", "cat0", "warning")]
-    assert elapsed < 0.5, f"validation took {elapsed:.3f}s"
