@@ -1,4 +1,4 @@
-"""`conveyor train | gate | promote | rollback | history`."""
+"""`conveyor train | hpo run | hpo show | gate | promote | rollback | history`."""
 
 from __future__ import annotations
 
@@ -11,18 +11,66 @@ from rich.table import Table
 from conveyor.cli.context import EXIT_BLOCKED, get
 from conveyor.pipeline.gate import gate_version
 from conveyor.registry.service import production_history, promote, rollback
-from conveyor.training.service import train_model
+from conveyor.training.hpo import list_studies
+from conveyor.training.service import train_model, tune_model
+
+hpo_app = typer.Typer(
+    name="hpo",
+    help="Hyperparameter search with Optuna: studies kept in the workspace, resumable.",
+    no_args_is_help=True,
+)
 
 
 def train(ctx: typer.Context) -> None:
-    """Train a baseline and a LightGBM candidate on the newest accepted batches; register it."""
+    """Train the baselines and the candidates on the newest accepted batches; register the
+    winner."""
     c = get(ctx)
     outcome = train_model(c.ws, c.spec, reason="manual", progress=c.progress())
     v = outcome.version
     c.emit(
         {"model": v.model, "version": v.version, "metrics": outcome.metrics},
-        f"registered {v.model} v{v.version}",
+        f"registered {v.model} v{v.version} ({outcome.metrics['winner']})",
     )
+
+
+@hpo_app.command("run")
+def hpo_run(
+    ctx: typer.Context,
+    trials: Annotated[int | None, typer.Option(help="Trials the study should hold.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Wall-clock budget in seconds.")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Trials run in parallel processes.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (resumed if it exists).")] = None,
+) -> None:
+    """Search the model's parameters on the training window; resume a study of that name."""
+    c = get(ctx)
+    result = tune_model(
+        c.ws,
+        c.spec,
+        trials=trials,
+        timeout_s=timeout,
+        jobs=jobs,
+        study=study,
+        progress=c.progress(),
+    )
+    c.emit(
+        result.to_dict(),
+        f"study {escape(result.name)}: best {result.metric} {result.best_value:.4f} after "
+        f"{len(result.trials)} trials ({result.trials_per_minute:.1f} trials/min this run)",
+    )
+
+
+@hpo_app.command("show")
+def hpo_show(ctx: typer.Context) -> None:
+    """The workspace's studies: trials and best value."""
+    c = get(ctx)
+    studies = list_studies(c.ws)
+    table = Table("study", "model", "trials", "metric", "best")
+    for s in studies:
+        best = "-" if s["best_value"] is None else f"{s['best_value']:.4f}"
+        table.add_row(
+            escape(s["study"]), s["model"] or "-", str(s["trials"]), s["metric"] or "-", best
+        )
+    c.emit(studies, table)
 
 
 def gate(
@@ -104,6 +152,7 @@ def history(ctx: typer.Context) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command()(train)
+    app.add_typer(hpo_app, name="hpo")
     app.command()(gate)
     app.command("promote")(promote_cmd)
     app.command("rollback")(rollback_cmd)

@@ -9,8 +9,8 @@
 * pickle is loaded only when the caller says ``trusted=True`` *and* supplies the sha256 the bytes
   must have; anything else is refused without unpickling a byte.
 
-xgboost and skops are optional (``pip install conveyor-ml[xgboost,sklearn]``) and imported on
-first use.
+xgboost is optional (``pip install conveyor-ml[xgboost]``); it and skops (a dependency, since
+the linear baseline is a scikit-learn pipeline) are imported on first use.
 """
 
 from __future__ import annotations

@@ -75,8 +75,61 @@ def check_matrix(matrix: np.ndarray, signature: Signature) -> np.ndarray:
     return arr
 
 
+class ModelMethods:
+    """The methods every Conveyor model shares on top of :meth:`predict_encoded`.
+
+    ``predict`` gives class labels (binary, at ``threshold``) or values, ``predict_proba`` the
+    two class probabilities of a binary model, ``save`` the safe JSON artifact, ``load`` the
+    model back from it and ``size_bytes`` the artifact's size.
+    """
+
+    __slots__ = ()
+
+    signature: Signature
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, matrix: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
+        """Class labels 0/1 (score >= ``threshold``) for a binary task, values for regression."""
+        scores = self.predict_encoded(matrix)
+        if self.signature.task == "binary":
+            return (scores >= threshold).astype(np.int64)
+        return scores
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` probabilities of class 0 and class 1.
+
+        Raises
+        ------
+        InvalidInputError
+            If the model is a regression model.
+        """
+        if self.signature.task != "binary":
+            raise InvalidInputError(
+                "predict_proba() needs a binary model. Got a model of task "
+                f"{self.signature.task!r} instead; use predict()."
+            )
+        p = self.predict_encoded(matrix)
+        return np.column_stack([1.0 - p, p])
+
+    def save(self, *, meta: Mapping[str, Any] | None = None) -> bytes:
+        """The model's artifact; see :func:`save_model`."""
+        return save_model(self, meta=meta)  # type: ignore[arg-type]
+
+    @staticmethod
+    def load(data: bytes) -> Predictor:
+        """A model from its artifact; see :func:`load_model`."""
+        return load_model(data)
+
+    @property
+    def size_bytes(self) -> int:
+        """The size of the model's artifact in bytes, without meta."""
+        return model_size_bytes(self)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
-class LightGBMModel:
+class LightGBMModel(ModelMethods):
     """A gradient-boosted tree model: a raw :class:`lightgbm.Booster` and its signature.
 
     Categorical inputs are category codes that the booster splits on natively; a missing or
@@ -104,7 +157,7 @@ class LightGBMModel:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class XGBoostModel:
+class XGBoostModel(ModelMethods):
     """A gradient-boosted tree model: a raw ``xgboost.Booster`` and its signature.
 
     The booster takes the encoded matrix; a ``binary:logistic`` objective predicts
@@ -124,7 +177,7 @@ class XGBoostModel:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class SklearnModel:
+class SklearnModel(ModelMethods):
     """A fitted scikit-learn estimator or pipeline that takes the encoded matrix.
 
     A classifier scores with ``predict_proba``'s last column (the positive class), anything
@@ -146,7 +199,7 @@ class SklearnModel:
 
 
 @dataclass(frozen=True, slots=True)
-class PriorModel:
+class PriorModel(ModelMethods):
     """The binary baseline: every row gets the positive rate seen in training."""
 
     signature: Signature
@@ -166,7 +219,7 @@ class PriorModel:
 
 
 @dataclass(frozen=True, slots=True)
-class MeanModel:
+class MeanModel(ModelMethods):
     """The regression baseline: every row gets the mean label seen in training."""
 
     signature: Signature
@@ -182,6 +235,86 @@ class MeanModel:
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
         """The training mean, once per row."""
         return np.full(len(check_matrix(matrix, self.signature)), self.mean)
+
+
+@dataclass(frozen=True, slots=True)
+class MedianModel(ModelMethods):
+    """A regression baseline robust to outliers: every row gets the training median label."""
+
+    signature: Signature
+    median: float
+    kind: str = field(default="median", init=False)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.median):
+            raise InvalidInputError(
+                f"The 'median' of MedianModel must be a finite float. Got {self.median!r} instead."
+            )
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """The training median, once per row."""
+        return np.full(len(check_matrix(matrix, self.signature)), self.median)
+
+
+ENSEMBLE_LINKS = ("identity", "logit")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EnsembleModel(ModelMethods):
+    """A weighted combination of member models that share one signature.
+
+    The score is ``link_inverse(intercept + sum_i weights[i] * link(member_i))``: with the
+    ``identity`` link and weights summing to 1 this is an average of the members (averaging
+    ensemble); with the ``logit`` link and weights fitted by a logistic regression on the
+    members' validation scores it is a stacked ensemble of binary models.
+    """
+
+    signature: Signature
+    members: tuple[Predictor, ...]
+    weights: tuple[float, ...]
+    intercept: float = 0.0
+    link: str = "identity"
+    kind: str = field(default="ensemble", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.members or len(self.members) != len(self.weights):
+            raise InvalidInputError(
+                "An EnsembleModel needs at least one member and one weight per member. Got "
+                f"{len(self.members)} members and {len(self.weights)} weights instead."
+            )
+        if self.link not in ENSEMBLE_LINKS:
+            raise InvalidInputError(
+                f"The 'link' of EnsembleModel must be one of {list(ENSEMBLE_LINKS)}. "
+                f"Got {self.link!r} instead."
+            )
+        if self.link == "logit" and self.signature.task != "binary":
+            raise InvalidInputError("The 'logit' link of EnsembleModel needs a binary task.")
+        if not all(math.isfinite(w) for w in (*self.weights, self.intercept)):
+            raise InvalidInputError("The weights and intercept of EnsembleModel must be finite.")
+        for member in self.members:
+            if member.signature != self.signature:
+                raise InvalidInputError(
+                    "Every member of an EnsembleModel must have the ensemble's signature. "
+                    f"Got a {member.kind} member with another signature."
+                )
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """The combined score per row."""
+        arr = check_matrix(matrix, self.signature)
+        total = np.full(len(arr), self.intercept)
+        for member, weight in zip(self.members, self.weights, strict=True):
+            total += weight * ensemble_link(member.predict_encoded(arr), self.link)
+        if self.link == "logit":
+            return np.asarray(1.0 / (1.0 + np.exp(-total)), dtype=np.float64)
+        return total
+
+
+def ensemble_link(scores: np.ndarray, link: str) -> np.ndarray:
+    """Member scores on the scale an :class:`EnsembleModel` combines them (logit is clipped)."""
+    if link == "logit":
+        p = np.clip(scores, 1e-6, 1 - 1e-6)
+        return np.asarray(np.log(p / (1 - p)), dtype=np.float64)
+    return np.asarray(scores, dtype=np.float64)
 
 
 def _lightgbm_payload(model: Any) -> Any:
@@ -250,11 +383,13 @@ def _constant_from(kind: str, key: str) -> Callable[[Signature, Any], Predictor]
             raise InvalidInputError(
                 f"A {kind} model payload must be {{{key!r}: <number>}}. Got {payload!r} instead."
             )
-        model: Predictor = (
-            PriorModel(signature=signature, positive_rate=float(value))
-            if kind == "prior"
-            else MeanModel(signature=signature, mean=float(value))
-        )
+        model: Predictor
+        if kind == "prior":
+            model = PriorModel(signature=signature, positive_rate=float(value))
+        elif kind == "median":
+            model = MedianModel(signature=signature, median=float(value))
+        else:
+            model = MeanModel(signature=signature, mean=float(value))
         return model
 
     return build
@@ -277,7 +412,55 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Signature, Any], Predic
         _constant_from("prior", "positive_rate"),
     ),
     "mean": (lambda m: {"mean": m.mean}, _constant_from("mean", "mean")),
+    "median": (lambda m: {"median": m.median}, _constant_from("median", "median")),
+    "ensemble": (lambda m: _ensemble_payload(m), lambda s, p: _ensemble_from(s, p)),
 }
+
+
+def _ensemble_payload(model: EnsembleModel) -> dict[str, Any]:
+    members = []
+    for member in model.members:
+        if member.kind not in _CODECS or member.kind == "ensemble":
+            raise InvalidInputError(
+                f"An ensemble member must be a non-ensemble model of a kind in {sorted(_CODECS)}. "
+                f"Got {member.kind!r} instead."
+            )
+        members.append({"kind": member.kind, "payload": _CODECS[member.kind][0](member)})
+    return {
+        "members": members,
+        "weights": list(model.weights),
+        "intercept": model.intercept,
+        "link": model.link,
+    }
+
+
+def _ensemble_from(signature: Signature, payload: Any) -> Predictor:
+    try:
+        items = list(payload["members"])
+        weights = tuple(float(w) for w in payload["weights"])
+        intercept = float(payload.get("intercept", 0.0))
+        link = str(payload.get("link", "identity"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(
+            "An ensemble model payload must be {'members': [...], 'weights': [...], "
+            f"'intercept', 'link'}}. Got a malformed payload ({exc!r})."
+        ) from exc
+    members = []
+    for item in items:
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if kind not in _CODECS or kind == "ensemble":
+            raise InvalidInputError(
+                f"An ensemble member kind must be a non-ensemble kind in {sorted(_CODECS)}. "
+                f"Got {kind!r} instead."
+            )
+        members.append(_CODECS[kind][1](signature, item.get("payload")))
+    return EnsembleModel(
+        signature=signature,
+        members=tuple(members),
+        weights=weights,
+        intercept=intercept,
+        link=link,
+    )
 
 
 def save_model(model: Predictor, *, meta: Mapping[str, Any] | None = None) -> bytes:

@@ -14,19 +14,30 @@ import pandas as pd
 
 from conveyor.core.clock import as_utc
 from conveyor.core.entities import DatasetVersion, ModelVersion
-from conveyor.core.errors import InvalidInputError
+from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.schema import Schema
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.data.profiles import profile_frame
+from conveyor.data.sampling import class_weights, rebalance
 from conveyor.data.service import load_versions, project_schema, reference_profile, training_window
-from conveyor.data.splits import random_split, time_split
-from conveyor.evaluation.metrics import evaluate
+from conveyor.data.splits import group_split, random_split, stratified_split, time_split
+from conveyor.evaluation.metrics import evaluate, is_better
 from conveyor.registry.service import get_version, register_version
-from conveyor.spec import ProjectSpec
+from conveyor.spec import ProjectSpec, ReferenceSpec
 from conveyor.tracking.service import record_run
-from conveyor.training.models import load_model, save_model
-from conveyor.training.trainer import TrainConfig, train_candidates
+from conveyor.training.adapters import FitData
+from conveyor.training.hpo import (
+    HpoConfig,
+    LocalExecutor,
+    ProcessPoolExecutor,
+    SearchSpace,
+    StudyResult,
+    TrialExecutor,
+    run_study,
+)
+from conveyor.training.models import load_model, model_size_bytes, save_model
+from conveyor.training.trainer import TrainConfig, TrainResult, train_candidates
 from conveyor.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -83,11 +94,146 @@ def code_revision(path: Path | None = None) -> str | None:
 def split_window(
     frame: pd.DataFrame, spec: ProjectSpec
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Train/validation/test by time when the project has a timestamp, else by a seeded shuffle."""
+    """Train/validation/test as ``training.split_by`` says; ``auto`` splits by time when the
+    project has a timestamp, else by a seeded shuffle.
+
+    Raises
+    ------
+    ConfigError
+        If ``split_by`` is ``time`` without a timestamp or ``group`` without a group column.
+    """
     frame = frame[~frame[spec.label].isna()]
-    if spec.timestamp:
-        return time_split(frame, time_column=spec.timestamp, fractions=spec.training.split)
-    return random_split(frame, fractions=spec.training.split, seed=0)
+    training = spec.training
+    how = training.split_by
+    if how == "auto":
+        how = "time" if spec.timestamp else "random"
+    if how == "time":
+        if not spec.timestamp:
+            raise ConfigError("training.split_by 'time' needs the project's 'timestamp' column.")
+        return time_split(frame, time_column=spec.timestamp, fractions=training.split)
+    if how == "stratified":
+        return stratified_split(
+            frame, label_column=spec.label, fractions=training.split, seed=training.seed
+        )
+    if how == "group":
+        if not training.group_column:
+            raise ConfigError("training.split_by 'group' needs 'training.group_column'.")
+        return group_split(
+            frame, group_column=training.group_column, fractions=training.split, seed=training.seed
+        )
+    return random_split(frame, fractions=training.split, seed=training.seed)
+
+
+def train_config(spec: ProjectSpec, tuned: StudyResult | None = None) -> TrainConfig:
+    """The trainer's configuration from ``training:``, with a study's best parameters."""
+    training = spec.training
+    model_params = {k: dict(v) for k, v in training.model_params.items()}
+    models = list(training.models)
+    if tuned is not None:
+        model = training.hpo.model
+        model_params[model] = {**model_params.get(model, {}), **tuned.best_params}
+        if model not in models:
+            models.insert(0, model)
+    return TrainConfig(
+        task=spec.task,
+        label=spec.label,
+        params=dict(training.params),
+        models=tuple(models),
+        model_params=model_params,
+        ensemble=training.ensemble,
+        ensemble_size=training.ensemble_size,
+        imbalance=training.imbalance,
+        seed=training.seed,
+    )
+
+
+def hpo_config(
+    spec: ProjectSpec, *, trials: int | None = None, timeout_s: float | None = None
+) -> HpoConfig:
+    """The study's configuration from ``training.hpo``, with optional budget overrides."""
+    hpo = spec.training.hpo
+    base = dict(spec.training.params) if hpo.model == "lightgbm" else {}
+    base.update(spec.training.model_params.get(hpo.model, {}))
+    return HpoConfig(
+        model=hpo.model,
+        space=SearchSpace.from_config(hpo.space) if hpo.space else None,
+        n_trials=trials if trials is not None else hpo.trials,
+        timeout_s=timeout_s if timeout_s is not None else hpo.timeout_s,
+        sampler=hpo.sampler,
+        pruner=hpo.pruner,
+        cv_folds=hpo.cv_folds,
+        multi_objective=hpo.multi_objective,
+        base_params=base,
+        seed=hpo.seed,
+    )
+
+
+def _executor(jobs: int) -> TrialExecutor:
+    return ProcessPoolExecutor(workers=jobs) if jobs > 1 else LocalExecutor()
+
+
+def fit_data(
+    train: pd.DataFrame, valid: pd.DataFrame, signature: Signature, spec: ProjectSpec
+) -> FitData:
+    """Encoded training and validation rows for a study (imbalance weights included)."""
+    y_train = label_vector(train, spec)
+    weight = class_weights(y_train) if spec.training.imbalance == "class_weight" else None
+    if spec.training.imbalance in ("downsample", "upsample"):
+        train = rebalance(
+            train, label_column=spec.label, method=spec.training.imbalance, seed=spec.training.seed
+        )
+        y_train = label_vector(train, spec)
+    return FitData(
+        signature,
+        encode_frame(train, signature),
+        y_train,
+        encode_frame(valid, signature),
+        label_vector(valid, spec),
+        sample_weight=weight,
+    )
+
+
+def tune_model(
+    ws: Workspace,
+    spec: ProjectSpec,
+    *,
+    trials: int | None = None,
+    timeout_s: float | None = None,
+    jobs: int | None = None,
+    study: str | None = None,
+    progress: Progress | None = None,
+) -> StudyResult:
+    """Run (or resume) a hyperparameter study on the training window's train/valid rows.
+
+    Raises
+    ------
+    ConfigError
+        If neither ``trials`` nor ``training.hpo.trials`` gives a budget.
+    """
+    budget = trials if trials is not None else spec.training.hpo.trials
+    if budget < 1:
+        raise ConfigError(
+            "A study needs a trial budget: pass --trials N or set training.hpo.trials in "
+            f"conveyor.yaml. Got {budget}."
+        )
+    window = training_window(ws, spec)
+    frame = load_versions(ws, window)
+    signature = signature_of(project_schema(ws, spec), spec.task)
+    train, valid, _ = split_window(frame, spec)
+    return run_study(
+        ws,
+        spec.project,
+        fit_data(train, valid, signature, spec),
+        hpo_config(spec, trials=budget, timeout_s=timeout_s),
+        study_name=study or default_study_name(spec, window[-1].seq),
+        executor=_executor(jobs or spec.training.hpo.jobs),
+        progress=progress,
+    )
+
+
+def default_study_name(spec: ProjectSpec, last_seq: int) -> str:
+    """One study per project, model and training window: trials on other data don't mix."""
+    return f"{spec.project}-{spec.training.hpo.model}-w{last_seq}"
 
 
 def train_model(
@@ -99,10 +245,16 @@ def train_model(
     reason: str = "",
     progress: Progress | None = None,
 ) -> TrainOutcome:
-    """Train a baseline and a LightGBM candidate on the training window; register the candidate.
+    """Train the baselines and the candidates on the training window; register the winner.
 
-    ``label_noise`` transforms the training part before fitting; it exists to rehearse a bad
-    release (the demo trains one on shuffled labels) and is recorded in the version's tags.
+    With ``training.hpo.trials > 0`` a study (nested under the training run) first searches the
+    ``training.hpo.model``'s parameters on the same train/validation rows, and the candidate
+    is trained with its best parameters. The winner is the candidate (or ensemble) with the
+    best validation metric; it is registered with every baseline's and candidate's figures,
+    and tagged ``beats_baseline: false`` when it does not beat the best baseline (the gate
+    refuses such a version). ``label_noise`` transforms the training part before fitting; it
+    exists to rehearse a bad release (the demo trains one on shuffled labels) and is recorded
+    in the version's tags.
     """
     say = progress or (lambda _msg: None)
     window = versions if versions is not None else training_window(ws, spec)
@@ -113,7 +265,6 @@ def train_model(
     if label_noise is not None:
         train = label_noise(train)
     say(f"training on {len(train):,} rows from batches {window[0].seq}..{window[-1].seq}")
-    config = TrainConfig(task=spec.task, label=spec.label, params=dict(spec.training.params))
     with record_run(
         ws,
         spec.project,
@@ -121,6 +272,23 @@ def train_model(
         name=f"train-{window[-1].seq}",
         tags={"trigger": reason} if reason else None,
     ) as run:
+        tuned = None
+        if spec.training.hpo.trials > 0:
+            say(
+                f"searching {spec.training.hpo.model} parameters: {spec.training.hpo.trials} trials"
+            )
+            tuned = run_study(
+                ws,
+                spec.project,
+                fit_data(train, valid, signature, spec),
+                hpo_config(spec),
+                study_name=default_study_name(spec, window[-1].seq)
+                + ("-noise" if label_noise is not None else ""),
+                executor=_executor(spec.training.hpo.jobs),
+                parent_run_id=run.id,
+                progress=say,
+            )
+        config = train_config(spec, tuned)
         result = train_candidates(train, valid, signature=signature, config=config, progress=say)
         y_test = label_vector(test, spec)
         x_test = encode_frame(test, signature)
@@ -132,16 +300,18 @@ def train_model(
                 "rows_train": len(train),
                 "rows_valid": len(valid),
                 "rows_test": len(test),
+                "winner": result.winner,
             }
         )
         run.log_metrics({f"valid_{k}": v for k, v in result.valid_metrics["candidate"].items()})
         run.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
         run.log_metrics({f"baseline_test_{k}": v for k, v in baseline_test.items()})
+        run.log_json("leaderboard.json", [dict(row) for row in result.leaderboard])
         run.log_datasets([v.id for v in window])
-        artifact = run.log_bytes(
-            "model.json",
-            save_model(result.candidate, meta={"feature_importance": result.feature_importance}),
+        model_bytes = save_model(
+            result.candidate, meta={"feature_importance": result.feature_importance}
         )
+        artifact = run.log_bytes("model.json", model_bytes)
         ref = profile_frame(train, schema, reference=reference_profile(ws, spec.project))
         ref_digest = run.log_json("reference_profile.json", ref)
         samples = test[signature.names].head(SAMPLE_REQUESTS)
@@ -163,8 +333,25 @@ def train_model(
             "baseline_test": baseline_test,
             "valid": result.valid_metrics,
             "best_iteration": result.best_iteration,
+            "winner": result.winner,
+            "baseline": result.baseline_name,
+            "beats_baseline": result.beats_baseline,
+            "leaderboard": [dict(row) for row in result.leaderboard],
+            "baselines_test": _baselines_test(result, spec.task, x_test, y_test),
+            "size_bytes": model_size_bytes(result.candidate),
         }
+        if spec.training.reference is not None:
+            metrics["reference"] = _against_reference(spec, spec.training.reference, test_metrics)
+        if tuned is not None:
+            metrics["hpo"] = {
+                "study": tuned.name,
+                "best_valid": tuned.best_value,
+                "trials": len(tuned.trials),
+                "run_id": tuned.run_id,
+            }
         tags = {"label_noise": "true"} if label_noise is not None else {}
+        tags["candidate"] = result.winner
+        tags["beats_baseline"] = "true" if result.beats_baseline else "false"
         version = register_version(
             ws,
             spec.model_name,
@@ -176,10 +363,38 @@ def train_model(
             tags=tags,
         )
     say(
-        f"registered {spec.model_name} v{version.version}: test "
+        f"registered {spec.model_name} v{version.version} ({result.winner}): test "
         f"{_fmt(test_metrics)} (baseline {_fmt(baseline_test)})"
     )
     return TrainOutcome(version=version, metrics=metrics, beats_baseline=result.beats_baseline)
+
+
+def _baselines_test(
+    result: TrainResult, task: str, x_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, dict[str, float]]:
+    return {
+        name: evaluate(task, y_test, model.predict_encoded(x_test))
+        for name, model in result.models.items()
+        if name.startswith("baseline_")
+    }
+
+
+def _against_reference(
+    spec: ProjectSpec, reference: ReferenceSpec, test_metrics: dict[str, float]
+) -> dict[str, Any]:
+    if reference.metric not in test_metrics:
+        raise ConfigError(
+            f"training.reference.metric must be a {spec.task} metric, one of "
+            f"{sorted(test_metrics)}. Got {reference.metric!r} instead."
+        )
+    value = test_metrics[reference.metric]
+    return {
+        "name": reference.name,
+        "metric": reference.metric,
+        "value": reference.value,
+        "model": value,
+        "beats": is_better(reference.metric, value, reference.value),
+    }
 
 
 def load_version(ws: Workspace, model: str, version: int) -> Predictor:

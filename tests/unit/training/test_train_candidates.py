@@ -26,8 +26,12 @@ def test_binary_candidate_beats_the_prior(binary_result, binary_split, binary_si
     base = binary_result.valid_metrics["baseline"]
     assert isinstance(binary_result.candidate, LightGBMModel)
     assert isinstance(binary_result.baseline, PriorModel)
+    assert binary_result.baseline_name == "baseline_prior" and binary_result.winner == "lightgbm"
     assert binary_result.beats_baseline
     assert base["roc_auc"] == 0.5
+    # The linear baseline finds some of the signal; the candidate had to beat it too.
+    linear = binary_result.valid_metrics["baseline_linear"]["roc_auc"]
+    assert 0.5 < linear < cand["roc_auc"]
     assert cand["roc_auc"] > 0.75
     assert cand["log_loss"] < base["log_loss"]
     # The reported metrics are those of the returned model on the validation rows.
@@ -37,7 +41,8 @@ def test_binary_candidate_beats_the_prior(binary_result, binary_split, binary_si
 
 def test_baseline_predicts_the_training_positive_rate(binary_result, binary_split):
     train, _ = binary_split
-    assert binary_result.baseline.positive_rate == pytest.approx(train["y"].mean())
+    prior = binary_result.baseline
+    assert prior.positive_rate == pytest.approx(train["y"].mean())
 
 
 def test_importance_ranks_signal_above_noise(binary_result):
@@ -84,11 +89,14 @@ def test_regression_candidate_beats_the_mean(regression_split, regression_signat
         signature=regression_signature,
         config=TrainConfig(task="regression", label="y"),
     )
-    assert isinstance(result.baseline, MeanModel)
-    assert result.baseline.mean == pytest.approx(train["y"].mean())
+    assert result.baseline_name in ("baseline_mean", "baseline_median")
+    assert isinstance(result.models["baseline_mean"], MeanModel)
+    assert result.models["baseline_mean"].mean == pytest.approx(train["y"].mean())
+    assert result.models["baseline_median"].median == pytest.approx(train["y"].median())
     assert result.beats_baseline
     cand, base = result.valid_metrics["candidate"], result.valid_metrics["baseline"]
     assert cand["rmse"] < 0.8 * base["rmse"]
+    assert cand["rmse"] < result.valid_metrics["baseline_linear"]["rmse"]
     assert cand["r2"] > 0.5
 
 
@@ -125,7 +133,7 @@ def test_progress_reports_stages_and_rounds(binary_split, binary_signature):
         train, valid, signature=binary_signature, config=config, progress=messages.append
     )
     assert result.best_iteration == 100
-    assert any(m.startswith("Training LightGBM on 4000 rows x 4 features") for m in messages)
+    assert any(m.startswith("Training lightgbm on 4000 rows x 4 features") for m in messages)
     assert any(m.startswith("Round 100: valid binary_logloss") for m in messages)
 
 
