@@ -1,5 +1,5 @@
 """`conveyor models list | show | request-approval | approve | reject | archive | restore | delete |
-gc | card | history`: the registry's versions, approvals and lifecycle."""
+gc | card | report | history`: the registry's versions, approvals and lifecycle."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.table import Table
 from conveyor.cli.context import get
 from conveyor.core.approval import Approval
 from conveyor.core.entities import ModelVersion
+from conveyor.pipeline.evaluation_report import write_evaluation_report
 from conveyor.registry.approvals import approve, find_approval, reject, request_approval
 from conveyor.registry.cards import build_model_card, write_model_card_html
 from conveyor.registry.lifecycle import (
@@ -163,6 +164,19 @@ def card_cmd(
     if html is not None:
         write_model_card_html(card, html)
     c.emit(card, None if html is None else f"wrote {escape(str(html))}")
+
+
+@models_app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model name (the project's name).")],
+    version: Version,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML report.")],
+) -> None:
+    """Write the evaluation report the gate stored with a version (curves, slices, decision)."""
+    c = get(ctx)
+    path = write_evaluation_report(c.ws, name, version, out)
+    c.emit({"model": name, "version": version, "out": str(path)}, f"wrote {escape(str(path))}")
 
 
 @models_app.command("history")

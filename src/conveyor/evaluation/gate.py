@@ -4,25 +4,24 @@ The gate scores both models on one fresh test set and bootstraps the *paired* di
 their metric: each resample draws the same rows for both models, so the noise the two share
 (an easy or a hard sample) cancels and the interval is as tight as the data allows. The
 difference is oriented so that ``delta > 0`` always means the challenger is better, whatever the
-metric's direction; the challenger passes when the interval's lower end is above ``-margin``.
-
-A resample of rows with replacement is the same as weighting every row by how often it was
-drawn, so all resamples are computed at once as weighted metrics from a (resamples x rows)
-matrix of counts, AUC included (by a weighted rank sum over the rows sorted once).
+metric's direction; the challenger passes when the interval's lower end is above ``-margin``
+(non-inferiority). For a binary task McNemar's test of the two accuracies at threshold 0.5 is
+recorded with the decision, and stated among its reasons when the gate compares accuracy
+(see :mod:`conveyor.evaluation.paired` for both computations).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from conveyor.core.errors import InvalidInputError
+from conveyor.evaluation.analysis import slice_rows
 from conveyor.evaluation.metrics import (
-    EPS,
     check_predictions,
     check_task,
     comparable_metrics,
@@ -31,12 +30,14 @@ from conveyor.evaluation.metrics import (
     is_better,
     primary_metric,
 )
-
-#: Resamples x rows held in memory at once by the bootstrap (about 32 MB of int64 counts).
-_CHUNK_CELLS = 4_000_000
+from conveyor.evaluation.paired import mcnemar_test, paired_bootstrap
 
 #: Scores at or above these are more often a leak of the label than a great model.
 _TOO_GOOD = {"roc_auc": 0.999, "r2": 0.999}
+
+#: The AUC of a random ranking, and the z of a one-sided 95% bound above it.
+_CHANCE_AUC = 0.5
+_ONE_SIDED_95 = 1.6449
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +124,8 @@ class GateDecision:
     """The gate's verdict and its evidence.
 
     ``delta`` is oriented so that a positive value means the challenger is better;
-    ``production``, ``delta`` and the interval are ``None`` when there was no production model.
+    ``production``, ``delta`` and the interval are ``None`` when there was no production model;
+    ``mcnemar`` holds McNemar's test of the accuracies (challenger as A) for a binary task.
     """
 
     passed: bool
@@ -135,6 +137,7 @@ class GateDecision:
     ci_high: float | None
     n: int
     reasons: tuple[str, ...]
+    mcnemar: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready values (``nan`` becomes ``None``)."""
@@ -219,7 +222,9 @@ def compare_models(
     production_value = evaluate(task, y, production)[metric]
     sign = 1.0 if higher_is_better(metric) else -1.0
     delta = sign * (challenger_value - production_value)
-    deltas = sign * _paired_bootstrap(metric, y, challenger, production, policy)
+    deltas = sign * paired_bootstrap(
+        metric, y, challenger, production, n_resamples=policy.n_bootstrap, seed=policy.seed
+    )
     deltas = deltas[np.isfinite(deltas)]
     tail = (1 - policy.confidence) / 2 * 100
     if len(deltas) == 0:
@@ -230,6 +235,15 @@ def compare_models(
         metric, challenger_value, production_value, delta, ci_low, ci_high, policy
     )
     not_worse = math.isfinite(ci_low) and ci_low > -policy.margin
+    mcnemar = None
+    reasons = list(failures)
+    if task == "binary":
+        truth = y == 1
+        test = mcnemar_test((challenger >= 0.5) == truth, (production >= 0.5) == truth)
+        mcnemar = test.to_dict()
+        if metric == "accuracy":
+            reasons.append(_mcnemar_sentence(test.only_a, test.only_b, test.p_value, test.exact))
+    reasons.append(comparison)
     return GateDecision(
         passed=not failures and not_worse,
         metric=metric,
@@ -239,11 +253,141 @@ def compare_models(
         ci_low=ci_low,
         ci_high=ci_high,
         n=n,
-        reasons=(*failures, comparison),
+        reasons=tuple(reasons),
+        mcnemar=mcnemar,
     )
 
 
-def sanity_check(valid_metrics: Mapping[str, Mapping[str, float]], task: str) -> list[str]:
+#: Metrics a floor can bound, and whether larger is better (a floor is then a minimum).
+FLOOR_METRICS: dict[str, bool] = {
+    "roc_auc": True,
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "pr_auc": True,
+    "r2": True,
+    "log_loss": False,
+    "brier": False,
+    "ece": False,
+    "mae": False,
+    "rmse": False,
+    "mape": False,
+}
+
+
+def check_floors(metrics: Mapping[str, Any], floors: Mapping[str, float]) -> list[str]:
+    """Sentences for every metric of ``metrics`` on the wrong side of its absolute floor.
+
+    A floor is a minimum for a higher-is-better metric and a maximum for the others (see
+    :data:`FLOOR_METRICS`); an undefined (``nan`` or missing) value fails its floor.
+
+    Raises
+    ------
+    InvalidInputError
+        If a floor names a metric that cannot be bounded.
+
+    Examples
+    --------
+    >>> check_floors({"recall": 0.4, "ece": 0.01}, {"recall": 0.5, "ece": 0.05})
+    ["The challenger's test recall 0.4000 is below its floor 0.5."]
+    """
+    reasons: list[str] = []
+    for name, floor in floors.items():
+        if name not in FLOOR_METRICS:
+            raise InvalidInputError(
+                f"A gate floor must name one of {sorted(FLOOR_METRICS)}. Got {name!r} instead."
+            )
+        value = _stored(metrics, name)
+        higher = FLOOR_METRICS[name]
+        if math.isnan(value):
+            reasons.append(f"The challenger's test {name} is undefined, so its floor fails.")
+        elif (value < floor) if higher else (value > floor):
+            word = "below its floor" if higher else "above its ceiling"
+            reasons.append(f"The challenger's test {name} {value:.4f} is {word} {floor:g}.")
+    return reasons
+
+
+def compare_slices(
+    task: str,
+    y_true: Any,
+    challenger_pred: Any,
+    production_pred: Any,
+    groups: Mapping[str, Any],
+    *,
+    metric: str,
+    min_rows: int,
+    tolerance: float,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Compare both models slice by slice; a slice may be worse by at most ``tolerance``.
+
+    Parameters
+    ----------
+    task : {"binary", "regression"}
+    y_true, challenger_pred, production_pred : array-like of shape (n,)
+    groups : mapping of str to array-like of shape (n,)
+        Slice columns and each row's value.
+    metric : str
+        Compared in its own units, oriented like ``GateDecision.delta``.
+    min_rows : int
+        Slices with fewer rows are not compared (too noisy to blame).
+    tolerance : float
+        Largest allowed ``production - challenger`` gap (oriented) on a slice.
+
+    Returns
+    -------
+    (list of dict, list of str)
+        One row per compared slice (``column, value, rows, challenger, production, delta,
+        regressed``), and one sentence per slice that regressed beyond the tolerance.
+
+    Examples
+    --------
+    >>> y = np.array([0.0, 1.0] * 100)
+    >>> good = np.where(y == 1, 0.8, 0.2)
+    >>> rows, bad = compare_slices("binary", y, good, good, {"g": ["a"] * 200},
+    ...                            metric="roc_auc", min_rows=50, tolerance=0.01)
+    >>> rows[0]["delta"], bad
+    (0.0, [])
+    """
+    check_task(task)
+    higher_is_better(metric)
+    y, challenger = check_predictions(task, y_true, challenger_pred)
+    _, production = check_predictions(task, y, production_pred)
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    rows: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for column, values in groups.items():
+        for value, where in slice_rows(column, values, len(y)):
+            if len(where) < min_rows:
+                continue
+            ours = evaluate(task, y[where], challenger[where])[metric]
+            theirs = evaluate(task, y[where], production[where])[metric]
+            if math.isnan(ours) or math.isnan(theirs):
+                continue
+            delta = sign * (ours - theirs)
+            regressed = delta < -tolerance
+            rows.append(
+                {
+                    "column": column,
+                    "value": value,
+                    "rows": len(where),
+                    "challenger": ours,
+                    "production": theirs,
+                    "delta": delta,
+                    "regressed": regressed,
+                }
+            )
+            if regressed:
+                failures.append(
+                    f"Slice {column}={value} ({len(where)} rows): {metric} {ours:.3f} vs "
+                    f"production {theirs:.3f}, worse by {-delta:.3f} (tolerance {tolerance:g})."
+                )
+    return rows, failures
+
+
+def sanity_check(
+    valid_metrics: Mapping[str, Mapping[str, float]], task: str, *, stage: str = "validation"
+) -> list[str]:
     """Reasons to refuse a freshly trained candidate before it meets production.
 
     Parameters
@@ -253,13 +397,15 @@ def sanity_check(valid_metrics: Mapping[str, Mapping[str, float]], task: str) ->
         ``TrainResult.valid_metrics`` of :mod:`conveyor.training`; ``baseline`` may be absent,
         and an empty mapping (a model registered without validation metrics) is not checked.
     task : {"binary", "regression"}
+    stage : str, default "validation"
+        The data the metrics come from, named in the sentences (``"test"`` for the gate's rows).
 
     Returns
     -------
     list of str
-        Empty when the candidate looks sound; otherwise one sentence per problem: a score too
-        perfect to be true (usually a leaked label), an undefined score, or no gain over the
-        baseline.
+        Empty when the candidate looks sound; otherwise one sentence per problem: a constant
+        label, a score too perfect to be true (usually a leaked label), an undefined score, a
+        score no better than chance (usually shuffled labels) or no gain over the baseline.
 
     Raises
     ------
@@ -270,6 +416,8 @@ def sanity_check(valid_metrics: Mapping[str, Mapping[str, float]], task: str) ->
     --------
     >>> sanity_check({"candidate": {"roc_auc": 0.75}, "baseline": {"roc_auc": 0.5}}, "binary")
     []
+    >>> sanity_check({"candidate": {"roc_auc": 0.49}}, "binary")[0][:44]
+    "The candidate's validation roc_auc is 0.4900"
     """
     check_task(task)
     if not valid_metrics:
@@ -284,23 +432,47 @@ def sanity_check(valid_metrics: Mapping[str, Mapping[str, float]], task: str) ->
     metric = primary_metric(task)
     value = _stored(candidate, metric)
     reasons: list[str] = []
+    rate = _stored(candidate, "positive_rate")
+    if rate in (0.0, 1.0):
+        reasons.append(
+            f"The {stage} labels are constant (all {int(rate)}): nothing can be learned or ranked."
+        )
     if math.isnan(value):
-        reasons.append(f"The candidate's validation {metric} is undefined (nan).")
+        reasons.append(f"The candidate's {stage} {metric} is undefined (nan).")
     for name, limit in _TOO_GOOD.items():
         score = _stored(candidate, name)
         if score >= limit:
             reasons.append(
-                f"The candidate's validation {name} is {score:.4f}, suspiciously perfect "
+                f"The candidate's {stage} {name} is {score:.4f}, suspiciously perfect "
                 f"(>= {limit}): check the features for a leak of the label."
             )
+    if task == "regression" and math.isnan(_stored(candidate, "r2")) and "r2" in candidate:
+        reasons.append(f"The {stage} labels are constant: R² is undefined.")
+    auc, bar = _stored(candidate, "roc_auc"), _chance_bar(candidate)
+    if task == "binary" and auc <= bar:
+        reasons.append(
+            f"The candidate's {stage} roc_auc is {auc:.4f}, no better than chance "
+            f"(<= {bar:.4f}, the one-sided 95% bound of a random ranking's AUC on these rows): "
+            "the labels may be shuffled or unrelated to the features."
+        )
     if baseline is not None and not math.isnan(value):
         reference = _stored(baseline, metric)
         if not is_better(metric, value, reference):
             reasons.append(
-                f"The candidate's validation {metric} {value:.4f} is not better than the "
+                f"The candidate's {stage} {metric} {value:.4f} is not better than the "
                 f"baseline's {reference:.4f}."
             )
     return reasons
+
+
+def _chance_bar(metrics: Mapping[str, Any]) -> float:
+    """The AUC a random ranking stays under 95% of the time (Mann-Whitney null), or 0.5."""
+    n, rate = _stored(metrics, "n"), _stored(metrics, "positive_rate")
+    positives, negatives = n * rate, n * (1 - rate)
+    if not (positives >= 1 and negatives >= 1):
+        return _CHANCE_AUC
+    se = math.sqrt((positives + negatives + 1) / (12 * positives * negatives))
+    return _CHANCE_AUC + _ONE_SIDED_95 * se
 
 
 def _stored(metrics: Mapping[str, Any], name: str) -> float:
@@ -361,96 +533,9 @@ def _comparison_sentence(
     return f"{head}, {interval} is below the allowed margin {-policy.margin:.3f}."
 
 
-def _paired_bootstrap(
-    metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, policy: GatePolicy
-) -> np.ndarray:
-    """``metric(a) - metric(b)`` over ``policy.n_bootstrap`` shared resamples of the rows."""
-    n = len(y)
-    score = _WEIGHTED[metric]
-    prepared_a, prepared_b = score.prepare(y, a), score.prepare(y, b)
-    rng = np.random.default_rng(policy.seed)
-    chunk = max(1, _CHUNK_CELLS // n)
-    out = np.empty(policy.n_bootstrap, dtype=np.float64)
-    for start in range(0, policy.n_bootstrap, chunk):
-        rows = min(chunk, policy.n_bootstrap - start)
-        draws = rng.integers(0, n, size=(rows, n))
-        offsets = (np.arange(rows) * n)[:, None]
-        weights = np.bincount((draws + offsets).ravel(), minlength=rows * n).reshape(rows, n)
-        weights = weights.astype(np.float64)
-        out[start : start + rows] = score.compute(weights, prepared_a) - score.compute(
-            weights, prepared_b
-        )
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _WeightedMetric:
-    """A metric evaluated for many row weightings at once.
-
-    ``prepare(y, pred)`` does the per-row work once; ``compute(weights, prepared)`` returns one
-    value per row of the (resamples x rows) ``weights``.
-    """
-
-    prepare: Callable[[np.ndarray, np.ndarray], Any]
-    compute: Callable[[np.ndarray, Any], np.ndarray]
-
-
-def _mean_of(per_row: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> _WeightedMetric:
-    return _WeightedMetric(
-        prepare=per_row,
-        compute=lambda w, values: (w @ values) / w.sum(axis=1),
+def _mcnemar_sentence(only_challenger: int, only_production: int, p: float, exact: bool) -> str:
+    form = "exact binomial" if exact else "chi-square"
+    return (
+        f"McNemar ({form}): {only_challenger} rows only the challenger classifies right, "
+        f"{only_production} only production does; p = {p:.3g}."
     )
-
-
-def _prepare_auc(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.argsort(pred, kind="stable")
-    ranked = pred[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    return order, starts, y[order]
-
-
-def _auc(w: np.ndarray, prepared: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    # Weighted Mann-Whitney: each positive counts the negatives scored below it, plus half of
-    # those tied with it, all weighted by how often each row was drawn.
-    order, starts, y_sorted = prepared
-    ws = w[:, order]
-    pos = np.add.reduceat(ws * y_sorted, starts, axis=1)
-    neg = np.add.reduceat(ws * (1.0 - y_sorted), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    pairs = (pos * (below + 0.5 * neg)).sum(axis=1)
-    total = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, pairs / np.where(total > 0, total, 1.0), np.nan)
-
-
-def _prepare_r2(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (y - pred) ** 2, y, y**2
-
-
-def _r2(w: np.ndarray, prepared: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    residual, y, y2 = prepared
-    total_w = w.sum(axis=1)
-    ss_res = w @ residual
-    ss_tot = w @ y2 - (w @ y) ** 2 / total_w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ss_tot > 1e-12 * np.maximum(w @ y2, 1.0), 1 - ss_res / ss_tot, np.nan)
-
-
-def _log_loss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    losses: np.ndarray = -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    return losses
-
-
-_WEIGHTED: dict[str, _WeightedMetric] = {
-    "roc_auc": _WeightedMetric(prepare=_prepare_auc, compute=_auc),
-    "accuracy": _mean_of(lambda y, p: ((p >= 0.5) == (y == 1)).astype(np.float64)),
-    "log_loss": _mean_of(_log_loss_rows),
-    "brier": _mean_of(lambda y, p: (p - y) ** 2),
-    "mae": _mean_of(lambda y, p: np.abs(y - p)),
-    "rmse": _WeightedMetric(
-        prepare=lambda y, p: (y - p) ** 2,
-        compute=lambda w, sq: np.sqrt((w @ sq) / w.sum(axis=1)),
-    ),
-    "r2": _WeightedMetric(prepare=_prepare_r2, compute=_r2),
-}

@@ -1,15 +1,46 @@
-"""The gate step: challenger against production on the same newest rows; promote or alert."""
+"""The gate step: challenger against production on the same newest rows; promote or alert.
+
+In order, before any alias moves: both models score the challenger's held-out test rows; the
+paired bootstrap decides "not worse" on the gate metric (other metrics get their intervals as
+evidence, McNemar's test the accuracies); floors, sanity checks on validation and test scores,
+slices, behavioural tests and the latency budget are checked; then the candidate is served by
+the real online app and its stored sample requests are replayed (the infra check). Everything
+measured is stored with the version: a JSON evidence artifact, an HTML evaluation report
+artifact, and a summary in the version's ``gate`` metrics. A rejected candidate raises an
+alert whose message gives every reason.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
 
 from conveyor.core.approval import ApprovalStatus
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity, ModelVersion
+from conveyor.core.model import Predictor
+from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
-from conveyor.evaluation.gate import GateDecision, GatePolicy, compare_models, sanity_check
+from conveyor.evaluation import (
+    GateDecision,
+    GatePolicy,
+    check_floors,
+    comparable_metrics,
+    compare_models,
+    compare_slices,
+    evaluate_test_set,
+    measure_latency,
+    run_behaviour_tests,
+    sanity_check,
+)
+from conveyor.pipeline.evaluation_report import REPORT_KEY, render_report_bytes
+from conveyor.pipeline.infra_check import InfraCheck, check_serving
 from conveyor.registry.approvals import find_approval, request_approval
 from conveyor.registry.service import (
     PRODUCTION,
@@ -17,14 +48,22 @@ from conveyor.registry.service import (
     get_version,
     promote,
 )
+from conveyor.serving.service import sample_requests
 from conveyor.spec import ProjectSpec
 from conveyor.training.service import label_vector, load_version, test_rows
 from conveyor.workspace import Workspace
 
+#: Test rows replayed by the infra check when a version stored no sample requests.
+FALLBACK_SAMPLES = 50
+
 
 @dataclass(frozen=True, slots=True)
 class GateOutcome:
-    """What the gate decided for one challenger, and whether production moved."""
+    """What the gate decided for one challenger, and whether production moved.
+
+    ``problems`` are the reasons beyond the metric comparison (sanity, slices, behaviour,
+    latency, infra) that block the challenger; ``checks`` summarises each check's result.
+    """
 
     challenger: int
     production: int | None
@@ -32,6 +71,7 @@ class GateOutcome:
     promoted: bool
     problems: tuple[str, ...] = ()
     awaiting_approval: bool = False
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -41,14 +81,17 @@ class GateOutcome:
         return {
             "challenger": self.challenger,
             "production": self.production,
+            "passed": self.passed,
             "promoted": self.promoted,
             "problems": list(self.problems),
             "awaiting_approval": self.awaiting_approval,
             "decision": self.decision.to_dict(),
+            "checks": self.checks,
         }
 
 
 def policy_from_spec(spec: ProjectSpec) -> GatePolicy:
+    """The :class:`GatePolicy` of the project's ``gate:`` section."""
     g = spec.gate
     return GatePolicy(
         metric=g.metric,
@@ -56,6 +99,7 @@ def policy_from_spec(spec: ProjectSpec) -> GatePolicy:
         min_rows=g.min_rows,
         floor=g.floor,
         n_bootstrap=g.n_bootstrap,
+        confidence=g.confidence,
     )
 
 
@@ -65,41 +109,41 @@ def gate_version(
     """Compare ``version`` with production on the challenger's held-out newest rows.
 
     Promotes when the challenger is not worse than production by more than the margin (lower
-    bound of the paired bootstrap interval), clears the floor and passes the sanity checks;
-    otherwise production stays and an alert says why. The decision is stored with the version.
+    bound of the paired bootstrap interval), clears the floor, and passes the sanity, slice,
+    behaviour, latency and infra checks; otherwise production stays and an alert says why.
+    The decision and its evidence are stored with the version (see the module docstring).
     """
     model = spec.model_name
     challenger = get_version(ws, model, version)
     production = find_alias_version(ws, model, PRODUCTION)
-    rows = test_rows(ws, spec, challenger)
+    rows = test_rows(ws, spec, challenger).reset_index(drop=True)
     y = label_vector(rows, spec)
     signature = Signature.from_dict(challenger.signature)
-    chal_pred = load_version(ws, model, version).predict_encoded(encode_frame(rows, signature))
+    chal_model = load_version(ws, model, version)
+    chal_pred = chal_model.predict_encoded(encode_frame(rows, signature))
     prod_pred = None
     if production is not None and production != version:
         prod_model = load_version(ws, model, production)
         prod_pred = prod_model.predict_encoded(encode_frame(rows, prod_model.signature))
-    decision = compare_models(
-        y, chal_pred, prod_pred, task=spec.task, policy=policy_from_spec(spec)
+    policy = policy_from_spec(spec)
+    decision = compare_models(y, chal_pred, prod_pred, task=spec.task, policy=policy)
+    evidence = _evidence(
+        ws, spec, challenger, rows, y, chal_model, (chal_pred, prod_pred), decision
     )
-    problems = tuple(sanity_check(challenger.metrics.get("valid", {}), spec.task))
+    evidence.update(production=production if prod_pred is not None else None)
+    evidence["decision"] = decision.to_dict()
+    problems = tuple(evidence["problems"])
     outcome = GateOutcome(
         challenger=version,
         production=production,
         decision=decision,
         promoted=False,
         problems=problems,
+        checks=_summary(evidence),
     )
     if outcome.passed and promote_if_passed and production != version:
         if spec.registry.require_approval and not _approved(ws, model, version):
-            outcome = GateOutcome(
-                challenger=version,
-                production=production,
-                decision=decision,
-                promoted=False,
-                problems=problems,
-                awaiting_approval=True,
-            )
+            outcome = _with(outcome, awaiting_approval=True)
         else:
             promote(
                 ws,
@@ -109,17 +153,197 @@ def gate_version(
                 evidence=outcome.to_dict(),
                 require_approval=spec.registry.require_approval,
             )
-            outcome = GateOutcome(
-                challenger=version,
-                production=production,
-                decision=decision,
-                promoted=True,
-                problems=problems,
-            )
-    ws.stores.models.update_version_metrics(model, version, {"gate": outcome.to_dict()})
+            outcome = _with(outcome, promoted=True)
+    evidence["passed"] = outcome.passed
+    evidence["promoted"] = outcome.promoted
+    record = outcome.to_dict()
+    record["evidence"] = ws.stores.artifacts.put_bytes(
+        orjson.dumps(evidence, option=orjson.OPT_SERIALIZE_NUMPY)
+    )
+    record[REPORT_KEY] = ws.stores.artifacts.put_bytes(render_report_bytes(evidence))
+    ws.stores.models.update_version_metrics(model, version, {"gate": record})
     if not outcome.passed:
         _alert_rejection(ws, spec, challenger, outcome)
     return outcome
+
+
+def _evidence(
+    ws: Workspace,
+    spec: ProjectSpec,
+    challenger: ModelVersion,
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    model: Predictor,
+    predictions: tuple[np.ndarray, np.ndarray | None],
+    decision: GateDecision,
+) -> dict[str, Any]:
+    """Every check but the gate metric's decision; ``problems`` lists what blocks."""
+    ev = spec.evaluation
+    chal_pred, prod_pred = predictions
+    policy = policy_from_spec(spec)
+    groups = {c: rows[c].to_numpy() for c in ev.slices if c in rows.columns}
+    missing = [c for c in ev.slices if c not in rows.columns]
+    kw: dict[str, Any] = {
+        "groups": groups,
+        "min_slice_rows": ev.min_slice_rows,
+        "bins": ev.calibration_bins,
+        "threshold": spec.serving.threshold,
+    }
+    evidence: dict[str, Any] = {
+        "model": spec.model_name,
+        "challenger": challenger.version,
+        "at": utcnow().isoformat(),
+        "evaluation": {
+            "challenger": evaluate_test_set(spec.task, y, chal_pred, **kw).to_dict(),
+            "production": None
+            if prod_pred is None
+            else evaluate_test_set(spec.task, y, prod_pred, **kw).to_dict(),
+        },
+    }
+    problems = [f"The slice column {c!r} is not in the test rows." for c in missing]
+    problems += sanity_check(challenger.metrics.get("valid", {}), spec.task)
+    test_metrics = evidence["evaluation"]["challenger"]["metrics"]
+    problems += check_floors(test_metrics, spec.gate.floors)
+    problems += [
+        p
+        for p in sanity_check({"candidate": test_metrics}, spec.task, stage="test")
+        if "undefined" not in p  # an undefined test score is already the decision's reason
+    ]
+    evidence["comparison"] = []
+    evidence["slices"] = []
+    if prod_pred is not None:
+        evidence["comparison"] = _intervals(spec.task, y, chal_pred, prod_pred, decision, policy)
+        if spec.gate.slice_tolerance is not None and groups:
+            evidence["slices"], regressed = compare_slices(
+                spec.task,
+                y,
+                chal_pred,
+                prod_pred,
+                groups,
+                metric=decision.metric,
+                min_rows=ev.min_slice_rows,
+                tolerance=spec.gate.slice_tolerance,
+            )
+            problems += regressed
+    predict = _frame_predictor(model)
+    behaviour = run_behaviour_tests(
+        predict, rows, ev, task=spec.task, numeric=_numeric(model.signature)
+    )
+    evidence["behaviour"] = [b.to_dict() for b in behaviour]
+    problems += [
+        f"Behavioural test '{b.name}' failed: {b.detail}" for b in behaviour if not b.passed
+    ]
+    sample = rows[model.signature.names].iloc[: max(ev.latency_rows, 1)]
+    evidence["latency"] = measure_latency(predict, sample, single_rows=ev.latency_rows)
+    evidence["size_bytes"] = len(ws.stores.artifacts.get_bytes(challenger.artifact))
+    budget = spec.gate.latency_p99_ms
+    offline_p99 = evidence["latency"]["single_p99_ms"]
+    # With the infra check on, the budget applies to the served p99 (what clients see).
+    if budget is not None and not spec.gate.infra_check and offline_p99 > budget:
+        problems.append(
+            f"Single-row predictions took {offline_p99:.1f} ms at p99, over the {budget:g} ms "
+            "budget."
+        )
+    evidence["infra"] = None
+    if spec.gate.infra_check:
+        infra = _infra(ws, spec, challenger.version, model, rows)
+        evidence["infra"] = infra.to_dict()
+        problems += [f"Infra check: {p}" for p in infra.problems]
+    evidence["problems"] = problems
+    return evidence
+
+
+def _intervals(
+    task: str,
+    y: np.ndarray,
+    chal: np.ndarray,
+    prod: np.ndarray,
+    decision: GateDecision,
+    policy: GatePolicy,
+) -> list[dict[str, Any]]:
+    """The oriented difference and its interval for every metric that ranks models; the gate
+    metric's comes from ``decision``, the others are evidence only (no floor, no row minimum)."""
+    out = []
+    for metric in comparable_metrics(task):
+        if metric == decision.metric:
+            found = decision
+        else:
+            other = replace(policy, metric=metric, floor=None, min_rows=1)
+            found = compare_models(y, chal, prod, task=task, policy=other)
+        values = found.to_dict()
+        out.append(
+            {
+                "metric": metric,
+                "challenger": values["challenger"],
+                "production": values["production"],
+                "difference": values["delta"],
+                "ci_low": values["ci_low"],
+                "ci_high": values["ci_high"],
+                "margin": policy.margin if metric == decision.metric else None,
+                "decides": metric == decision.metric,
+            }
+        )
+    return out
+
+
+def _infra(
+    ws: Workspace, spec: ProjectSpec, version: int, model: Predictor, rows: pd.DataFrame
+) -> InfraCheck:
+    records = sample_requests(ws, spec, version)
+    if not records:
+        head = rows[model.signature.names].head(FALLBACK_SAMPLES)
+        records = json.loads(head.to_json(orient="records", date_format="iso"))
+    return check_serving(
+        spec,
+        version,
+        model,
+        records,
+        budget_ms=spec.gate.latency_p99_ms,
+        tolerance=spec.gate.infra_tolerance,
+    )
+
+
+def _frame_predictor(model: Predictor) -> Callable[[pd.DataFrame], np.ndarray]:
+    signature = model.signature
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(model.predict_encoded(encode_frame(frame, signature)), dtype=np.float64)
+
+    return predict
+
+
+def _numeric(signature: Signature) -> list[str]:
+    return [c.name for c in signature.inputs if c.kind is ColumnKind.NUMERIC]
+
+
+def _summary(evidence: dict[str, Any]) -> dict[str, Any]:
+    infra = evidence.get("infra")
+    return {
+        "comparison": evidence.get("comparison", []),
+        "slices_regressed": [s for s in evidence.get("slices", []) if s["regressed"]],
+        "behaviour": [
+            {"name": b["name"], "passed": b["passed"]} for b in evidence.get("behaviour", [])
+        ],
+        "latency": evidence.get("latency"),
+        "size_bytes": evidence.get("size_bytes"),
+        "infra": None
+        if infra is None
+        else {k: infra[k] for k in ("passed", "max_abs_diff", "p50_ms", "p99_ms", "budget_ms")},
+        "test_metrics": evidence["evaluation"]["challenger"]["metrics"],
+    }
+
+
+def _with(outcome: GateOutcome, **changes: Any) -> GateOutcome:
+    data = {
+        "challenger": outcome.challenger,
+        "production": outcome.production,
+        "decision": outcome.decision,
+        "promoted": outcome.promoted,
+        "problems": outcome.problems,
+        "awaiting_approval": outcome.awaiting_approval,
+        "checks": outcome.checks,
+    }
+    return GateOutcome(**{**data, **changes})
 
 
 def _approved(ws: Workspace, model: str, version: int) -> bool:

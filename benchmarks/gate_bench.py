@@ -1,0 +1,108 @@
+"""The gate's statistics on 100,000 test rows with 1,000 paired bootstrap resamples.
+
+Measured (median of 3 runs, 1 with ``--quick``), each the wall time of one
+:func:`conveyor.evaluation.compare_models` call (scoring both models, the paired bootstrap of
+the metric difference, and McNemar's test for a binary task):
+
+* ``gate_roc_auc_100k``: ROC-AUC, the default gate metric, against the goal of 5 s on 2 cores,
+  and against the textbook loop (scikit-learn's ``roc_auc_score`` on each resample of both
+  models; timed on 20 resamples, 5 with ``--quick``, and scaled to 1,000: its cost per
+  resample is flat);
+* ``gate_accuracy_100k``: accuracy (with McNemar), against the same goal;
+* ``gate_rmse_100k``: RMSE of a regression, against the same goal.
+
+The rows are synthetic (a label with 30% positives and two models of different strength), so
+the figures depend only on the row and resample counts. The bootstrap runs on
+``min(2, cpu count)`` threads.
+
+Run: ``python -m benchmarks gate [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from benchmarks import Result
+from conveyor.evaluation import GatePolicy, compare_models
+
+ROWS = 100_000
+RESAMPLES = 1_000
+GOAL_S = 5.0
+GOAL = "goal: 5 s on 2 cores"
+
+
+def run(quick: bool) -> list[Result]:
+    """Time the gate's decision on ``ROWS`` rows; see the module docstring."""
+    repeats = 1 if quick else 3
+    y, strong, weak = _binary_rows(ROWS, seed=0)
+    truth, near, far = _regression_rows(ROWS, seed=1)
+    compare_models(y[:2000], strong[:2000], weak[:2000], task="binary")  # imports, caches
+
+    def gate(metric: str, task: str, arrays: tuple[np.ndarray, ...]) -> Callable[[], object]:
+        policy = GatePolicy(metric=metric, n_bootstrap=RESAMPLES, seed=0)
+        return lambda: compare_models(*arrays, task=task, policy=policy)
+
+    auc = _median(gate("roc_auc", "binary", (y, strong, weak)), repeats, "roc_auc")
+    accuracy = _median(gate("accuracy", "binary", (y, strong, weak)), repeats, "accuracy")
+    rmse = _median(gate("rmse", "regression", (truth, near, far)), repeats, "rmse")
+    loop = _sklearn_loop(y, strong, weak, resamples=5 if quick else 20)
+    bench = "gate"
+    return [
+        Result(bench, "gate_roc_auc_100k", "s", auc, GOAL, GOAL_S, "lower"),
+        Result(
+            bench,
+            "gate_roc_auc_100k_vs_loop",
+            "s",
+            auc,
+            "scikit-learn roc_auc_score per resample",
+            loop,
+            "lower",
+        ),
+        Result(bench, "gate_accuracy_100k", "s", accuracy, GOAL, GOAL_S, "lower"),
+        Result(bench, "gate_rmse_100k", "s", rmse, GOAL, GOAL_S, "lower"),
+    ]
+
+
+def _median(call: Callable[[], object], repeats: int, name: str) -> float:
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+        print(f"  {name}: run {i + 1}/{repeats} took {times[-1]:.2f} s", file=sys.stderr)
+    return statistics.median(times)
+
+
+def _sklearn_loop(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, resamples: int) -> float:
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415 - the peer, only when measured
+
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        roc_auc_score(y[rows], a[rows]) - roc_auc_score(y[rows], b[rows])
+    elapsed = time.perf_counter() - started
+    print(f"  scikit-learn loop: {resamples} resamples took {elapsed:.2f} s", file=sys.stderr)
+    return elapsed * RESAMPLES / resamples
+
+
+def _binary_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(np.float64)
+
+    def model(strength: float) -> np.ndarray:
+        logit = strength * (y - 0.3) + rng.normal(size=n)
+        return np.asarray(1 / (1 + np.exp(-logit)))
+
+    return y, model(1.6), model(1.5)
+
+
+def _regression_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(10.0, 3.0, n)
+    return truth, truth + rng.normal(0, 1.0, n), truth + rng.normal(0, 1.1, n)

@@ -1,0 +1,270 @@
+"""Behavioural tests of a model, and its prediction latency.
+
+A test perturbs test rows and compares the model's predictions before and after:
+
+* **invariance**: shuffling columns declared irrelevant across rows moves no prediction by more
+  than ``epsilon``;
+* **directional expectation**: raising a declared monotone feature by ``delta`` moves
+  predictions the declared way on all but ``max_violations`` of the rows;
+* **robustness**: Gaussian noise of ``scale`` times each numeric feature's standard deviation
+  moves predictions by at most ``max_mean_change`` on average (probability units for a binary
+  task, a share of the predictions' standard deviation for regression).
+
+The model is seen only as ``predict(frame) -> scores``, so any model, loaded any way, is tested
+the same.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conveyor.core.errors import InvalidInputError
+from conveyor.spec import EvaluationSpec
+
+Predict = Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourResult:
+    """One behavioural test: what it checked, whether it held, and the measured figures."""
+
+    name: str
+    kind: str
+    passed: bool
+    detail: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "passed": self.passed,
+            "detail": self.detail,
+            "figures": {k: (v if math.isfinite(v) else None) for k, v in self.figures.items()},
+        }
+
+
+def invariance_test(
+    predict: Predict, frame: pd.DataFrame, columns: Sequence[str], *, epsilon: float, seed: int = 0
+) -> BehaviourResult:
+    """Shuffle ``columns`` across rows; pass when no prediction moves by more than ``epsilon``.
+
+    Raises
+    ------
+    InvalidInputError
+        If a column is not in ``frame``.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"x": [1.0, 2.0, 3.0], "noise": [5.0, 6.0, 7.0]})
+    >>> invariance_test(lambda d: d["x"].to_numpy() / 10, f, ["noise"], epsilon=0.0).passed
+    True
+    """
+    _require(frame, columns, "invariance")
+    rng = np.random.default_rng(seed)
+    shuffled = frame.copy()
+    for column in columns:
+        shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+    change = np.abs(_scores(predict, shuffled) - _scores(predict, frame))
+    worst = float(change.max())
+    name = f"invariance to {', '.join(columns)}"
+    passed = worst <= epsilon
+    verb = "moves" if passed else "moves some prediction by more than epsilon:"
+    return BehaviourResult(
+        name=name,
+        kind="invariance",
+        passed=passed,
+        detail=f"Shuffling {', '.join(columns)} {verb} at most {worst:.4g} (epsilon {epsilon:g}).",
+        figures={"max_change": worst, "mean_change": float(change.mean()), "epsilon": epsilon},
+    )
+
+
+def directional_test(
+    predict: Predict,
+    frame: pd.DataFrame,
+    feature: str,
+    *,
+    direction: str,
+    delta: float,
+    max_violations: float,
+) -> BehaviourResult:
+    """Raise ``feature`` by ``delta``; pass when at most ``max_violations`` of rows move the
+    other way than ``direction`` (``"increasing"`` or ``"decreasing"``).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``feature`` is missing or not numeric, or ``direction`` is unknown.
+    """
+    _require(frame, [feature], "directional")
+    if direction not in ("increasing", "decreasing"):
+        raise InvalidInputError(
+            "The 'direction' of a directional test must be 'increasing' or 'decreasing'. "
+            f"Got {direction!r} instead."
+        )
+    if not pd.api.types.is_numeric_dtype(frame[feature]):
+        raise InvalidInputError(
+            f"The directional test's feature {feature!r} must be numeric. "
+            f"Got dtype {frame[feature].dtype} instead."
+        )
+    raised = frame.copy()
+    raised[feature] = frame[feature] + delta
+    sign = 1.0 if direction == "increasing" else -1.0
+    moved = sign * (_scores(predict, raised) - _scores(predict, frame))
+    wrong = float((moved < -1e-12).mean())
+    passed = wrong <= max_violations
+    return BehaviourResult(
+        name=f"{feature} {direction}",
+        kind="directional",
+        passed=passed,
+        detail=(
+            f"Raising {feature} by {delta:g} moved {wrong:.1%} of predictions against the "
+            f"expected {direction} direction (allowed {max_violations:.1%})."
+        ),
+        figures={
+            "wrong_share": wrong,
+            "mean_change": float(sign * moved.mean()),
+            "max_violations": max_violations,
+        },
+    )
+
+
+def noise_test(
+    predict: Predict,
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    scale: float,
+    max_mean_change: float,
+    task: str,
+    seed: int = 0,
+) -> BehaviourResult:
+    """Add noise of ``scale`` x std to numeric ``columns``; pass when predictions barely move."""
+    _require(frame, columns, "noise")
+    rng = np.random.default_rng(seed)
+    noisy = frame.copy()
+    for column in columns:
+        values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        std = float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
+        noisy[column] = values + rng.normal(0.0, scale * std, len(values))
+    before, after = _scores(predict, frame), _scores(predict, noisy)
+    change = np.abs(after - before)
+    unit = 1.0
+    if task == "regression":
+        unit = float(before.std()) or 1.0
+    mean_change = float(change.mean()) / unit
+    passed = mean_change <= max_mean_change
+    flips = float(((before >= 0.5) != (after >= 0.5)).mean()) if task == "binary" else 0.0
+    return BehaviourResult(
+        name=f"noise {scale:g} x std",
+        kind="robustness",
+        passed=passed,
+        detail=(
+            f"Noise of {scale:g} x std on {len(columns)} numeric features moved predictions by "
+            f"{mean_change:.4g} on average (allowed {max_mean_change:g})."
+        ),
+        figures={
+            "mean_change": mean_change,
+            "max_change": float(change.max()) / unit,
+            "allowed": max_mean_change,
+            "label_flips": flips,
+        },
+    )
+
+
+def run_behaviour_tests(
+    predict: Predict,
+    frame: pd.DataFrame,
+    spec: EvaluationSpec,
+    *,
+    task: str,
+    numeric: Sequence[str],
+    seed: int = 0,
+) -> list[BehaviourResult]:
+    """Every behavioural test ``spec`` declares, on at most ``spec.behaviour_rows`` rows."""
+    rows = frame.iloc[: spec.behaviour_rows].reset_index(drop=True)
+    results = [
+        invariance_test(predict, rows, test.columns, epsilon=test.epsilon, seed=seed)
+        for test in spec.invariance
+    ]
+    results += [
+        directional_test(
+            predict,
+            rows,
+            test.feature,
+            direction=test.direction,
+            delta=test.delta,
+            max_violations=test.max_violations,
+        )
+        for test in spec.directional
+    ]
+    if spec.noise is not None and numeric:
+        results.append(
+            noise_test(
+                predict,
+                rows,
+                numeric,
+                scale=spec.noise.scale,
+                max_mean_change=spec.noise.max_mean_change,
+                task=task,
+                seed=seed,
+            )
+        )
+    return results
+
+
+def measure_latency(
+    predict: Predict, frame: pd.DataFrame, *, single_rows: int = 200, batch_repeats: int = 5
+) -> dict[str, float]:
+    """Time ``predict`` on single rows and on the whole frame as one batch.
+
+    Returns
+    -------
+    dict
+        ``single_p50_ms``, ``single_p99_ms`` (one call per row, up to ``single_rows`` calls),
+        ``batch_rows``, ``batch_p50_ms``, ``batch_p99_ms`` and ``batch_rows_per_s``.
+    """
+    if len(frame) == 0:
+        raise InvalidInputError("measure_latency() needs at least one row. Got none instead.")
+    predict(frame.iloc[:1])  # first-call costs (lazy imports, caches) are not latency
+    single = []
+    for i in range(min(single_rows, len(frame))):
+        row = frame.iloc[i : i + 1]
+        started = time.perf_counter()
+        predict(row)
+        single.append(time.perf_counter() - started)
+    batch = []
+    for _ in range(batch_repeats):
+        started = time.perf_counter()
+        predict(frame)
+        batch.append(time.perf_counter() - started)
+    single_ms, batch_ms = np.asarray(single) * 1000, np.asarray(batch) * 1000
+    p50 = float(np.percentile(batch_ms, 50))
+    return {
+        "single_p50_ms": float(np.percentile(single_ms, 50)),
+        "single_p99_ms": float(np.percentile(single_ms, 99)),
+        "batch_rows": float(len(frame)),
+        "batch_p50_ms": p50,
+        "batch_p99_ms": float(np.percentile(batch_ms, 99)),
+        "batch_rows_per_s": len(frame) / max(p50 / 1000, 1e-9),
+    }
+
+
+def _scores(predict: Predict, frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(predict(frame), dtype=np.float64).reshape(-1)
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], kind: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(
+            f"The {kind} test names columns that are not in the test rows: {missing}. "
+            f"Allowed: {sorted(map(str, frame.columns))}."
+        )
