@@ -1,17 +1,23 @@
-"""Online serving throughput and tail latency against the physical limit.
+"""Online serving throughput and tail latency against MLflow and the physical limit.
 
-Conveyor's ``/v1/predict`` (request validation, hot-swappable model slot, prediction log
-written before answering, metrics) is compared with a bare Starlette endpoint doing only
-``orjson.loads`` + a numpy row + ``Booster.predict`` + an orjson answer: the least any Python
-server must do to score the same model. Both run the same 20-feature LightGBM binary classifier
-under uvicorn (one worker, 127.0.0.1) and are driven by ``wrk -t1`` POSTing one-row JSON at
-concurrency 1, 8 and 32.
+Four servers score the same 20-feature LightGBM binary classifier, one uvicorn worker each on
+127.0.0.1, driven by ``wrk -t1`` POSTing one-row JSON at concurrency 1, 8 and 32:
 
-Each concurrency is measured in interleaved rounds (3, of 6 s each; ``--quick``: 1 of 3 s) and
-the median reported, so changes in the machine's load hit both servers alike.
+- Conveyor's ``/v1/predict`` (request validation, hot-swappable model slot, micro-batching,
+  prediction log written before answering, metrics);
+- the same with micro-batching off, for the batching on/off figure;
+- ``mlflow models serve --env-manager local`` of the model saved by MLflow's LightGBM flavour,
+  in its own virtual environment (``/tmp/peer-venvs/mlflow``, made on demand), with a one-row
+  ``dataframe_split`` body;
+- a bare Starlette endpoint doing only ``orjson.loads`` + a numpy row + ``Booster.predict`` +
+  an orjson answer: the least any Python server must do to score the same model.
+
+Each concurrency is measured in interleaved rounds (3, of 6 s each; ``--quick``: 1 of 2 s),
+rotating which server goes first, and the median reported, so changes in the machine's load
+hit every server alike. The batch scoring figures of :mod:`benchmarks.batch_scoring` follow.
 
 Run: ``python -m benchmarks serving [--quick] [--json]``; server mode (used internally):
-``python -m benchmarks.serving serve {conveyor,bare} MODEL_FILE PORT LOG_DIR``.
+``python -m benchmarks.serving serve {conveyor,conveyor-nobatch,bare} MODEL_FILE PORT LOG_DIR``.
 """
 
 from __future__ import annotations
@@ -31,16 +37,19 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import BenchmarkError, Result
+from benchmarks import BenchmarkError, Result, batch_scoring
+from benchmarks.tracking import ensure_mlflow
 
 N_FEATURES = 20
 CONCURRENCY = (1, 8, 32)
 PEER = "bare Starlette+LightGBM (physical limit)"
+MLFLOW = "mlflow models serve 3 (LightGBM flavour)"
+NOBATCH = "Conveyor with micro-batching off"
 ROOT = Path(__file__).resolve().parents[1]
 
 LUA = """
 wrk.method = "POST"
-wrk.body = [[%(body)s]]
+wrk.body = [==[%(body)s]==]
 wrk.headers["Content-Type"] = "application/json"
 
 done = function(summary, latency, requests)
@@ -73,12 +82,13 @@ def train_model(path: Path) -> None:
 # ---------------------------------------------------------------- server mode
 
 
-def conveyor_app(model_file: Path, log_dir: Path):  # type: ignore[no-untyped-def]
+def conveyor_app(model_file: Path, log_dir: Path, batching: bool = True):  # type: ignore[no-untyped-def]
     import lightgbm as lgb
 
     from conveyor.core.schema import ColumnKind, ColumnSchema
     from conveyor.core.signature import Signature
     from conveyor.serving.app import create_serving_app
+    from conveyor.serving.batching import BatchingConfig
     from conveyor.serving.predlog import PredictionLogWriter
     from conveyor.serving.slot import ModelSlot
 
@@ -104,6 +114,7 @@ def conveyor_app(model_file: Path, log_dir: Path):  # type: ignore[no-untyped-de
         project="bench",
         model_name="bench",
         poll_interval_s=1.0,
+        batching=BatchingConfig(enabled=batching),
     )
 
 
@@ -138,8 +149,61 @@ def bare_app(model_file: Path):  # type: ignore[no-untyped-def]
 def serve(kind: str, model_file: Path, port: int, log_dir: Path) -> None:
     import uvicorn
 
-    app = conveyor_app(model_file, log_dir) if kind == "conveyor" else bare_app(model_file)
+    if kind.startswith("conveyor"):
+        app = conveyor_app(model_file, log_dir, batching=kind == "conveyor")
+    else:
+        app = bare_app(model_file)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- MLflow peer
+
+MLFLOW_SAVE = """
+import sys
+import lightgbm as lgb
+import mlflow.lightgbm
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+model_file, target, names = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+booster = lgb.Booster(model_file=model_file)
+example = pd.DataFrame(np.zeros((2, len(names))), columns=names)
+signature = infer_signature(example, booster.predict(example.to_numpy()))
+mlflow.lightgbm.save_model(booster, target, signature=signature, input_example=example)
+"""
+
+
+def ensure_mlflow_lightgbm() -> Path:
+    """The Python of MLflow's virtual environment, with LightGBM installed in it."""
+    python = ensure_mlflow()
+    probe = [str(python), "-c", "import lightgbm, pandas"]
+    if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        print("installing lightgbm into MLflow's environment ...", file=sys.stderr)
+        step = [str(python), "-m", "pip", "install", "-q", "lightgbm"]
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchmarkError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
+    return python
+
+
+def _spawn_mlflow(model_file: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    python = ensure_mlflow_lightgbm()
+    target = work / "mlflow-model"
+    script = work / "mlflow_save.py"
+    script.write_text(MLFLOW_SAVE)
+    args = [str(python), str(script), str(model_file), str(target), ",".join(feature_names())]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchmarkError(f"MLflow could not save the model: {done.stderr[-2000:]}")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"  # it execs `uvicorn`
+    command = [str(python.parent / "mlflow"), "models", "serve", "-m", str(target),
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    log = (work / "mlflow-serve.log").open("wb")
+    process = subprocess.Popen(command, env=env, cwd=work, stdout=log, stderr=log)
+    return process, f"http://127.0.0.1:{port}"
 
 
 # ---------------------------------------------------------------- driver
@@ -151,7 +215,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(kind: str, model_file: Path, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _wait_ready(kind: str, process: subprocess.Popen[bytes], url: str, path: str) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkError(f"the {kind} server exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}{path}", timeout=1) as response:
+                if response.status == 200:
+                    return url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise BenchmarkError(f"the {kind} server did not become ready within 120 s")
+
+
+def _spawn(kind: str, model_file: Path, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -163,19 +242,7 @@ def _start(kind: str, model_file: Path, log_dir: Path) -> tuple[subprocess.Popen
         cwd=ROOT,
         env=env,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchmarkError(f"the {kind} server exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/v1/ready", timeout=1) as response:
-                if response.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise BenchmarkError(f"the {kind} server did not become ready within 60 s")
+    return process, f"http://127.0.0.1:{port}"
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -190,7 +257,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _wrk(url: str, script: Path, concurrency: int, duration_s: int) -> dict[str, float]:
     command = [
         "wrk", "-t1", f"-c{concurrency}", f"-d{duration_s}s", "--timeout", "10s",
-        "-s", str(script), f"{url}/v1/predict",
+        "-s", str(script), url,
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in out.stdout.splitlines():
@@ -208,61 +275,90 @@ def _wrk(url: str, script: Path, concurrency: int, duration_s: int) -> dict[str,
     raise BenchmarkError(f"wrk printed no result: {out.stdout}{out.stderr}")
 
 
+KINDS = ("bare", "conveyor", "conveyor-nobatch", "mlflow")
+
+
+def _measure(quick: bool, work: Path) -> dict[str, dict[int, dict[str, float]]]:
+    """Median req/s and p99 per server kind and concurrency."""
+    duration_s, warmup_s, rounds = (2, 1, 1) if quick else (6, 1, 3)
+    model_file = work / "model.txt"
+    train_model(model_file)
+    values = np.random.default_rng(1).normal(size=N_FEATURES)
+    record = {n: round(float(v), 6) for n, v in zip(feature_names(), values, strict=True)}
+    ours = work / "post.lua"
+    ours.write_text(LUA % {"body": json.dumps({"records": [record]})})
+    theirs = work / "post-mlflow.lua"
+    split = {"columns": feature_names(), "data": [list(record.values())]}
+    theirs.write_text(LUA % {"body": json.dumps({"dataframe_split": split})})
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    runs: dict[str, dict[int, list[dict[str, float]]]] = {kind: {} for kind in KINDS}
+    try:
+        for kind in ("mlflow", *(k for k in KINDS if k != "mlflow")):  # slowest first
+            servers[kind] = (
+                _spawn_mlflow(model_file, work)
+                if kind == "mlflow"
+                else _spawn(kind, model_file, work / f"log-{kind}")
+            )
+        for kind, (process, url) in servers.items():
+            _wait_ready(kind, process, url, "/ping" if kind == "mlflow" else "/v1/ready")
+        for c in CONCURRENCY:
+            for r in range(rounds):
+                for i in range(len(KINDS)):  # rotate who goes first
+                    kind = KINDS[(i + r) % len(KINDS)]
+                    url = servers[kind][1]
+                    target, script = (
+                        (f"{url}/invocations", theirs)
+                        if kind == "mlflow"
+                        else (f"{url}/v1/predict", ours)
+                    )
+                    _wrk(target, script, c, warmup_s)
+                    runs[kind].setdefault(c, []).append(_wrk(target, script, c, duration_s))
+    finally:
+        for process, _ in servers.values():
+            _stop(process)
+    logged = sum(p.read_bytes().count(b"\n") for p in (work / "log-conveyor").glob("*.jsonl"))
+    if logged == 0:
+        raise BenchmarkError("the Conveyor server logged no prediction")
+    return {
+        kind: {c: {k: statistics.median(run[k] for run in per_c[c]) for k in per_c[c][0]}
+               for c in per_c}
+        for kind, per_c in runs.items()
+    }  # fmt: skip
+
+
 def run(quick: bool = False) -> list[Result]:
-    """Measure both servers at each concurrency; return req/s and p99 results."""
+    """Measure every server at each concurrency; return req/s and p99 results, then batch."""
     if shutil.which("wrk") is None:
         raise BenchmarkError(
             "the 'wrk' HTTP load generator is not installed; install it with "
             "'apt-get install -y wrk' (Debian package wrk) and run again"
         )
-    duration_s, warmup_s, rounds = (3, 1, 1) if quick else (6, 1, 3)
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
-        work = Path(tmp)
-        model_file = work / "model.txt"
-        train_model(model_file)
-        rng = np.random.default_rng(1)
-        values = rng.normal(size=N_FEATURES)
-        record = {n: round(float(v), 6) for n, v in zip(feature_names(), values, strict=True)}
-        script = work / "post.lua"
-        script.write_text(LUA % {"body": json.dumps({"records": [record]})})
-        runs: dict[str, dict[int, list[dict[str, float]]]] = {"bare": {}, "conveyor": {}}
-        servers = {kind: _start(kind, model_file, work / f"log-{kind}") for kind in runs}
-        try:
-            # Interleaved rounds, alternating which server goes first, so drift in the
-            # machine's load hits both alike; the median of the rounds is reported.
-            for c in CONCURRENCY:
-                for r in range(rounds):
-                    for kind in ("bare", "conveyor") if r % 2 == 0 else ("conveyor", "bare"):
-                        url = servers[kind][1]
-                        _wrk(url, script, c, warmup_s)
-                        runs[kind].setdefault(c, []).append(_wrk(url, script, c, duration_s))
-        finally:
-            for process, _ in servers.values():
-                _stop(process)
-        logged = sum(p.read_bytes().count(b"\n") for p in (work / "log-conveyor").glob("*.jsonl"))
-        figures = {
-            kind: {
-                c: {k: statistics.median(run[k] for run in per_c[c]) for k in per_c[c][0]}
-                for c in per_c
-            }
-            for kind, per_c in runs.items()
-        }
-    if logged == 0:
-        raise BenchmarkError("the Conveyor server logged no prediction")
+        figures = _measure(quick, Path(tmp))
     results = []
     for c in CONCURRENCY:
-        ours, peer = figures["conveyor"][c], figures["bare"][c]
+        ours, bare = figures["conveyor"][c], figures["bare"][c]
+        mlflow, nobatch = figures["mlflow"][c], figures["conveyor-nobatch"][c]
         results += [
             Result("serving", f"throughput_c{c}", "req/s", round(ours["req_per_s"], 1), PEER,
-                   round(peer["req_per_s"], 1), "higher"),
+                   round(bare["req_per_s"], 1), "higher"),
             Result("serving", f"p99_latency_c{c}", "ms", round(ours["p99_ms"], 3), PEER,
-                   round(peer["p99_ms"], 3), "lower"),
+                   round(bare["p99_ms"], 3), "lower"),
+            Result("serving", f"throughput_c{c}_vs_mlflow", "req/s", round(ours["req_per_s"], 1),
+                   MLFLOW, round(mlflow["req_per_s"], 1), "higher"),
+            Result("serving", f"p99_latency_c{c}_vs_mlflow", "ms", round(ours["p99_ms"], 3),
+                   MLFLOW, round(mlflow["p99_ms"], 3), "lower"),
+            Result("serving", f"throughput_c{c}_batching", "req/s", round(ours["req_per_s"], 1),
+                   NOBATCH, round(nobatch["req_per_s"], 1), "higher"),
         ]  # fmt: skip
-    return results
+    return results + batch_scoring.run(quick)
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "serve":
         serve(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))
     else:
-        sys.exit("usage: python -m benchmarks.serving serve {conveyor,bare} MODEL PORT LOG_DIR")
+        sys.exit(
+            "usage: python -m benchmarks.serving serve {conveyor,conveyor-nobatch,bare} "
+            "MODEL PORT LOG_DIR"
+        )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
+import yaml
 
 from conveyor.demo.server import free_port
+from conveyor.serving.predlog import read_predictions
 
 from .conftest import make_batch
 
@@ -75,3 +78,57 @@ def test_predictions_name_their_version_and_swap_after_promote(served, cli):
         assert r.status_code == 200
         versions.add(r.headers["x-model-version"])
     assert "2" in versions
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_projects_side_by_side_on_two_workers(cli, project_dir):
+    for w in range(2):
+        make_batch(w).to_csv(project_dir / f"w{w}.csv", index=False)
+    spec = yaml.safe_load((project_dir / "conveyor.yaml").read_text())
+    spec["project"] = "toy2"
+    spec["training"]["params"]["num_boost_round"] = 20
+    (project_dir / "toy2.yaml").write_text(yaml.safe_dump(spec))
+    for path in ("conveyor.yaml", "toy2.yaml"):
+        cli("--spec", path, "ingest", "w0.csv", "w1.csv")
+        cli("--spec", path, "train")
+        cli("--spec", path, "promote", "1", "--reason", "first release")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    args = ["serve", "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli.main", *args, "--project", "conveyor.yaml",
+         "--project", "toy2.yaml"],
+        cwd=project_dir,
+        env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # two workers import the stack and load models
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server not ready"
+            time.sleep(0.2)
+        pids, answered = set(), {"toy": [], "toy2": []}
+        for i in range(200):
+            with httpx.Client(base_url=url, timeout=10) as client:  # a new connection each
+                pids.add(client.get("/v1/health").json()["pid"])
+                name = "toy" if i % 2 else "toy2"
+                r = client.post(f"/v1/models/{name}/predict", json={"records": [ROW]})
+                assert r.status_code == 200 and r.headers["x-model-version"] == "1"
+                answered[name].append(r.json()["predictions"][0]["request_id"])
+            if len(pids) == 2 and i >= 20:
+                break
+        assert len(pids) == 2  # both workers answer
+        assert httpx.get(f"{url}/v1/models").json()["default"] == "toy"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    home = project_dir / ".conveyor" / "projects"
+    for name, ids in answered.items():
+        logged = read_predictions(home / name / "predictions")
+        assert sorted(logged["request_id"]) == sorted(ids)  # each exactly once, both workers

@@ -12,6 +12,7 @@ from conveyor.cli.context import get
 from conveyor.core.errors import InvalidInputError
 from conveyor.data.service import read_source
 from conveyor.serving.service import predict_batch, record_feedback, serve
+from conveyor.spec import load_spec
 
 
 def serve_cmd(
@@ -19,12 +20,23 @@ def serve_cmd(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from conveyor.yaml).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    project: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--project",
+            help="Spec of a project to serve; repeat to serve several side by side (the first "
+            "is the default of /v1/predict). Default: the --spec project.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the production alias over HTTP; hot-swaps when the alias moves."""
     c = get(ctx)
-    s = c.spec.serving
-    c.emit(None, f"serving '{c.spec.project}' on http://{host or s.host}:{port or s.port}")
-    serve(c.ws, c.spec_path, host=host or s.host, port=port or s.port, workers=workers or s.workers)
+    paths = list(project) if project else [c.spec_path]
+    specs = [load_spec(p) for p in paths]
+    s = specs[0].serving
+    names = ", ".join(f"'{spec.project}'" for spec in specs)
+    c.emit(None, f"serving {names} on http://{host or s.host}:{port or s.port}")
+    serve(c.ws, paths, host=host or s.host, port=port or s.port, workers=workers or s.workers)
 
 
 def predict(
@@ -83,5 +95,3 @@ def _items(frame: pd.DataFrame, entities: list[str]) -> list[dict[str, Any]]:
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
-    app.command()(predict)
-    app.command()(feedback)

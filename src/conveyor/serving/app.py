@@ -1,54 +1,70 @@
 """The online prediction server: a plain Starlette app with orjson bodies.
 
+One server serves one or more deployments (a project's model each, see
+:class:`~conveyor.serving.routing.Deployment`); the first is the default.
+
 Routes
 ------
-``POST /v1/predict``
-    Body ``{"records": [{...}, ...]}``, ``{"columns": {"name": [...], ...}}`` or one record
-    object; answers ``{"model_version": N, "predictions": [{"request_id", "score", "label"}]}``
-    with header ``x-model-version``.
-``GET /v1/health``, ``GET /v1/ready``, ``GET /v1/model``, ``GET /metrics``
-    Liveness, readiness (503 until a model is loaded), the served model and its signature,
-    and Prometheus counters.
+``POST /v1/predict``, ``POST /v1/models/{name}/predict``
+    Body ``{"records": [{...}, ...]}``, ``{"columns": {"name": [...], ...}}``, a list of
+    records or one record object; answers ``{"model_version": N, "predictions": [{"request_id",
+    "score", "label"}]}`` with header ``x-model-version`` (the version that produced it, which
+    under a canary may be the candidate's).
+``GET /v1/health``, ``GET /v1/ready``, ``GET /v1/model``, ``GET /v1/models``, ``GET /metrics``
+    Liveness (with the worker's process id), readiness (503 until every deployment has a
+    model), the served models and their signatures, and Prometheus metrics.
 ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}``, ``/v2/models/{name}/ready``,
 ``POST /v2/models/{name}/infer``
     The V2 Open Inference Protocol (see :mod:`conveyor.serving.oip`).
 
 Statuses: 400 invalid JSON, 404 unknown model name, 413 body too large, 422 invalid records
-(with the per-field error list), 503 no model loaded. Every unexpected failure is caught at the
-edge, logged and counted, and answered 503 so a client retries; none escapes to kill a worker.
+(with the per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in
+flight than ``max_queue``. Every unexpected failure is caught at the edge, logged and counted,
+and answered 503 so a client retries; none escapes to kill a worker.
 
 Every scored row is written to the prediction log, in one write per request, before the
-response is sent: a prediction a client has seen is always in the log.
+response is sent: a prediction a client has seen is always in the log. Shadow scoring runs
+after the response has been sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import anyio
 import anyio.to_thread
-import numpy as np
 import orjson
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from conveyor.serving.batching import BatchingConfig, MicroBatcher
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.oip import model_metadata, tensors_to_records
-from conveyor.serving.predlog import PredictionLogWriter, iso_now
+from conveyor.serving.predlog import (
+    PredictionLogError,
+    PredictionLogWriter,
+    iso_now,
+    render_log_metrics,
+)
+from conveyor.serving.routing import SHADOW, Canary, Deployment, Shadow
 from conveyor.serving.slot import LoadedModel, ModelSlot
 from conveyor.serving.validation import REQUEST_ID_FIELD, ServingLimits, columns_to_records
 
-__all__ = ["HttpError", "ModelSlot", "create_serving_app"]
+__all__ = ["Deployment", "HttpError", "ModelSlot", "create_serving_app"]
 
 logger = logging.getLogger(__name__)
 
 _JSON = "application/json"
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
+_RETRY_AFTER_S = "1"
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -57,16 +73,32 @@ class HttpError(Exception):
     """A request failed in a way the client can fix; carries its status and error list."""
 
     def __init__(
-        self, status: int, message: str, errors: Sequence[dict[str, Any]] | None = None
+        self,
+        status: int,
+        message: str,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = list(errors or [])
+        self.headers = headers
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=_JSON)
+def _json(
+    body: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    background: BackgroundTask | None = None,
+) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        headers=headers,
+        media_type=_JSON,
+        background=background,
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -110,98 +142,250 @@ def _v1_records(payload: Any) -> list[Any]:
     raise HttpError(422, "the body must be a JSON object or a list of record objects")
 
 
-class _Scorer:
-    """Validate, score and log one request's records against the slot's current model."""
+def _inputs_of(rec: dict[str, Any]) -> dict[str, Any]:
+    return (
+        rec
+        if REQUEST_ID_FIELD not in rec
+        else {k: v for k, v in rec.items() if k != REQUEST_ID_FIELD}
+    )
 
-    def __init__(
-        self,
-        slot: ModelSlot,
-        predlog: PredictionLogWriter,
-        limits: ServingLimits,
-        threshold: float,
-        metrics: ServingMetrics,
-    ) -> None:
-        self.slot, self.predlog, self.limits = slot, predlog, limits
-        self.threshold, self.metrics = threshold, metrics
 
-    def model(self) -> LoadedModel:
-        model = self.slot.model
-        if model is None:
-            raise HttpError(503, "no model is loaded yet")
-        return model
-
-    async def score(
-        self, model: LoadedModel, records: list[Any], started: float
-    ) -> tuple[list[str], list[float], list[int | None]]:
-        batch = model.validator.validate(records)
-        if batch.unseen:
-            self.metrics.add_unseen(batch.unseen)
-        if batch.errors:
-            self.metrics.rejected_rows += len(records)
-            raise HttpError(422, "the request has invalid records", batch.errors)
-        matrix = batch.matrix
-        n = len(records)
-        if n <= self.limits.inline_rows:
-            raw = model.predictor.predict_encoded(matrix)
-        else:
-            raw = await anyio.to_thread.run_sync(model.predictor.predict_encoded, matrix)
-        scores: list[float] = np.asarray(raw, dtype=np.float64).tolist()
-        if len(scores) != n:
-            raise RuntimeError(
-                f"model version {model.version} returned {len(scores)} scores for {n} rows"
-            )
-        if model.is_binary:
-            threshold = self.threshold
-            labels: list[int | None] = [1 if s >= threshold else 0 for s in scores]
-        else:
-            labels = [None] * n
-        await self._log(model.version, records, batch.request_ids, scores, labels, started)
-        if self.slot.samples is None:
-            self.slot.remember(matrix)
-        self.metrics.rows += n
-        return batch.request_ids, scores, labels
-
-    async def _log(
-        self,
-        version: int,
-        records: list[dict[str, Any]],
-        request_ids: list[str],
-        scores: list[float],
-        labels: list[int | None],
-        started: float,
-    ) -> None:
-        ts = iso_now()
-        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        dumps = orjson.dumps
-        data = b"".join(
+def _log_lines(
+    version: int,
+    records: list[dict[str, Any]],
+    request_ids: list[str],
+    scores: list[float],
+    labels: list[int | None],
+    latency_ms: float,
+    extra: dict[str, Any] | None = None,
+    posts: list[dict[str, Any]] | None = None,
+) -> bytes:
+    """The log lines of one request: raw outputs, and the post-processed ones as ``post``."""
+    ts = iso_now()
+    dumps = orjson.dumps
+    tail = extra or {}
+    rows = zip(request_ids, records, scores, labels, strict=True)
+    if posts is not None:
+        return b"".join(
             [
                 dumps(
                     {
                         "request_id": rid,
                         "ts": ts,
                         "model_version": version,
-                        "inputs": rec
-                        if REQUEST_ID_FIELD not in rec
-                        else {k: v for k, v in rec.items() if k != REQUEST_ID_FIELD},
+                        "inputs": _inputs_of(rec),
                         "score": score,
                         "label": label,
                         "latency_ms": latency_ms,
+                        "post": post,
+                        **tail,
                     },
                     option=_APPEND_NEWLINE,
                 )
-                for rid, rec, score, label in zip(request_ids, records, scores, labels, strict=True)
+                for (rid, rec, score, label), post in zip(rows, posts, strict=True)
             ]
         )
-        if self.predlog.fsync:
-            await anyio.to_thread.run_sync(self.predlog.write_bytes, data)
+    return b"".join(
+        [
+            dumps(
+                {
+                    "request_id": rid,
+                    "ts": ts,
+                    "model_version": version,
+                    "inputs": _inputs_of(rec),
+                    "score": score,
+                    "label": label,
+                    "latency_ms": latency_ms,
+                    **tail,
+                },
+                option=_APPEND_NEWLINE,
+            )
+            for rid, rec, score, label in rows
+        ]
+    )
+
+
+async def _write(log: PredictionLogWriter, data: bytes) -> None:
+    """Append to the log before answering; a refused or failed write is a 503, never a 200."""
+    try:
+        if log.fsync:
+            await anyio.to_thread.run_sync(log.write_bytes, data)
         else:
-            self.predlog.write_bytes(data)
+            log.write_bytes(data)
+    except PredictionLogError as exc:
+        raise HttpError(503, str(exc), headers={"retry-after": _RETRY_AFTER_S}) from exc
+
+
+class _Scored:
+    __slots__ = ("labels", "model", "payload", "posts", "request_ids", "scores", "shadow")
+
+    def __init__(
+        self,
+        payload: Any,
+        model: LoadedModel,
+        request_ids: list[str],
+        scores: list[float],
+        labels: list[int | None],
+        shadow: BackgroundTask | None,
+    ) -> None:
+        self.payload, self.model, self.request_ids, self.scores = (
+            payload,
+            model,
+            request_ids,
+            scores,
+        )
+        self.labels, self.shadow = labels, shadow
+        self.posts: list[dict[str, Any]] | None = None
+
+
+class _Server:
+    """Admit, validate, score (micro-batched), log and answer requests of every deployment."""
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment],
+        limits: ServingLimits,
+        batching: BatchingConfig,
+        max_queue: int,
+    ) -> None:
+        self.deployments = {d.model_name: d for d in deployments}
+        self.default = deployments[0]
+        self.limits, self.max_queue = limits, max_queue
+        self.metrics = ServingMetrics()
+        self.batcher = MicroBatcher(batching, self.metrics)
+        self.model_metrics = {
+            d.model_name: self.metrics.for_model(d.project, d.model_name) for d in deployments
+        }
+
+    def deployment(self, name: str | None) -> Deployment:
+        if name is None:
+            return self.default
+        found = self.deployments.get(name)
+        if found is None:
+            served = ", ".join(sorted(self.deployments))
+            raise HttpError(404, f"no model named {name!r}; this server serves: {served}")
+        return found
+
+    @staticmethod
+    def production(dep: Deployment) -> LoadedModel:
+        model = dep.slot.model
+        if model is None:
+            raise HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+        return model
+
+    async def answer(
+        self,
+        request: Request,
+        dep: Deployment,
+        parse: Callable[[Any, Deployment], list[Any]],
+    ) -> _Scored:
+        """Run one prediction request through admission, validation, scoring and logging."""
+        metrics, batcher = self.metrics, self.batcher
+        if metrics.in_flight >= self.max_queue:
+            metrics.shed += 1
+            raise HttpError(
+                503,
+                f"the server is at its limit of {self.max_queue} requests in flight; retry",
+                headers={"retry-after": _RETRY_AFTER_S},
+            )
+        started = time.perf_counter()
+        metrics.in_flight += 1
+        batcher.arriving()
+        waiting = True
+        try:
+            payload = _parse_json(await _read_body(request, self.limits.max_body_bytes))
+            records = parse(payload, dep)
+            model, role = dep.route(records)
+            if model is None:
+                raise HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+            mm = self.model_metrics[dep.model_name]
+            batch = model.validator.validate(records)
+            if batch.unseen:
+                mm.add_unseen(batch.unseen)
+            if batch.errors:
+                mm.rejected_rows += len(records)
+                mm.add_rejected(batch.errors)
+                raise HttpError(422, "the request has invalid records", batch.errors)
+            batcher.arrived()
+            waiting = False
+            raw = await batcher.score(model, batch.matrix)
+            scores: list[float] = raw.tolist()
+            n = len(scores)
+            if model.is_binary:
+                threshold = dep.threshold
+                labels: list[int | None] = [1 if s >= threshold else 0 for s in scores]
+            else:
+                labels = [None] * n
+            posts = None
+            if dep.postprocess is not None and not dep.postprocess.is_identity:
+                posts = dep.postprocess.apply(raw, records).outputs()
+            latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            data = _log_lines(
+                model.version, records, batch.request_ids, scores, labels, latency_ms, None, posts
+            )
+            await _write(dep.log, data)
+            if dep.slot.samples is None:
+                dep.slot.remember(batch.matrix)
+            mm.rows += n
+            mm.add_routed(role)
+            shadow = None
+            if dep.shadow is not None and dep.shadow.slot.model is not None:
+                shadow = BackgroundTask(
+                    self.score_shadow, dep, dep.shadow, records, batch.request_ids, model
+                )
+            scored = _Scored(payload, model, batch.request_ids, scores, labels, shadow)
+            scored.posts = posts
+            return scored
+        finally:
+            if waiting:
+                batcher.arrived()
+            batcher.finished()
+            metrics.in_flight -= 1
+
+    async def score_shadow(
+        self,
+        dep: Deployment,
+        shadow: Shadow,
+        records: list[Any],
+        request_ids: list[str],
+        answered_by: LoadedModel,
+    ) -> None:
+        """Score ``records`` with the shadow version and log it; runs after the response."""
+        mm = self.model_metrics[dep.model_name]
+        model = shadow.slot.model
+        if model is None:
+            return
+        started = time.perf_counter()
+        try:
+            batch = model.validator.validate(records)
+            if batch.errors:
+                mm.shadow_errors += 1
+                return
+            scores: list[float] = (await self.batcher.score(model, batch.matrix)).tolist()
+            if model.is_binary:
+                labels: list[int | None] = [1 if s >= dep.threshold else 0 for s in scores]
+            else:
+                labels = [None] * len(scores)
+            latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            extra = {SHADOW: True, "answered_by": answered_by.version}
+            await _write(
+                shadow.log,
+                _log_lines(model.version, records, request_ids, scores, labels, latency_ms, extra),
+            )
+            mm.shadow_rows += len(scores)
+        except Exception:
+            mm.shadow_errors += 1
+            logger.exception("shadow scoring of %s failed", dep.model_name)
 
 
 def _guarded(
-    metrics: ServingMetrics, endpoint: str, *, timed: bool = False
+    metrics: ServingMetrics, endpoint: str, *, default_model: str | None = None
 ) -> Callable[[Endpoint], Endpoint]:
-    """Answer every failure with a JSON error; count and time each request."""
+    """Answer every failure with a JSON error; count each request.
+
+    With ``default_model`` the endpoint scores a model (named in the path, else the default):
+    its count carries the model's name and its latency goes to the model's histogram.
+    """
 
     def wrap(handler: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
@@ -212,15 +396,23 @@ def _guarded(
                 body: dict[str, Any] = {"error": exc.message}
                 if exc.errors:
                     body["errors"] = exc.errors
-                response = _json(body, exc.status)
+                response = _json(body, exc.status, headers=exc.headers)
             except Exception as exc:
                 metrics.errors += 1
                 logger.exception("unexpected error answering %s", request.url.path)
                 response = _json(
                     {"error": f"the server failed to answer ({type(exc).__name__}); retry"}, 503
                 )
-            status = response.status_code
-            metrics.observe(endpoint, status, time.perf_counter() - started if timed else None)
+            model = (
+                None
+                if default_model is None
+                else metrics.models.get(request.path_params.get("name", default_model))
+            )
+            if model is not None:
+                model.latency.observe(time.perf_counter() - started)
+                metrics.observe(endpoint, response.status_code, model.model)
+            else:
+                metrics.observe(endpoint, response.status_code)
             return response
 
         return guarded
@@ -228,108 +420,230 @@ def _guarded(
     return wrap
 
 
+def _model_info(dep: Deployment, model: LoadedModel) -> dict[str, Any]:
+    return {
+        "project": dep.project,
+        "name": dep.model_name,
+        "version": model.version,
+        "kind": model.predictor.kind,
+        "loaded_at": model.loaded_at.isoformat(),
+        "threshold": dep.threshold if model.is_binary else None,
+        "signature": model.predictor.signature.to_dict(),
+        "canary": None
+        if dep.canary is None
+        else {
+            "percent": dep.canary.percent,
+            "sticky_key": dep.canary.sticky_key,
+            "version": dep.canary.slot.model.version if dep.canary.slot.model else None,
+        },
+        "shadow": None
+        if dep.shadow is None
+        else {"version": dep.shadow.slot.model.version if dep.shadow.slot.model else None},
+    }
+
+
+def _v1_body(scored: _Scored) -> dict[str, Any]:
+    if scored.posts is not None:
+        predictions = [
+            {"request_id": r, **post}
+            for r, post in zip(scored.request_ids, scored.posts, strict=True)
+        ]
+    else:
+        predictions = [
+            {"request_id": r, "score": s, "label": lab}
+            for r, s, lab in zip(scored.request_ids, scored.scores, scored.labels, strict=True)
+        ]
+    return {"model_version": scored.model.version, "predictions": predictions}
+
+
+def _v2_body(model_name: str, scored: _Scored) -> dict[str, Any]:
+    n = len(scored.scores)
+
+    def tensor(name: str, datatype: str, data: list[Any]) -> dict[str, Any]:
+        return {"name": name, "datatype": datatype, "shape": [n], "data": data}
+
+    if scored.posts is None:
+        outputs = [tensor("score", "FP64", scored.scores)]
+        if scored.model.is_binary:
+            outputs.append(tensor("label", "INT64", scored.labels))
+    else:  # withheld rows answer score 0 and an empty label, flagged in "withheld"
+        posts = scored.posts
+        outputs = [
+            tensor("score", "FP64", [p["score"] or 0.0 for p in posts]),
+            tensor(
+                "label", "BYTES", ["" if p["label"] is None else str(p["label"]) for p in posts]
+            ),
+            tensor("withheld", "BOOL", [p["withheld"] for p in posts]),
+        ]
+    outputs.append(tensor("request_id", "BYTES", scored.request_ids))
+    body = {
+        "model_name": model_name,
+        "model_version": str(scored.model.version),
+        "outputs": outputs,
+    }
+    if isinstance(scored.payload.get("id"), str):
+        body["id"] = scored.payload["id"]
+    return body
+
+
+def _v2_records(payload: Any, dep: Deployment) -> list[Any]:
+    model = _Server.production(dep)
+    records, errors = tensors_to_records(payload, model)
+    if errors:
+        raise HttpError(422, "the input tensors are invalid", errors)
+    return records
+
+
 def create_serving_app(
     *,
-    slot: ModelSlot,
-    log: PredictionLogWriter,
-    project: str,
-    model_name: str,
+    slot: ModelSlot | None = None,
+    log: PredictionLogWriter | None = None,
+    project: str = "",
+    model_name: str = "",
     limits: ServingLimits = ServingLimits(),  # noqa: B008 - frozen, safe to share
     threshold: float = 0.5,
     poll_interval_s: float = 1.0,
     passthrough: Sequence[str] = (),
+    canary: Canary | None = None,
+    shadow: Shadow | None = None,
+    deployments: Sequence[Deployment] = (),
+    batching: BatchingConfig | None = None,
+    max_queue: int = 1024,
 ) -> Starlette:
     """Build the online prediction app.
 
     Parameters
     ----------
-    slot : ModelSlot
-        Holds the served model; its watcher runs for the app's lifetime.
+    slot : ModelSlot, optional
+        The production model of the default deployment (with ``log``, ``project``,
+        ``model_name``, ``threshold``, ``passthrough``, ``canary`` and ``shadow``); leave it
+        out to serve only ``deployments``.
     log : PredictionLogWriter
         Where every prediction is written before it is answered.
     project, model_name : str
-        Shown in ``/v1/model`` and metrics; ``model_name`` is the V2 protocol model name.
+        Shown in ``/v1/model`` and metrics; ``model_name`` names the model in
+        ``/v1/models/{name}/predict`` and the V2 protocol.
     limits : ServingLimits
-        Body size, rows per request and extra-field policy.
+        Body size, rows per request and extra-field policy (for every deployment).
     threshold : float
         Binary tasks label a row 1 when its score is at or above this.
     poll_interval_s : float
-        How often the slot checks which version should be served.
+        How often each slot checks which version should be served.
     passthrough : sequence of str
         Record fields that are not features but are accepted and logged (entity columns,
         for joining feedback by entity and time).
+    canary, shadow : optional
+        Traffic split to a candidate version and mirrored scoring by a shadow version.
+    deployments : sequence of Deployment
+        More (or, without ``slot``, all) projects' models served side by side.
+    batching : BatchingConfig, optional
+        Micro-batching; by default on, with ``inline_rows`` from ``limits``.
+    max_queue : int
+        Prediction requests in flight past which new ones get 503 with ``Retry-After``.
 
     Returns
     -------
     starlette.applications.Starlette
         Run it with ``uvicorn``; see the module docstring for the routes.
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(
-            f"The 'threshold' parameter of create_serving_app() must be a float in [0, 1]. "
-            f"Got {threshold!r} instead."
-        )
     if not poll_interval_s > 0:
         raise ValueError(
             "The 'poll_interval_s' parameter of create_serving_app() must be a float in "
             f"(0, inf). Got {poll_interval_s!r} instead."
         )
-    slot.configure(limits=limits, passthrough=passthrough)
-    metrics = ServingMetrics()
-    scorer = _Scorer(slot, log, limits, threshold, metrics)
-    max_body = limits.max_body_bytes
-
-    @_guarded(metrics, "v1_predict", timed=True)
-    async def predict(request: Request) -> Response:
-        started = time.perf_counter()
-        body = await _read_body(request, max_body)
-        model = scorer.model()
-        records = _v1_records(_parse_json(body))
-        ids, scores, labels = await scorer.score(model, records, started)
-        predictions = [
-            {"request_id": r, "score": s, "label": lab}
-            for r, s, lab in zip(ids, scores, labels, strict=True)
-        ]
-        version = model.version
-        return _json(
-            {"model_version": version, "predictions": predictions},
-            headers={"x-model-version": str(version)},
+    if not isinstance(max_queue, int) or max_queue < 1:
+        raise ValueError(
+            "The 'max_queue' parameter of create_serving_app() must be an int in [1, inf). "
+            f"Got {max_queue!r} instead."
         )
+    served = list(deployments)
+    if slot is not None:
+        if log is None:
+            raise ValueError("create_serving_app() needs 'log' with 'slot'.")
+        served.insert(
+            0,
+            Deployment(
+                project=project,
+                model_name=model_name,
+                slot=slot,
+                log=log,
+                threshold=threshold,
+                passthrough=tuple(passthrough),
+                canary=canary,
+                shadow=shadow,
+            ),
+        )
+    names = [d.model_name for d in served]
+    if not served or len(set(names)) != len(names):
+        raise ValueError(
+            "create_serving_app() needs at least one deployment and unique model names. "
+            f"Got {names!r} instead."
+        )
+    for dep in served:
+        for each in dep.slots().values():
+            each.configure(limits=limits, passthrough=dep.passthrough)
+    server = _Server(
+        served, limits, batching or BatchingConfig(inline_rows=limits.inline_rows), max_queue
+    )
+    metrics = server.metrics
+
+    async def _predict(request: Request, dep: Deployment, v1: bool) -> Response:
+        scored = await server.answer(
+            request, dep, (lambda p, _d: _v1_records(p)) if v1 else _v2_records
+        )
+        body = _v1_body(scored) if v1 else _v2_body(dep.model_name, scored)
+        headers = {"x-model-version": str(scored.model.version)}
+        return _json(body, headers=headers, background=scored.shadow)
+
+    @_guarded(metrics, "v1_predict", default_model=server.default.model_name)
+    async def predict(request: Request) -> Response:
+        return await _predict(request, server.deployment(request.path_params.get("name")), True)
 
     @_guarded(metrics, "v1_health")
     async def health(request: Request) -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", "pid": os.getpid()})
 
     @_guarded(metrics, "v1_ready")
     async def ready(request: Request) -> Response:
-        model = scorer.model()
-        return _json({"status": "ready", "model_version": model.version})
+        versions = {d.model_name: server.production(d).version for d in served}
+        return _json(
+            {
+                "status": "ready",
+                "model_version": versions[server.default.model_name],
+                "models": versions,
+            }
+        )
 
     @_guarded(metrics, "v1_model")
     async def model_info(request: Request) -> Response:
-        model = scorer.model()
+        dep = server.deployment(request.path_params.get("name"))
+        return _json(_model_info(dep, server.production(dep)))
+
+    @_guarded(metrics, "v1_models")
+    async def models(request: Request) -> Response:
         return _json(
             {
-                "project": project,
-                "name": model_name,
-                "version": model.version,
-                "kind": model.predictor.kind,
-                "loaded_at": model.loaded_at.isoformat(),
-                "threshold": threshold if model.is_binary else None,
-                "signature": model.predictor.signature.to_dict(),
+                "default": server.default.model_name,
+                "models": [
+                    {
+                        "project": d.project,
+                        "name": d.model_name,
+                        "version": d.slot.model.version if d.slot.model else None,
+                    }
+                    for d in served
+                ],
             }
         )
 
     @_guarded(metrics, "metrics")
     async def prometheus(request: Request) -> Response:
-        text = metrics.render(slot, project=project, model_name=model_name)
+        text = metrics.render({d.model_name: d.slots() for d in served})
+        text += render_log_metrics({d.model_name: d.log for d in served})
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    def named_model(request: Request) -> LoadedModel:
-        name = request.path_params["name"]
-        if name != model_name:
-            raise HttpError(404, f"no model named {name!r}; this server serves {model_name!r}")
-        return scorer.model()
+    def named_model(request: Request) -> tuple[Deployment, LoadedModel]:
+        dep = server.deployment(request.path_params["name"])
+        return dep, server.production(dep)
 
     @_guarded(metrics, "v2_live")
     async def v2_live(request: Request) -> Response:
@@ -337,54 +651,55 @@ def create_serving_app(
 
     @_guarded(metrics, "v2_ready")
     async def v2_ready(request: Request) -> Response:
-        scorer.model()
+        for dep in served:
+            server.production(dep)
         return _json({"ready": True})
 
     @_guarded(metrics, "v2_model")
     async def v2_model(request: Request) -> Response:
-        return _json(model_metadata(named_model(request), model_name))
+        dep, model = named_model(request)
+        return _json(model_metadata(model, dep.model_name))
 
     @_guarded(metrics, "v2_model_ready")
     async def v2_model_ready(request: Request) -> Response:
-        named_model(request)
-        return _json({"name": model_name, "ready": True})
+        dep, _ = named_model(request)
+        return _json({"name": dep.model_name, "ready": True})
 
-    @_guarded(metrics, "v2_infer", timed=True)
+    @_guarded(metrics, "v2_infer", default_model=server.default.model_name)
     async def v2_infer(request: Request) -> Response:
-        started = time.perf_counter()
-        model = named_model(request)
-        payload = _parse_json(await _read_body(request, max_body))
-        records, errors = tensors_to_records(payload, model)
-        if errors:
-            raise HttpError(422, "the input tensors are invalid", errors)
-        ids, scores, labels = await scorer.score(model, records, started)
-        n = len(scores)
-        outputs: list[dict[str, Any]] = [
-            {"name": "score", "datatype": "FP64", "shape": [n], "data": scores}
-        ]
-        if model.is_binary:
-            outputs.append({"name": "label", "datatype": "INT64", "shape": [n], "data": labels})
-        outputs.append({"name": "request_id", "datatype": "BYTES", "shape": [n], "data": ids})
-        answer = {"model_name": model_name, "model_version": str(model.version), "outputs": outputs}
-        if isinstance(payload.get("id"), str):
-            answer["id"] = payload["id"]
-        return _json(answer, headers={"x-model-version": str(model.version)})
+        dep = server.deployment(request.path_params["name"])
+        response = await _predict(request, dep, False)
+        return response
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Load (and warm) every model before this worker accepts a connection, so a worker
+        # that has just started never answers 503 while its siblings serve; a failed load is
+        # logged and counted, and the watcher retries it.
+        for dep in served:
+            for each in dep.slots().values():
+                await anyio.to_thread.run_sync(each.refresh)
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(slot.watch, poll_interval_s)
+            for dep in served:
+                for each in dep.slots().values():
+                    tasks.start_soon(each.watch, poll_interval_s)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
-                log.close()
+                for dep in served:
+                    dep.log.close()
+                    if dep.shadow is not None:
+                        dep.shadow.log.close()
 
     routes = [
         Route("/v1/predict", predict, methods=["POST"]),
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
         Route("/v1/health", health, methods=["GET"]),
         Route("/v1/ready", ready, methods=["GET"]),
         Route("/v1/model", model_info, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{name}", model_info, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/v2/health/live", v2_live, methods=["GET"]),
         Route("/v2/health/ready", v2_ready, methods=["GET"]),

@@ -1,38 +1,57 @@
-"""Batch scoring: stream a CSV or Parquet file through a model in chunks.
+"""Batch scoring: stream a CSV or Parquet file through a model in chunks, on every core.
 
-The input is read ``chunk_rows`` rows at a time with pyarrow, encoded with
-:func:`conveyor.core.signature.encode_frame` (the encoding training used) and scored; the output
-keeps every input column and adds ``score``, ``label`` (binary tasks; null otherwise) and
-``model_version``. The output is written to a temporary file beside the target and renamed into
-place, so a failed or interrupted run leaves no partial output.
+The input is cut into chunks (Parquet row groups, sliced to ``chunk_rows``; CSV blocks of
+``chunk_rows`` rows), each encoded with :func:`conveyor.core.signature.encode_frame` (the
+encoding training used), scored and post-processed by a pool of ``workers`` threads. Reading
+Parquet, encoding, LightGBM/XGBoost prediction and writing all release the GIL, so threads use
+every core without copying chunks between processes; at most ``2 * workers`` chunks are in
+flight, so memory stays bounded whatever the file size. Chunks are written in input order.
+
+The output keeps every input column and adds ``score``, ``label`` (binary tasks; null otherwise)
+and ``model_version``; with a post-processing chain also ``post_score``, ``post_label``,
+``withheld``, ``reason`` and (re-ranking) ``rank``. It is written to a temporary file beside the
+target and renamed into place, so an interrupted run leaves no partial output and a rerun
+yields exactly one output row per input row. The model version, model name and the input's
+SHA-256 are recorded in the Parquet schema metadata (key ``conveyor``) and in a sidecar
+``<output>.meta.json`` (written before the output is renamed into place).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from conveyor.core.clock import utcnow
 from conveyor.core.errors import InvalidInputError, NotFoundError, SchemaError
 from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
+from conveyor.serving.postprocess import PostProcessor
 
 Progress = Callable[[int, int | None], None]
 """Called after each chunk with (rows scored so far, total rows or ``None`` if unknown)."""
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+META_SUFFIX = ".meta.json"
+
+Chunk = Callable[[], list[pa.RecordBatch]]
+"""Reads one chunk of input when called (in a worker thread)."""
 
 
-def _format_of(path: Path, role: str) -> str:
+def format_of(path: Path, role: str) -> str:
+    """``"csv"`` or ``"parquet"`` from the suffix of ``path`` (the ``role`` names it in errors)."""
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InvalidInputError(
@@ -45,7 +64,7 @@ def _format_of(path: Path, role: str) -> str:
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -61,42 +80,61 @@ def _csv_types(signature: Signature) -> dict[str, pa.DataType]:
     return types
 
 
-def _batches(
+def read_chunks(
     path: Path, fmt: str, signature: Signature, chunk_rows: int
-) -> tuple[Iterator[pa.RecordBatch], int | None]:
+) -> tuple[Iterator[Chunk], int | None]:
+    """Lazy chunk readers over a CSV or Parquet file, and its row count when known."""
     if fmt == "parquet":
-        reader = pq.ParquetFile(path)
-        return reader.iter_batches(batch_size=chunk_rows), reader.metadata.num_rows
+        meta = pq.ParquetFile(path).metadata
+
+        def row_group(index: int) -> Chunk:
+            def read() -> list[pa.RecordBatch]:
+                table = pq.ParquetFile(path).read_row_group(index)
+                return table.combine_chunks().to_batches(max_chunksize=chunk_rows) or [
+                    pa.RecordBatch.from_pylist([], schema=table.schema)
+                ]
+
+            return read
+
+        return (row_group(i) for i in range(meta.num_row_groups)), meta.num_rows
     stream = pcsv.open_csv(
         path,
         read_options=pcsv.ReadOptions(block_size=1 << 24),
         convert_options=pcsv.ConvertOptions(column_types=_csv_types(signature)),
     )
 
-    def rebatch() -> Iterator[pa.RecordBatch]:
+    def blocks() -> Iterator[Chunk]:
         for batch in stream:
             for start in range(0, batch.num_rows, chunk_rows):
-                yield batch.slice(start, chunk_rows)
+                yield _ready(batch.slice(start, chunk_rows))
 
-    return rebatch(), None
+    return blocks(), None
+
+
+def _ready(batch: pa.RecordBatch) -> Chunk:
+    """A chunk already read."""
+    return lambda: [batch]
 
 
 class _Writer:
     """Writes scored batches as Parquet or CSV; the schema comes from the first batch."""
 
-    def __init__(self, path: Path, fmt: str) -> None:
-        self.path, self.fmt = path, fmt
+    def __init__(self, path: Path, fmt: str, metadata: dict[bytes, bytes]) -> None:
+        self.path, self.fmt, self.metadata = path, fmt, metadata
         self._writer: Any = None
         self.schema: pa.Schema | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
-            self.schema = batch.schema
+            self.schema = batch.schema.with_metadata(self.metadata)
             if self.fmt == "parquet":
-                self._writer = pq.ParquetWriter(self.path, batch.schema)
+                self._writer = pq.ParquetWriter(self.path, self.schema)
             else:
                 self._writer = pcsv.CSVWriter(self.path, batch.schema)
-        self._writer.write_batch(batch.cast(self.schema) if batch.schema != self.schema else batch)
+        assert self.schema is not None
+        if batch.schema.remove_metadata() != self.schema.remove_metadata():
+            batch = batch.cast(self.schema.remove_metadata())
+        self._writer.write_batch(batch.replace_schema_metadata(self.metadata))
 
     def close(self, schema: pa.Schema) -> None:
         """Finish the file; with no batch written, write an empty one of ``schema``."""
@@ -111,6 +149,77 @@ class _Writer:
             self._writer = None
 
 
+class ChunkScorer:
+    """Scores input batches into output batches: the input columns, the raw outputs and the
+    post-processed ones (thread-safe: no shared mutable state)."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        version: int,
+        threshold: float,
+        postprocessor: PostProcessor | None,
+        source: Path,
+    ) -> None:
+        self.predictor, self.version, self.source = predictor, version, source
+        self.signature = predictor.signature
+        self.binary = self.signature.task == "binary"
+        self.threshold = threshold
+        self.post = postprocessor if postprocessor and not postprocessor.is_identity else None
+
+    def __call__(self, chunk: Chunk) -> list[pa.RecordBatch]:
+        return [self.score(batch) for batch in chunk()]
+
+    def score(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        missing = [n for n in self.signature.names if n not in batch.schema.names]
+        if missing:
+            raise SchemaError(
+                f"The input file {str(self.source)!r} lacks model input columns {missing}; "
+                f"the model takes {self.signature.names}."
+            )
+        frame = batch.select(self.signature.names).to_pandas()
+        scores = np.asarray(
+            self.predictor.predict_encoded(encode_frame(frame, self.signature)), dtype=np.float64
+        )
+        n = batch.num_rows
+        labels = (
+            pa.array((scores >= self.threshold).astype(np.int64))
+            if self.binary
+            else pa.nulls(n, pa.int64())
+        )
+        arrays = [*batch.columns, pa.array(scores), labels, pa.array(np.full(n, self.version))]
+        names = [*batch.schema.names, "score", "label", "model_version"]
+        if self.post is not None:
+            result = self.post.apply(scores, batch)
+            withheld = result.withheld
+            arrays += [
+                pa.array(result.scores, mask=withheld),
+                self.post.label_array(result.labels, withheld),
+                pa.array(withheld),
+                pa.array(result.reasons.tolist(), pa.string()),
+            ]
+            names += ["post_score", "post_label", "withheld", "reason"]
+            if result.ranks is not None:
+                arrays.append(pa.array(result.ranks))
+                names.append("rank")
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _remove_stale_temporaries(output: Path) -> None:
+    """Delete temporary outputs (and sidecars) left by runs that died (their process is gone)."""
+    for tmp in output.parent.glob(f".{output.name}.*.tmp"):
+        pid_text = tmp.name.removesuffix(".tmp").rsplit(".", 1)[-1]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        except PermissionError:
+            continue
+
+
 def score_file(
     predictor: Predictor,
     input_path: Path,
@@ -120,6 +229,9 @@ def score_file(
     threshold: float = 0.5,
     version: int,
     progress: Progress | None = None,
+    workers: int | None = None,
+    postprocessor: PostProcessor | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """Score every row of ``input_path`` and write the result to ``output_path``.
 
@@ -137,6 +249,12 @@ def score_file(
         The model version, written in column ``model_version``.
     progress : callable, optional
         Called after each chunk with (rows done, total rows or ``None``).
+    workers : int, optional
+        Scoring threads (default: every core).
+    postprocessor : PostProcessor, optional
+        The project's post-processing chain; adds the ``post_*`` columns.
+    model_name : str, optional
+        Recorded in the output metadata.
 
     Returns
     -------
@@ -153,66 +271,99 @@ def score_file(
         If the input lacks a column the model takes.
     """
     input_path, output_path = Path(input_path), Path(output_path)
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise InvalidInputError(
-            f"The 'chunk_rows' parameter of score_file() must be an int in [1, inf). "
-            f"Got {chunk_rows!r} instead."
-        )
+    for name, value in (("chunk_rows", chunk_rows), ("workers", workers or 1)):
+        if not isinstance(value, int) or value < 1:
+            raise InvalidInputError(
+                f"The '{name}' parameter of score_file() must be an int in [1, inf). "
+                f"Got {value!r} instead."
+            )
     if not input_path.is_file():
         raise NotFoundError(f"The input file {str(input_path)!r} does not exist.")
-    in_fmt, out_fmt = _format_of(input_path, "input"), _format_of(output_path, "output")
-    signature = predictor.signature
-    binary = signature.task == "binary"
+    in_fmt, out_fmt = format_of(input_path, "input"), format_of(output_path, "output")
+    threads = workers or os.cpu_count() or 1
     output_path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(output_path)
     tmp = output_path.with_name(f".{output_path.name}.{os.getpid()}.tmp")
+    meta_path = output_path.with_name(output_path.name + META_SUFFIX)
+    meta_tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    scorer = ChunkScorer(predictor, version, threshold, postprocessor, input_path)
     rows = 0
-    input_sha256 = _sha256(input_path)
-    writer = _Writer(tmp, out_fmt)
-    try:
-        batches, total = _batches(input_path, in_fmt, signature, chunk_rows)
-        last_schema: pa.Schema | None = None
-        for batch in batches:
-            missing = [n for n in signature.names if n not in batch.schema.names]
-            if missing:
-                raise SchemaError(
-                    f"The input file {str(input_path)!r} lacks model input columns {missing}; "
-                    f"the model takes {signature.names}."
-                )
-            scores = np.asarray(
-                predictor.predict_encoded(encode_frame(batch.to_pandas(), signature)),
-                dtype=np.float64,
-            )
-            n = batch.num_rows
-            labels = (
-                pa.array((scores >= threshold).astype(np.int64))
-                if binary
-                else pa.nulls(n, pa.int64())
-            )
-            out = pa.RecordBatch.from_arrays(
-                [*batch.columns, pa.array(scores), labels, pa.array(np.full(n, version))],
-                names=[*batch.schema.names, "score", "label", "model_version"],
-            )
-            writer.write(out)
-            last_schema = out.schema
-            rows += n
-            if progress is not None:
-                progress(rows, total)
-        writer.close(last_schema or _empty_output_schema(signature))
-        os.replace(tmp, output_path)
-    except pa.ArrowException as exc:
-        raise InvalidInputError(
-            f"The input file {str(input_path)!r} could not be read as {in_fmt}: {exc}"
-        ) from exc
-    finally:
-        writer.discard()
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    writer: _Writer | None = None
+    with ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="score") as pool:
+        digest = pool.submit(_sha256, input_path)
+        try:
+            chunks, total = read_chunks(input_path, in_fmt, predictor.signature, chunk_rows)
+            info = {"model_name": model_name, "model_version": version, "input": str(input_path)}
+            pending: collections.deque[Future[list[pa.RecordBatch]]] = collections.deque()
+            last_schema: pa.Schema | None = None
+
+            def drain(limit: int) -> None:
+                nonlocal rows, writer, last_schema
+                while len(pending) > limit:
+                    for out in pending.popleft().result():
+                        if writer is None:
+                            meta = {**info, "input_sha256": digest.result()}
+                            writer = _Writer(tmp, out_fmt, {b"conveyor": orjson.dumps(meta)})
+                        writer.write(out)
+                        last_schema = out.schema
+                        rows += out.num_rows
+                        if progress is not None:
+                            progress(rows, total)
+
+            for chunk in chunks:
+                pending.append(pool.submit(scorer, chunk))
+                drain(2 * threads)
+            drain(0)
+            input_sha256 = digest.result()
+            if writer is None:
+                writer = _Writer(tmp, out_fmt, {b"conveyor": orjson.dumps(info)})
+            writer.close(last_schema or _empty_output_schema(predictor.signature))
+            sidecar = {
+                **info,
+                "input_sha256": input_sha256,
+                "rows": rows,
+                "output": str(output_path),
+                "scored_at": utcnow().isoformat(),
+                "postprocess": postprocessor.spec.model_dump(mode="json")
+                if postprocessor is not None
+                else None,
+            }
+            meta_tmp.write_bytes(orjson.dumps(sidecar, option=orjson.OPT_INDENT_2))
+            os.replace(meta_tmp, meta_path)
+            os.replace(tmp, output_path)
+        except pa.ArrowException as exc:
+            raise InvalidInputError(
+                f"The input file {str(input_path)!r} could not be read as {in_fmt}: {exc}"
+            ) from exc
+        finally:
+            for future in pending if "pending" in locals() else ():
+                future.cancel()
+            if writer is not None:
+                writer.discard()
+            for leftover in (tmp, meta_tmp):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
     return {
         "rows": rows,
         "input_sha256": input_sha256,
         "output": str(output_path),
         "model_version": version,
     }
+
+
+def read_output_metadata(path: Path) -> dict[str, Any]:
+    """The ``conveyor`` metadata of a scored Parquet file (model version, input checksum).
+
+    Raises
+    ------
+    InvalidInputError
+        If the file carries no Conveyor metadata.
+    """
+    meta = pq.read_schema(path).metadata or {}
+    if b"conveyor" not in meta:
+        raise InvalidInputError(f"The file {str(path)!r} was not written by batch scoring.")
+    found: dict[str, Any] = orjson.loads(meta[b"conveyor"])
+    return found
 
 
 def _empty_output_schema(signature: Signature) -> pa.Schema:

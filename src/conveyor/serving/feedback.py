@@ -17,11 +17,22 @@ Join rules (:func:`join_feedback`)
   items takes the one recorded last.
 - Labels whose request id is in no logged prediction are not dropped: they stay stored and are
   reported (``FeedbackResult.unknown_ids``; ``frame.attrs["unknown_ids"]`` of the join).
+
+Recording scales with the size of a call, not of the log: request ids already labelled are kept
+in a SQLite index beside the files (``ids.sqlite``, rebuilt from the files when missing), and
+unknown ids are looked up in the prediction log by id only (:func:`find_logged_ids`).
+
+Over HTTP (:func:`feedback_routes`): ``POST /v1/feedback`` takes ``{"items": [...]}``, a list of
+items or one item, needs ``Authorization: Bearer <token>`` when the server has a token, and
+answers ``{"accepted", "duplicates", "unknown_ids"}``; ``GET /v1/metrics/live`` answers the
+realised metrics of each model version over the labelled predictions.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,21 +40,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import duckdb
 import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from conveyor.core.clock import as_utc, utcnow
-from conveyor.core.errors import InvalidInputError
+from conveyor.core.errors import ConveyorError, InvalidInputError
+from conveyor.evaluation.metrics import evaluate
 from conveyor.serving.predlog import (
     LOG_SCHEMA,
     expand_inputs,
+    find_logged_ids,
     read_predictions,
 )
 
 FEEDBACK_GLOB = "fb-*.jsonl"
+INDEX_NAME = "ids.sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +83,14 @@ class FeedbackResult:
     accepted: int
     duplicates: int
     unknown_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "unknown_ids": list(self.unknown_ids),
+        }
 
 
 def _check_item(position: int, item: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -141,12 +167,6 @@ class FeedbackLog:
             )
         if not rows:
             return FeedbackResult(0, 0)
-        seen = set(self._stored_ids())
-        duplicates = 0
-        for row in rows:
-            if row["request_id"] is not None:
-                duplicates += row["request_id"] in seen
-                seen.add(row["request_id"])
         received = utcnow().isoformat()
         data = b"".join(
             orjson.dumps({**row, "received_at": received}, option=orjson.OPT_APPEND_NEWLINE)
@@ -154,26 +174,53 @@ class FeedbackLog:
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"fb-{os.getpid()}.jsonl"
+        ids = [r["request_id"] for r in rows if r["request_id"] is not None]
         with self._lock:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            index = self._index()
             try:
-                os.write(fd, data)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+                duplicates = _add_ids(index, ids)
             finally:
-                os.close(fd)
-        return FeedbackResult(len(rows), duplicates, self._unknown(rows))
+                index.close()
+        return FeedbackResult(len(rows), duplicates, self._unknown(ids))
 
-    def _stored_ids(self) -> list[str]:
-        ids = read_feedback_table(self.directory)["request_id"]
-        return [i for i in ids.to_pylist() if i]
+    def _index(self) -> sqlite3.Connection:
+        """The index of labelled request ids, built from the files when missing."""
+        path = self.directory / INDEX_NAME
+        fresh = not path.exists()
+        con = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("CREATE TABLE IF NOT EXISTS ids (request_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        if fresh:
+            stored = read_feedback_table(self.directory)["request_id"].to_pylist()
+            _add_ids(con, [i for i in stored if i])
+        return con
 
-    def _unknown(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-        if self.predictions_dir is None:
+    def _unknown(self, ids: Sequence[str]) -> tuple[str, ...]:
+        if self.predictions_dir is None or not ids:
             return ()
-        ids = {r["request_id"] for r in rows if r["request_id"] is not None}
-        if not ids:
-            return ()
-        logged = set(read_predictions(self.predictions_dir, raw_inputs=True)["request_id"])
-        return tuple(sorted(ids - logged))
+        logged = find_logged_ids(self.predictions_dir, ids)
+        return tuple(sorted(set(ids) - logged))
+
+
+def _add_ids(con: sqlite3.Connection, ids: Sequence[str]) -> int:
+    """Insert ``ids`` in one transaction; return how many were there already (or repeated)."""
+    if not ids:
+        return 0
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        before = con.total_changes
+        con.executemany("INSERT OR IGNORE INTO ids VALUES (?)", [(i,) for i in ids])
+        inserted = con.total_changes - before
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(ids) - inserted
 
 
 _FEEDBACK_COLUMNS = (
@@ -363,3 +410,108 @@ def join_feedback(
     frame.attrs["unknown_ids"] = unknown
     frame.attrs["unmatched_entities"] = int(unmatched)
     return frame
+
+
+def live_metrics(
+    pred_dir: Path, fb_dir: Path, *, task: str, since: datetime | None = None
+) -> dict[str, Any]:
+    """Realised metrics of each model version over its labelled predictions.
+
+    Returns
+    -------
+    dict
+        ``{"versions": {"<version>": {"n": ..., <metric>: ...}}, "labelled": n,
+        "unknown_ids": [...], "unmatched_entities": n}``; metrics as in
+        :func:`conveyor.evaluation.metrics.evaluate`.
+    """
+    joined = join_feedback(pred_dir, fb_dir, since=since)
+    versions: dict[str, dict[str, float]] = {}
+    for version, group in joined.groupby("model_version", sort=True):
+        try:
+            versions[str(int(version))] = evaluate(task, group["label"], group["score"])
+        except InvalidInputError as exc:
+            versions[str(int(version))] = {"n": float(len(group)), "error": str(exc)}  # type: ignore[dict-item]
+    return {
+        "versions": versions,
+        "labelled": len(joined),
+        "unknown_ids": list(joined.attrs.get("unknown_ids", [])),
+        "unmatched_entities": int(joined.attrs.get("unmatched_entities", 0)),
+    }
+
+
+def _answer(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def is_authorised(request: Request, token: str | None) -> bool:
+    """Whether ``request`` may write: always without a token, else with ``Bearer <token>``."""
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+
+def feedback_routes(
+    log: FeedbackLog,
+    *,
+    task: str,
+    token: str | None = None,
+    max_body_bytes: int = 16 * 1024 * 1024,
+    prefix: str = "/v1",
+) -> list[Route]:
+    """``POST {prefix}/feedback`` and ``GET {prefix}/metrics/live`` for the serving app.
+
+    Parameters
+    ----------
+    log : FeedbackLog
+        Where labels go; its ``predictions_dir`` is the log unknown ids are checked against.
+    task : str
+        The project's task, for the live metrics.
+    token : str, optional
+        When set, recording feedback needs ``Authorization: Bearer <token>`` (401 otherwise).
+    max_body_bytes : int
+        Larger bodies are refused with 413.
+    """
+
+    async def record(request: Request) -> Response:
+        if not is_authorised(request, token):
+            what = "no bearer token" if "authorization" not in request.headers else "a wrong one"
+            return _answer({"error": f"recording feedback needs a bearer token; got {what}"}, 401)
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            return _answer({"error": f"body exceeds the {max_body_bytes}-byte limit"}, 413)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _answer({"error": f"request body is not valid JSON: {exc}"}, 400)
+        if isinstance(payload, Mapping) and set(payload) == {"items"}:
+            payload = payload["items"]
+        items = payload if isinstance(payload, list) else [payload]
+        try:
+            result = await anyio.to_thread.run_sync(log.record, items)
+        except InvalidInputError as exc:
+            return _answer({"error": str(exc)}, 422)
+        except ConveyorError as exc:
+            return _answer({"error": str(exc)}, 503)
+        return _answer(result.to_dict())
+
+    async def live(request: Request) -> Response:
+        if log.predictions_dir is None:
+            return _answer({"error": "this server has no prediction log to join labels to"}, 404)
+        since_text = request.query_params.get("since")
+        try:
+            since = as_utc(datetime.fromisoformat(since_text)) if since_text else None
+        except ValueError:
+            return _answer({"error": f"'since' must be an ISO-8601 time, got {since_text!r}"}, 400)
+        pred_dir = log.predictions_dir
+        body = await anyio.to_thread.run_sync(
+            lambda: live_metrics(pred_dir, log.directory, task=task, since=since)
+        )
+        return Response(
+            orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        )
+
+    return [
+        Route(f"{prefix}/feedback", record, methods=["POST"]),
+        Route(f"{prefix}/metrics/live", live, methods=["GET"]),
+    ]

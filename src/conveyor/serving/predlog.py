@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from conveyor.core.clock import as_utc
+from conveyor.core.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,31 @@ LOG_SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("label", pa.int64()),
         ("latency_ms", pa.float64()),
+        ("post", pa.string()),
     ]
 )
-"""Columns of the prediction log; ``inputs`` is the raw record as a JSON string."""
+"""Columns of the prediction log; ``inputs`` is the raw record as a JSON string, ``score`` and
+``label`` the model's raw output, and ``post`` the post-processed output as a JSON string (null
+when the project declares no post-processing)."""
+
+
+class PredictionLogError(StoreError):
+    """A prediction could not be logged; the caller must not acknowledge it (answer 503)."""
 
 
 class PredictionLogWriter:
     """Append prediction entries to this process's current segment.
+
+    Sink policy: a prediction is acknowledged only once its entry is in the log. Concurrent
+    writers are group-committed: one thread writes (and with ``fsync`` syncs) everything queued
+    while the previous write ran, in one ``os.write``, so a slow disk is paid once per group.
+    The queue is bounded by ``max_pending_bytes``; past it a write fails at once with
+    :class:`PredictionLogError` (counted in ``rejected_writes``) instead of waiting (a single
+    larger write is let through when nothing else waits). A write the
+    disk refuses (full disk, I/O error) fails with :class:`PredictionLogError` (counted in
+    ``failed_writes``); whatever part of it reached the segment is truncated away and the next
+    write starts a fresh segment, so no torn line is followed by acknowledged ones. The online
+    server answers a failed write with 503 and a ``Retry-After``, never with a prediction.
 
     Parameters
     ----------
@@ -72,6 +91,8 @@ class PredictionLogWriter:
     segment_max_age_s : float
         Start a new segment after a write to one opened this long ago, so that closed
         segments reach compaction steadily even under light traffic.
+    max_pending_bytes : int
+        Bytes that may wait for the writer at once; more are refused (back-pressure).
 
     Examples
     --------
@@ -91,51 +112,136 @@ class PredictionLogWriter:
         fsync: bool = False,
         segment_max_bytes: int = 16 * 1024 * 1024,
         segment_max_age_s: float = 60.0,
+        max_pending_bytes: int = 64 * 1024 * 1024,
     ) -> None:
-        if segment_max_bytes < 1:
-            raise ValueError(
-                "The 'segment_max_bytes' parameter of PredictionLogWriter must be an int in "
-                f"[1, inf). Got {segment_max_bytes!r} instead."
-            )
+        for name, value in (
+            ("segment_max_bytes", segment_max_bytes),
+            ("max_pending_bytes", max_pending_bytes),
+        ):
+            if value < 1:
+                raise ValueError(
+                    f"The '{name}' parameter of PredictionLogWriter must be an int in "
+                    f"[1, inf). Got {value!r} instead."
+                )
         self.directory = Path(directory)
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age_s = segment_max_age_s
+        self.max_pending_bytes = max_pending_bytes
         self._opened = 0.0
         self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Pending] = []
+        self._queued_bytes = 0
+        self._flushing = False
         self._fd: int | None = None
         self._pid = 0
         self._size = 0
         self._count = 0
         self.path: Path | None = None
+        self.written_writes = 0
+        self.failed_writes = 0
+        self.rejected_writes = 0
+        self.group_commits = 0
 
     def write(self, entries: Sequence[Mapping[str, Any]]) -> None:
         """Append ``entries`` (one JSON line each) to the log in one ``os.write``.
 
         Each entry has ``request_id``, ``ts`` (ISO UTC), ``model_version``, ``inputs`` (the raw
-        record), ``score``, ``label`` and ``latency_ms``.
+        record), ``score``, ``label`` and ``latency_ms``, and optionally ``post`` (the
+        post-processed output).
 
         Raises
         ------
-        OSError
-            When the segment cannot be written; nothing of this call is acknowledged then.
+        PredictionLogError
+            When the entries could not be logged; nothing of this call is acknowledged then.
         """
         data = b"".join([orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in entries])
         self.write_bytes(data)
 
     def write_bytes(self, data: bytes) -> None:
-        """Append pre-serialised JSON lines (each ending in a newline) in one ``os.write``."""
+        """Append pre-serialised JSON lines (each ending in a newline); see the class policy.
+
+        Raises
+        ------
+        PredictionLogError
+            When the queue is full or the disk refused the write.
+        """
+        pending = _Pending(data)
+        with self._cond:
+            if self._queue and self._queued_bytes + len(data) > self.max_pending_bytes:
+                self.rejected_writes += 1
+                raise PredictionLogError(
+                    f"The prediction log at '{self.directory}' has {self._queued_bytes} bytes "
+                    f"waiting, past its {self.max_pending_bytes}-byte limit; retry later."
+                )
+            self._queue.append(pending)
+            self._queued_bytes += len(data)
+            while not pending.done:
+                if self._flushing:
+                    self._cond.wait()
+                    continue
+                group, self._queue, self._queued_bytes = self._queue, [], 0
+                self._flushing = True
+                self._cond.release()
+                try:
+                    error = self._write_group(b"".join(p.data for p in group))
+                finally:
+                    self._cond.acquire()
+                    self._flushing = False
+                for member in group:
+                    member.done, member.error = True, error
+                if error is not None:
+                    self.failed_writes += len(group)
+                else:
+                    self.written_writes += len(group)
+                    self.group_commits += 1
+                self._cond.notify_all()
+        if pending.error is not None:
+            raise PredictionLogError(
+                f"The prediction log at '{self.directory}' could not be written: "
+                f"{pending.error}; the predictions were not acknowledged."
+            ) from pending.error
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the sink: writes done, failed, refused (queue full) and queued bytes."""
+        return {
+            "written_writes": self.written_writes,
+            "failed_writes": self.failed_writes,
+            "rejected_writes": self.rejected_writes,
+            "group_commits": self.group_commits,
+            "queued_bytes": self._queued_bytes,
+        }
+
+    def _write_group(self, data: bytes) -> OSError | None:
         with self._lock:
-            fd = self._fd if self._pid == os.getpid() and self._fd is not None else self._open()
-            written = os.write(fd, data)
-            while written < len(data):  # only on a full disk; keep the line whole if we can
-                written += os.write(fd, data[written:])
-            if self.fsync:
-                os.fsync(fd)
+            try:
+                fd = self._fd if self._pid == os.getpid() and self._fd is not None else self._open()
+            except OSError as exc:
+                return exc
+            start = self._size
+            try:
+                written = os.write(fd, data)
+                while written < len(data):  # only on a full disk; keep the line whole if we can
+                    written += os.write(fd, data[written:])
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as exc:
+                self._discard_torn(fd, start)
+                return exc
             self._size += written
             age = time.monotonic() - self._opened
             if self._size >= self.segment_max_bytes or age >= self.segment_max_age_s:
                 self._close_locked()
+            return None
+
+    def _discard_torn(self, fd: int, start: int) -> None:
+        """Cut a failed write's partial bytes and move on to a fresh segment."""
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            log.exception("could not truncate a failed write in %s; readers skip it", self.path)
+        self._close_locked()
 
     def close(self) -> None:
         """Close the current segment; it becomes eligible for compaction."""
@@ -165,6 +271,38 @@ class PredictionLogWriter:
         self.path = None
 
 
+def render_log_metrics(writers: Mapping[str, PredictionLogWriter]) -> str:
+    """The sink counters of each model's log writer in the Prometheus text format.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> text = render_log_metrics({"m": PredictionLogWriter(Path(tempfile.mkdtemp()))})
+    >>> 'conveyor_predlog_failed_writes_total{model="m"} 0' in text
+    True
+    """
+    lines = []
+    for name in ("written_writes", "failed_writes", "rejected_writes", "group_commits",
+                 "queued_bytes"):  # fmt: skip
+        gauge = name == "queued_bytes"
+        metric = f"conveyor_predlog_{name}" + ("" if gauge else "_total")
+        lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
+        for model, writer in writers.items():
+            lines.append(f'{metric}{{model="{model}"}} {writer.stats()[name]}')
+    return "\n".join(lines) + "\n"
+
+
+class _Pending:
+    """One caller's bytes waiting for a group commit."""
+
+    __slots__ = ("data", "done", "error")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.done = False
+        self.error: OSError | None = None
+
+
 def parse_json_lines(data: bytes, source: Path) -> list[dict[str, Any]]:
     """Parse complete JSON lines of ``data``; a trailing partial line is ignored."""
     end = data.rfind(b"\n")
@@ -181,7 +319,8 @@ def parse_json_lines(data: bytes, source: Path) -> list[dict[str, Any]]:
 
 _SEGMENT_COLUMNS = (
     "{'request_id': 'VARCHAR', 'ts': 'TIMESTAMPTZ', 'model_version': 'BIGINT', "
-    "'inputs': 'JSON', 'score': 'DOUBLE', 'label': 'BIGINT', 'latency_ms': 'DOUBLE'}"
+    "'inputs': 'JSON', 'score': 'DOUBLE', 'label': 'BIGINT', 'latency_ms': 'DOUBLE', "
+    "'post': 'JSON'}"
 )
 
 
@@ -202,7 +341,8 @@ def read_segment(path: Path, *, con: duckdb.DuckDBPyConnection | None = None) ->
             return LOG_SCHEMA.empty_table()
         table = con.sql(
             "SELECT request_id, ts, model_version, CAST(inputs AS VARCHAR) AS inputs, score, "
-            f"label, latency_ms FROM read_json('{_sql_path(Path(path))}', "
+            "label, latency_ms, CAST(post AS VARCHAR) AS post "
+            f"FROM read_json('{_sql_path(Path(path))}', "
             f"format='newline_delimited', columns={_SEGMENT_COLUMNS}, ignore_errors=true) "
             "WHERE request_id IS NOT NULL AND ts IS NOT NULL"
         ).to_arrow_table()
@@ -290,6 +430,44 @@ def compact_predictions(directory: Path) -> int:
     return moved
 
 
+def find_logged_ids(directory: Path, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are in the prediction log; reads only the ``request_id`` column."""
+    directory = Path(directory)
+    wanted = pa.table({"request_id": pa.array(sorted(set(ids)), pa.string())})
+    found: set[str] = set()
+    if not wanted.num_rows:
+        return found
+    con = duckdb.connect()
+    try:
+        con.register("wanted", wanted)
+        parts = _parts_in_window(directory, None, None)
+        if parts:
+            files = ", ".join(f"'{_sql_path(p)}'" for p in parts)
+            found.update(
+                r[0]
+                for r in con.sql(
+                    f"SELECT DISTINCT request_id FROM read_parquet([{files}], "
+                    "hive_partitioning=false, union_by_name=true) "
+                    "WHERE request_id IN (SELECT request_id FROM wanted)"
+                ).fetchall()
+            )
+        for segment in _segments_in_window(directory, None):
+            with contextlib.suppress(FileNotFoundError):
+                if segment.stat().st_size == 0:
+                    continue
+                found.update(
+                    r[0]
+                    for r in con.sql(
+                        f"SELECT DISTINCT request_id FROM read_json('{_sql_path(segment)}', "
+                        "format='newline_delimited', columns={'request_id': 'VARCHAR'}, "
+                        "ignore_errors=true) WHERE request_id IN (SELECT request_id FROM wanted)"
+                    ).fetchall()
+                )
+    finally:
+        con.close()
+    return found
+
+
 def _time_literal(value: datetime) -> str:
     return as_utc(value).isoformat()
 
@@ -319,7 +497,7 @@ def read_predictions(
     Returns
     -------
     pandas.DataFrame
-        ``request_id, ts, model_version, score, label, latency_ms`` and the inputs, ordered by
+        ``request_id, ts, model_version, score, label, latency_ms, post`` and the inputs, ordered by
         ``ts``. A row caught in both a segment and its Parquet part during a concurrent
         compaction appears once.
     """
@@ -336,8 +514,16 @@ def read_predictions(
         parts = _parts_in_window(directory, since, until)
         if parts:
             files = ", ".join(f"'{_sql_path(p)}'" for p in parts)
-            names = ", ".join(LOG_SCHEMA.names)
-            sources.append(f"SELECT {names} FROM read_parquet([{files}], hive_partitioning=false)")
+            # parts compacted before the log had a ``post`` column lack it
+            has_post = any("post" in pq.read_schema(p).names for p in parts)
+            names = ", ".join(
+                n if n != "post" or has_post else "CAST(NULL AS VARCHAR) AS post"
+                for n in LOG_SCHEMA.names
+            )
+            sources.append(
+                f"SELECT {names} FROM read_parquet([{files}], hive_partitioning=false, "
+                "union_by_name=true)"
+            )
         if not sources:
             con.register("segments", LOG_SCHEMA.empty_table())
             sources.append("SELECT * FROM segments")
@@ -380,9 +566,10 @@ def prediction_entry(
     score: float,
     label: int | None,
     latency_ms: float,
+    post: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build one log entry in the shape :meth:`PredictionLogWriter.write` expects."""
-    return {
+    entry: dict[str, Any] = {
         "request_id": request_id,
         "ts": ts,
         "model_version": model_version,
@@ -391,6 +578,9 @@ def prediction_entry(
         "label": label,
         "latency_ms": latency_ms,
     }
+    if post is not None:
+        entry["post"] = post
+    return entry
 
 
 class _IsoClock:

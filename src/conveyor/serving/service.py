@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,37 +13,53 @@ import uvicorn
 from starlette.applications import Starlette
 
 from conveyor.config import Settings
-from conveyor.core.errors import NotFoundError
+from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.core.model import Predictor
+from conveyor.evaluation.metrics import evaluate
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.batch import score_file
-from conveyor.serving.feedback import FeedbackLog
+from conveyor.serving.batching import BatchingConfig
+from conveyor.serving.feedback import FeedbackLog, join_feedback
+from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
+from conveyor.serving.routing import Canary, Deployment, Shadow
+from conveyor.serving.scoring import mount_scoring_routes
 from conveyor.serving.validation import ServingLimits
 from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version
 from conveyor.workspace import Workspace
 
 SPEC_ENV = "CONVEYOR_SPEC"
+"""Environment variable naming the spec(s) a server worker serves, joined by ``os.pathsep``."""
+
+SHADOW_KIND = "shadow_predictions"
+"""The project directory holding the shadow version's prediction log."""
+
+
+def alias_loader(
+    ws: Workspace, spec: ProjectSpec, alias: str = PRODUCTION
+) -> tuple[Callable[[], tuple[int, Predictor]], Callable[[], int | None]]:
+    """A loader of the model under ``alias`` and a poll of its version, for :class:`ModelSlot`."""
+    model = spec.model_name
+
+    def current() -> int | None:
+        return find_alias_version(ws, model, alias)
+
+    def load() -> tuple[int, Predictor]:
+        version = current()
+        if version is None:
+            raise NotFoundError(f"Model '{model}' has no version under the alias '{alias}'.")
+        return version, load_version(ws, model, version)
+
+    return load, current
 
 
 def production_loader(
     ws: Workspace, spec: ProjectSpec
 ) -> tuple[Callable[[], tuple[int, Predictor]], Callable[[], int | None]]:
     """A loader of the production model and a poll of its version, for :class:`ModelSlot`."""
-    model = spec.model_name
-
-    def current() -> int | None:
-        return find_alias_version(ws, model, PRODUCTION)
-
-    def load() -> tuple[int, Predictor]:
-        version = current()
-        if version is None:
-            raise NotFoundError(f"Model '{model}' has no production version.")
-        return version, load_version(ws, model, version)
-
-    return load, current
+    return alias_loader(ws, spec, PRODUCTION)
 
 
 def sample_requests(ws: Workspace, spec: ProjectSpec, version: int) -> list[dict[str, Any]]:
@@ -51,31 +68,105 @@ def sample_requests(ws: Workspace, spec: ProjectSpec, version: int) -> list[dict
     return list(orjson.loads(ws.stores.artifacts.get_bytes(digest))) if digest else []
 
 
-def build_app(ws: Workspace, spec: ProjectSpec) -> Starlette:
-    """The online app for the project's production alias."""
-    load, current = production_loader(ws, spec)
-    slot = ModelSlot(load, current)
-    log = PredictionLogWriter(ws.project_dir(spec.project, "predictions"))
-    return create_serving_app(
-        slot=slot,
-        log=log,
-        project=spec.project,
-        model_name=spec.model_name,
-        limits=ServingLimits(max_rows=spec.serving.max_rows),
-        threshold=spec.serving.threshold,
+def _slot(ws: Workspace, spec: ProjectSpec, alias: str) -> ModelSlot:
+    load, current = alias_loader(ws, spec, alias)
+    return ModelSlot(
+        load,
+        current,
+        sample_records=lambda v: sample_requests(ws, spec, v),
+        release_when_unset=alias != PRODUCTION,
     )
 
 
+def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
+    """One project's model as served: production, and the canary and shadow it declares."""
+    serving = spec.serving
+    canary = shadow = None
+    if serving.canary is not None:
+        canary = Canary(
+            _slot(ws, spec, serving.canary.alias),
+            serving.canary.percent,
+            serving.canary.sticky_key,
+        )
+    if serving.shadow is not None:
+        shadow = Shadow(
+            _slot(ws, spec, serving.shadow.alias),
+            PredictionLogWriter(ws.project_dir(spec.project, SHADOW_KIND)),
+        )
+    post = PostProcessor(spec.postprocess, task=spec.task, threshold=serving.threshold)
+    passthrough = [*spec.entities, *post.fields]
+    if serving.canary is not None and serving.canary.sticky_key:
+        passthrough.append(serving.canary.sticky_key)
+    return Deployment(
+        project=spec.project,
+        model_name=spec.model_name,
+        slot=_slot(ws, spec, PRODUCTION),
+        log=PredictionLogWriter(ws.project_dir(spec.project, "predictions")),
+        threshold=serving.threshold,
+        passthrough=tuple(dict.fromkeys(passthrough)),
+        canary=canary,
+        shadow=shadow,
+        postprocess=None if post.is_identity else post,
+    )
+
+
+def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette:
+    """The online app for the production alias of ``spec`` (the default) and of ``more``.
+
+    Server-wide settings (limits, batching, queue) come from the first spec.
+    """
+    specs = [spec, *more]
+    names = [s.model_name for s in specs]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"Each served project needs its own model name. Got {names}.")
+    serving = spec.serving
+    deployments = [build_deployment(ws, s) for s in specs]
+    app = create_serving_app(
+        deployments=deployments,
+        limits=ServingLimits(
+            max_rows=serving.max_rows,
+            max_body_bytes=serving.max_body_bytes,
+            allow_extra_fields=serving.allow_extra_fields,
+        ),
+        batching=BatchingConfig(
+            enabled=serving.batching.enabled,
+            max_batch_rows=serving.batching.max_batch_rows,
+            max_wait_s=serving.batching.max_wait_ms / 1000.0,
+        ),
+        max_queue=serving.max_queue,
+    )
+    # feedback, live metrics and offline lookup of the default project
+    first = deployments[0]
+    return mount_scoring_routes(app, ws, spec, slot=first.slot, log=first.log)
+
+
 def app_from_env() -> Starlette:
-    """App factory for uvicorn workers: workspace from ``CONVEYOR_*``, spec ``CONVEYOR_SPEC``."""
+    """App factory for uvicorn workers: workspace from ``CONVEYOR_*``, specs ``CONVEYOR_SPEC``."""
     ws = Workspace.open(Settings())
-    return build_app(ws, load_spec(Path(os.environ.get(SPEC_ENV, "conveyor.yaml"))))
+    paths = os.environ.get(SPEC_ENV, "conveyor.yaml").split(os.pathsep)
+    specs = [load_spec(Path(p)) for p in paths if p]
+    return build_app(ws, specs[0], *specs[1:])
 
 
-def serve(ws: Workspace, spec_path: Path, *, host: str, port: int, workers: int = 1) -> None:
-    """Run the online server until interrupted (127.0.0.1 unless told otherwise)."""
+def serve(
+    ws: Workspace,
+    spec_path: Path | Sequence[Path],
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    graceful_timeout_s: float = 30.0,
+) -> None:
+    """Run the online server until SIGINT or SIGTERM (127.0.0.1 unless told otherwise).
+
+    Every spec in ``spec_path`` is served side by side, the first as the default. On SIGTERM
+    the server stops accepting connections, answers the requests in flight (for at most
+    ``graceful_timeout_s``), then closes the prediction logs. With ``workers`` > 1 each worker
+    process writes its own log segments.
+    """
+    paths = [spec_path] if isinstance(spec_path, Path) else list(spec_path)
     os.environ.update({k: v for k, v in ws.env().items() if k.startswith("CONVEYOR_")})
-    os.environ[SPEC_ENV] = str(spec_path.resolve())
+    os.environ[SPEC_ENV] = os.pathsep.join(str(p.resolve()) for p in paths)
     uvicorn.run(
         "conveyor.serving.service:app_from_env",
         factory=True,
@@ -84,7 +175,52 @@ def serve(ws: Workspace, spec_path: Path, *, host: str, port: int, workers: int 
         workers=workers,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=int(graceful_timeout_s),
+        # a worker importing the model stack on a busy machine must not be killed as hung
+        timeout_worker_healthcheck=60,
     )
+
+
+def compare_shadow(
+    ws: Workspace,
+    spec: ProjectSpec,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Compare the shadow version with the versions that answered, on the same labelled requests.
+
+    Production (or canary) predictions and shadow predictions of the same request ids are
+    joined with the feedback received so far; both are scored with the project's metrics.
+
+    Returns
+    -------
+    dict
+        ``rows`` (labelled requests both scored), and for ``production`` and ``shadow`` their
+        ``versions`` and ``metrics``; the metrics are empty when no row is labelled.
+    """
+    feedback = ws.project_dir(spec.project, "feedback")
+    answered = join_feedback(
+        ws.project_dir(spec.project, "predictions"), feedback, since=since, until=until
+    )
+    mirrored = join_feedback(
+        ws.project_dir(spec.project, SHADOW_KIND), feedback, since=since, until=until
+    )
+    both = answered[["request_id", "model_version", "score", "label"]].merge(
+        mirrored[["request_id", "model_version", "score"]],
+        on="request_id",
+        suffixes=("", "_shadow"),
+    )
+    result: dict[str, Any] = {"rows": len(both)}
+    for role, column in (("production", ""), ("shadow", "_shadow")):
+        versions = sorted(int(v) for v in both[f"model_version{column}"].unique())
+        metrics = (
+            evaluate(spec.task, both["label"].to_numpy(), both[f"score{column}"].to_numpy())
+            if len(both)
+            else {}
+        )
+        result[role] = {"versions": versions, "metrics": metrics}
+    return result
 
 
 def predict_batch(

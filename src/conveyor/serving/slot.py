@@ -60,6 +60,9 @@ class ModelSlot:
         Returns stored sample request records of a version to warm it with; without it (or
         when they do not validate) the slot warms with rows it recently scored, or with
         all-missing rows.
+    release_when_unset : bool
+        When ``current_version`` returns ``None``, empty the slot (a canary or shadow whose
+        alias was removed stops) instead of keeping the model it has (production).
 
     Attributes
     ----------
@@ -77,8 +80,10 @@ class ModelSlot:
         current_version: Callable[[], int | None],
         *,
         sample_records: Callable[[int], Sequence[Mapping[str, Any]]] | None = None,
+        release_when_unset: bool = False,
     ) -> None:
         self.loader = loader
+        self.release_when_unset = release_when_unset
         self.current_version = current_version
         self.sample_records = sample_records
         self.model: LoadedModel | None = None
@@ -101,6 +106,10 @@ class ModelSlot:
         try:
             wanted = self.current_version()
             current = self.model
+            if wanted is None and self.release_when_unset and current is not None:
+                self.model = None
+                log.info("the alias was removed; version %d no longer served", current.version)
+                return True
             if wanted is None or (current is not None and current.version == wanted):
                 return False
             version, predictor = self.loader()
@@ -139,7 +148,11 @@ class ModelSlot:
         if samples is None or not same_inputs or len(samples) == 0:
             samples = np.full((WARMUP_ROWS, len(inputs)), np.nan)
         if self.sample_records is not None:
-            stored = list(self.sample_records(loaded.version))[:WARMUP_ROWS]
+            try:
+                stored = list(self.sample_records(loaded.version))[:WARMUP_ROWS]
+            except Exception:  # a missing sample must not keep a good model out of service
+                log.exception("reading the sample requests of version %d failed", loaded.version)
+                stored = []
             batch = loaded.validator.validate(stored) if stored else None
             if batch is not None and batch.ok:
                 samples = batch.matrix

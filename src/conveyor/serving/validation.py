@@ -8,8 +8,8 @@ Policies
 --------
 - A field missing or ``null`` is encoded as missing when the input is nullable, else it is an
   error for that row.
-- A string where a number is expected, a number where a category is expected, NaN and
-  infinity are errors.
+- A string or a boolean where a number is expected, a number where a category is expected,
+  NaN and infinity are errors (JSON has no NaN; the V2 protocol's tensors could carry one).
 - Fields the model does not take are errors unless ``allow_extra_fields`` is set or the field
   is one of the pass-through fields (``request_id``, entity columns), which are kept in the
   prediction log but never reach the model.
@@ -227,7 +227,13 @@ class RecordValidator:
                     missing = "missing required field" if name not in rec else "null not allowed"
                     errors.append({"row": i, "field": name, "error": missing})
                 continue
-            if kind is ColumnKind.DATETIME and isinstance(value, str):
+            if value is True or value is False:
+                if kind is ColumnKind.NUMERIC:  # JSON true/false is no number, though bool is
+                    errors.append(
+                        {"row": i, "field": name, "error": f"expected a number, got {value!r}"}
+                    )
+                    continue
+            elif kind is ColumnKind.DATETIME and isinstance(value, str):
                 try:
                     value = _parse_time(value)
                 except ValueError:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,10 +34,14 @@ class Server:
     version_file: Path
     process: subprocess.Popen[bytes]
 
-    def set_version(self, version: int | None) -> None:
-        tmp = self.version_file.with_suffix(".tmp")
+    def set_version(self, version: int | None, role: str = "") -> None:
+        target = self.version_file.with_suffix(f".{role}") if role else self.version_file
+        tmp = target.with_suffix(".tmp")
         tmp.write_text("" if version is None else str(version))
-        os.replace(tmp, self.version_file)
+        os.replace(tmp, target)
+
+    def stop(self) -> None:
+        stop_server(self)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -43,17 +49,17 @@ class Server:
             self.process.wait(timeout=10)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def start_server(tmp_path: Path, options: dict[str, Any] | None = None) -> Server:
+    """Start ``serve_app.py`` (see its docstring for ``options``) and wait until it is ready."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     port = free_port()
     version_file = tmp_path / "version"
     version_file.write_text("1")
     log_dir = tmp_path / "predictions"
     paths = [p for p in (os.environ.get("PYTHONPATH"), str(SRC)) if p]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    process = subprocess.Popen(
-        [sys.executable, str(SERVE_APP), str(port), str(log_dir), str(version_file)], env=env
-    )
+    args = [sys.executable, str(SERVE_APP), str(port), str(log_dir), str(version_file)]
+    process = subprocess.Popen([*args, json.dumps(options or {})], env=env)
     srv = Server(f"http://127.0.0.1:{port}", log_dir, version_file, process)
     deadline = time.monotonic() + 60
     while True:
@@ -66,12 +72,39 @@ def server(tmp_path: Path) -> Iterator[Server]:
             srv.kill()
             raise RuntimeError("the serving app did not become ready")
         time.sleep(0.1)
+    return srv
+
+
+def stop_server(srv: Server) -> None:
+    if srv.process.poll() is None:
+        srv.process.send_signal(signal.SIGTERM)
+        try:
+            srv.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path)
     try:
         yield srv
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
+        stop_server(srv)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start a server with options (see ``serve_app.py``); stopped at the end of the test."""
+    started: list[Server] = []
+
+    def run(options: dict[str, Any] | None = None) -> Server:
+        srv = start_server(tmp_path / f"server-{len(started)}", options)
+        started.append(srv)
+        return srv
+
+    try:
+        yield run
+    finally:
+        for srv in started:
+            stop_server(srv)

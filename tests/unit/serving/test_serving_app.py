@@ -125,7 +125,8 @@ def test_version_change_swaps_the_model_and_a_failed_load_keeps_it(client, sourc
     response = client.post("/v1/predict", json=record())
     assert response.status_code == 200 and response.headers["x-model-version"] == "2"
     metrics = client.get("/metrics").text
-    assert 'conveyor_serving_model_version{project="flights",model="delays"} 2' in metrics
+    version = 'conveyor_serving_model_version{project="flights",model="delays",role="production"}'
+    assert f"{version} 2" in metrics
     assert 'conveyor_serving_model_swaps_total{project="flights",model="delays"} 2' in metrics
 
 
@@ -152,7 +153,7 @@ def test_a_failing_model_gives_503_and_the_server_keeps_serving(predictor, predl
         response = client.post("/v1/predict", json=record(distance=1e12))
         assert response.status_code == 503 and "RuntimeError" in response.json()["error"]
         assert client.post("/v1/predict", json=record()).status_code == 200
-        assert 'errors_total{project="flights",model="delays"} 1' in client.get("/metrics").text
+        assert "\nconveyor_serving_errors_total 1\n" in client.get("/metrics").text
 
 
 def test_model_endpoint_and_metrics(client, signature, record):
