@@ -1,36 +1,70 @@
-"""Monitoring: drift of served inputs, prediction bias and live performance from feedback."""
+"""Monitoring jobs: drift, prediction drift, bias, realised and estimated performance, quality.
+
+A job covers ``[since, until)`` (by default: since the previous report, until now), as one window
+or one window per UTC day (``monitoring.window: day``). For every window it stores one
+:class:`~conveyor.core.entities.MonitorReport` per model version that served in it, plus one for
+the production version even when it served nothing; the production version's report of a window
+is stored last, so the newest report is always production's. Each report is checked against the
+alert rules (:mod:`conveyor.monitoring.alerts`), and the job's HTML report is written under the
+project's ``reports`` directory; every alert links to it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from conveyor.core.clock import new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity, MonitorReport
+from conveyor.core.clock import as_utc, new_id, utcnow
+from conveyor.core.entities import Alert, MonitorReport
+from conveyor.core.errors import InvalidInputError
 from conveyor.core.schema import Schema
-from conveyor.data.drift import compute_drift
-from conveyor.data.profiles import profile_frame
+from conveyor.core.signature import encode_frame
 from conveyor.data.service import project_schema
-from conveyor.evaluation.metrics import evaluate, primary_metric
-from conveyor.monitoring.report import write_monitor_report
-from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
-from conveyor.serving.feedback import join_feedback
+from conveyor.monitoring.alerts import build_sinks, raise_alerts, read_acks
+from conveyor.monitoring.cbpe import Calibration, fit_calibration
+from conveyor.monitoring.jobs import day_windows, score_profile, typed_inputs, window_stats
+from conveyor.monitoring.report import (
+    latest_per_window,
+    write_monitor_report,
+    write_overview_report,
+)
+from conveyor.monitoring.scrape import read_counters, window_counters
+from conveyor.registry.service import (
+    PRODUCTION,
+    find_alias_version,
+    get_version,
+    production_history,
+)
+from conveyor.serving.feedback import join_feedback, read_feedback_table
 from conveyor.serving.predlog import INPUT_PREFIX, compact_predictions, read_predictions
 from conveyor.spec import ProjectSpec
+from conveyor.training.service import load_version, test_rows
 from conveyor.workspace import Workspace
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
 class MonitorOutcome:
-    """A monitoring window's report and the alerts it raised."""
+    """What a monitoring job stored and raised.
+
+    ``report`` is the production version's report of the last window; ``reports`` holds every
+    report of the job in the order stored.
+    """
 
     report: MonitorReport
     alerts: tuple[Alert, ...]
+    reports: tuple[MonitorReport, ...] = ()
+    suppressed: int = 0
+    deliveries: dict[str, Any] = field(default_factory=dict)
 
 
 def served_inputs(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -45,137 +79,256 @@ def reference_of(ws: Workspace, model: str, version: int) -> dict[str, Any]:
     return orjson.loads(ws.stores.artifacts.get_bytes(digest)) if digest else {}
 
 
+def score_reference_of(ws: Workspace, spec: ProjectSpec, version: int) -> dict[str, Any] | None:
+    """The profile of a version's scores on its held-out test rows (computed once, cached).
+
+    ``None`` when the version's test rows cannot be rebuilt.
+    """
+    mv = get_version(ws, spec.model_name, version)
+    cache = ws.project_dir(spec.project, "monitoring") / f"scores-{mv.artifact[-24:]}.json"
+    if cache.exists():
+        cached: dict[str, Any] = orjson.loads(cache.read_bytes())
+        return cached
+    try:
+        rows = test_rows(ws, spec, mv)
+    except Exception:  # noqa: BLE001 - a version without lineage simply has no score reference
+        return None
+    model = load_version(ws, spec.model_name, version)
+    scores = np.asarray(model.predict_encoded(encode_frame(rows, model.signature)), np.float64)
+    profile = score_profile(scores)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(orjson.dumps(profile))
+    os.replace(tmp, cache)
+    return profile
+
+
 def monitor(
     ws: Workspace,
     spec: ProjectSpec,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    per_day: bool | None = None,
     write_html: bool = True,
+    progress: Progress | None = None,
 ) -> MonitorOutcome:
-    """Compute one monitoring window (default: since the previous report) and raise alerts.
+    """Run a monitoring job over ``[since, until)``; store its reports and raise alerts.
 
-    Feature drift compares served inputs with the reference profile of the production version
-    (PSI and Jensen-Shannon per feature); bias is the mean prediction minus the label mean of the
-    rows whose labels arrived; live performance is the project's metrics on those rows. The
-    window's HTML report is written under the project's ``reports`` directory and every alert
-    links to it.
+    Parameters
+    ----------
+    ws, spec : Workspace, ProjectSpec
+        Where the logs live and the project's monitoring and alert settings.
+    since, until : datetime, optional
+        The job's range; by default from the end of the previous report to now.
+    per_day : bool, optional
+        One window per UTC day; by default as ``monitoring.window`` says.
+    write_html : bool
+        Write the job's HTML report (alerts link to it; otherwise to the report id).
+    progress : callable, optional
+        Called with a line of text as the job advances.
+
+    Returns
+    -------
+    MonitorOutcome
     """
-    model = spec.model_name
+    say = progress or (lambda _msg: None)
     previous = ws.stores.monitor.list_monitor_reports(spec.project)
-    start = since or (previous[-1].window_end if previous else None)
-    end = until or utcnow()
+    start = as_utc(since) if since else (previous[-1].window_end if previous else None)
+    end = as_utc(until) if until else utcnow()
+    if start is not None and start > end:
+        raise InvalidInputError(
+            f"A monitoring window must not start after it ends. Got {start.isoformat()} to "
+            f"{end.isoformat()} instead."
+        )
+    job = _read_job(ws, spec, start, end, say)
+    per_day = spec.monitoring.window == "day" if per_day is None else per_day
+    windows = day_windows(job.start, end) if per_day else []
+    windows = windows or [(job.start, end)]
+    html = ws.project_dir(spec.project, "reports") / f"monitor-{new_id('job_')}.html"
+    serving = _serving_window(spec, previous)
+    sinks = build_sinks(ws, spec)
+    reports: list[MonitorReport] = []
+    alerts: list[Alert] = []
+    suppressed = 0
+    deliveries: dict[str, Any] = {}
+    profiles: dict[str, dict[str, Any]] = {}
+    for w_start, w_end in windows:
+        preds = job.predictions
+        in_window = (preds["ts"] >= pd.Timestamp(w_start)) & (preds["ts"] < pd.Timestamp(w_end))
+        for version in job.versions or [None]:
+            stats, profiles_of = _window_report(spec, job, in_window, version)
+            stats["window"] = "day" if per_day else "range"
+            if version == job.production and serving and (w_start, w_end) == windows[-1]:
+                stats["serving"] = serving
+            if write_html:
+                stats["html"] = str(html)
+            report = MonitorReport(
+                id=new_id("mr_"),
+                project=spec.project,
+                model_version=version,
+                window_start=w_start,
+                window_end=w_end,
+                created_at=utcnow(),
+                stats=stats,
+            )
+            ws.stores.monitor.add_monitor_report(report)
+            reports.append(report)
+            profiles[report.id] = profiles_of
+            raised = raise_alerts(ws, spec, report, sinks=sinks)
+            alerts.extend(raised.raised)
+            suppressed += len(raised.suppressed)
+            deliveries.update(raised.deliveries)
+        say(f"window {w_start:%Y-%m-%d %H:%M} – {w_end:%Y-%m-%d %H:%M}: {in_window.sum():,} rows")
+    last = reports[-1]
+    if write_html:
+        write_monitor_report(
+            html,
+            last,
+            reference=job.context.get(last.model_version or 0, {}).get("reference", {}),
+            current=profiles[last.id],
+            alerts=alerts,
+            window_reports=[r for r in reports if r.window_start == last.window_start],
+            reports=reports,
+        )
+        say(f"wrote {html}")
+    return MonitorOutcome(last, tuple(alerts), tuple(reports), suppressed, deliveries)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What a job read: predictions with their truth, typed inputs and per-version context."""
+
+    start: datetime
+    predictions: pd.DataFrame
+    inputs: pd.DataFrame
+    features: Schema
+    production: int | None
+    versions: list[int | None]
+    context: dict[int, dict[str, Any]]
+
+
+def _read_job(
+    ws: Workspace, spec: ProjectSpec, start: datetime | None, end: datetime, say: Progress
+) -> _Job:
     pred_dir = ws.project_dir(spec.project, "predictions")
     compact_predictions(pred_dir)
-    preds = read_predictions(pred_dir, since=start, until=end)
-    production = find_alias_version(ws, model, PRODUCTION)
-    stats: dict[str, Any] = {"rows": len(preds), "production": production}
-    reference: dict[str, Any] = {}
-    current: dict[str, Any] = {}
-    if len(preds) and production is not None:
-        schema = project_schema(ws, spec)
-        features = Schema(columns=tuple(schema.features))
-        reference = reference_of(ws, model, production)
-        current = profile_frame(served_inputs(preds), features, reference=reference)
-        stats["drift"] = compute_drift(
-            reference, current, features=features.names, psi_threshold=spec.monitoring.psi_threshold
-        )
-        stats["prediction_mean"] = float(preds["score"].mean())
-        stats["versions"] = {
-            str(k): int(v) for k, v in preds["model_version"].value_counts().items()
-        }
-    joined = join_feedback(
-        pred_dir, ws.project_dir(spec.project, "feedback"), since=start, until=end
-    )
-    labelled = joined[joined["label"].notna()] if len(joined) else joined
-    if len(labelled):
-        stats["live"] = _live(spec, labelled)
-    stats["feedback_unknown_ids"] = len(joined.attrs.get("unknown_ids", []))
-    report_id = new_id("mr_")
-    html = ws.project_dir(spec.project, "reports") / f"monitor-{report_id}.html"
-    if write_html:
-        stats["html"] = str(html)
-    report = MonitorReport(
-        id=report_id,
-        project=spec.project,
-        model_version=production,
-        window_start=start or (preds["ts"].min() if len(preds) else end),
-        window_end=end,
-        created_at=utcnow(),
-        stats=stats,
-    )
-    ws.stores.monitor.add_monitor_report(report)
-    alerts = tuple(_raise_alerts(ws, spec, report))
-    if write_html:
-        write_monitor_report(html, report, reference=reference, current=current, alerts=alerts)
-    return MonitorOutcome(report=report, alerts=alerts)
-
-
-def _live(spec: ProjectSpec, rows: pd.DataFrame) -> dict[str, Any]:
-    y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
-    score = rows["score"].to_numpy(dtype=np.float64)
-    metrics = evaluate(spec.task, y, score)
-    by_version = {
-        str(v): evaluate(spec.task, y[mask], score[mask])
-        for v in rows["model_version"].unique()
-        if (mask := (rows["model_version"] == v).to_numpy()).sum() >= 2
+    preds = read_predictions(pred_dir, since=start, until=end, raw_inputs=True)
+    say(f"read {len(preds):,} predictions")
+    if start is None:
+        start = as_utc(preds["ts"].min().to_pydatetime()) if len(preds) else end
+    labels = _labels(pred_dir, ws.project_dir(spec.project, "feedback"), start, end)
+    preds["truth"] = preds["request_id"].map(labels) if len(labels) else np.nan
+    say(f"joined {int(preds['truth'].notna().sum()):,} labels")
+    production = find_alias_version(ws, spec.model_name, PRODUCTION)
+    served = sorted(int(v) for v in preds["model_version"].dropna().unique())
+    # Production's report of a window is stored last, so the newest report is production's.
+    versions: list[int | None] = [v for v in served if v != production]
+    if production is not None:
+        versions.append(production)
+    schema = project_schema(ws, spec) if len(preds) else None
+    features = Schema(columns=tuple(schema.features)) if schema is not None else Schema(())
+    inputs = typed_inputs(preds, features.columns) if len(preds) else pd.DataFrame()
+    preds = preds.drop(columns=["inputs"])  # parsed; no need to copy the text on every filter
+    say(f"parsed the inputs of {len(preds):,} predictions")
+    context = {
+        v: _version_context(ws, spec, v, preds) for v in versions if v is not None and len(preds)
     }
-    name = primary_metric(spec.task)
-    return {
-        "metric_name": name,
-        "metric": metrics.get(name),
-        "labels": len(rows),
-        "metrics": metrics,
-        "by_version": by_version,
-        "bias": float(score.mean() - y.mean()),
-    }
+    return _Job(as_utc(start), preds, inputs, features, production, versions, context)
 
 
-def _raise_alerts(ws: Workspace, spec: ProjectSpec, report: MonitorReport) -> list[Alert]:
-    m, stats, found = spec.monitoring, report.stats, []
-    drifted = (stats.get("drift") or {}).get("summary", {}).get("drifted_features") or []
-    if drifted:
-        found.append(
-            (
-                "drift",
-                AlertSeverity.WARNING,
-                f"{len(drifted)} feature(s) drifted (PSI > {m.psi_threshold}): "
-                f"{', '.join(drifted)}.",
-            )
-        )
-    live = stats.get("live") or {}
-    if live.get("labels", 0) >= m.min_labels:
-        if abs(live["bias"]) > m.bias_threshold:
-            found.append(
-                (
-                    "bias",
-                    AlertSeverity.WARNING,
-                    f"Prediction bias {live['bias']:+.3f} (mean prediction minus label "
-                    f"mean) exceeds ±{m.bias_threshold}.",
-                )
-            )
-        metric = live.get("metric")
-        if m.metric_floor is not None and metric is not None and metric < m.metric_floor:
-            found.append(
-                (
-                    "decay",
-                    AlertSeverity.CRITICAL,
-                    f"Live {live['metric_name']} {metric:.3f} is under the floor "
-                    f"{m.metric_floor} over {live['labels']} labels.",
-                )
-            )
-    alerts = []
-    for kind, severity, message in found:
-        alert = Alert(
-            id=AlertId(new_id("al_")),
-            project=spec.project,
-            kind=kind,
-            severity=severity,
-            message=message,
-            created_at=utcnow(),
-            evidence={"report": report.id},
-            report=report.stats.get("html") or report.id,
-        )
-        ws.stores.monitor.add_alert(alert)
-        alerts.append(alert)
-    return alerts
+def _window_report(
+    spec: ProjectSpec, job: _Job, in_window: pd.Series, version: int | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    preds = job.predictions
+    rows = preds[in_window & (preds["model_version"] == version)]
+    labelled = rows.loc[rows["truth"].notna(), ["score", "truth"]]
+    ctx = job.context.get(version, {}) if version is not None else {}
+    stats, current = window_stats(
+        task=spec.task,
+        version=version,
+        predictions=rows,
+        inputs=job.inputs.loc[rows.index] if len(rows) else job.inputs.iloc[:0],
+        labelled=labelled.rename(columns={"truth": "label"}),
+        features=job.features,
+        reference=ctx.get("reference", {}),
+        score_reference=ctx.get("score_reference"),
+        calibration=ctx.get("calibration"),
+        psi_threshold=spec.monitoring.psi_threshold,
+        min_estimate_rows=spec.monitoring.min_estimate_rows,
+    )
+    stats["production"] = job.production
+    return stats, current
+
+
+def _labels(pred_dir: Path, fb_dir: Path, start: datetime, end: datetime) -> pd.Series:
+    """Ground truth by request id for the predictions of ``[start, end)``.
+
+    When every feedback item names its request id, the label recorded last for an id wins
+    (the rule of :func:`~conveyor.serving.feedback.join_feedback`), read straight from the
+    feedback log; entity-and-time feedback goes through ``join_feedback`` itself.
+    """
+    table = read_feedback_table(fb_dir)
+    if not table.num_rows:
+        return pd.Series(dtype=np.float64)
+    if table["request_id"].null_count:
+        joined = join_feedback(pred_dir, fb_dir, since=start, until=end)
+        return joined.set_index("request_id")["label"] if len(joined) else pd.Series(dtype=float)
+    frame = table.select(["request_id", "label", "seq"]).to_pandas()
+    frame = frame.sort_values("seq").drop_duplicates("request_id", keep="last")
+    values = [orjson.loads(v) for v in frame["label"]]
+    numeric = all(isinstance(v, int | float) for v in values)
+    parsed = [float(v) for v in values] if numeric else [str(v) for v in values]
+    return pd.Series(parsed, index=frame["request_id"].to_numpy())
+
+
+def _version_context(
+    ws: Workspace, spec: ProjectSpec, version: int, preds: pd.DataFrame
+) -> dict[str, Any]:
+    """What a version's windows are compared with: its reference profiles and a calibration."""
+    reference = reference_of(ws, spec.model_name, version)
+    score_reference = score_reference_of(ws, spec, version) if reference else None
+    calibration: Calibration | None = None
+    mine = preds[(preds["model_version"] == version) & preds["truth"].notna()]
+    if spec.task == "binary" and len(mine) >= spec.monitoring.min_labels:
+        truth = pd.to_numeric(mine["truth"], errors="coerce")
+        if truth.isin([0, 1]).all() and truth.nunique() == 2:
+            calibration = fit_calibration(mine["score"].to_numpy(np.float64), truth.to_numpy())
+    return {"reference": reference, "score_reference": score_reference, "calibration": calibration}
+
+
+def _serving_window(spec: ProjectSpec, previous: list[MonitorReport]) -> dict[str, Any] | None:
+    url = spec.monitoring.metrics_url
+    if url is None:
+        return None
+    snapshot = read_counters(url, model=spec.model_name)
+    last = next((r.stats["serving"] for r in reversed(previous) if r.stats.get("serving")), None)
+    return window_counters(snapshot, (last or {}).get("snapshot"))
+
+
+def production_reports(
+    ws: Workspace, project: str, *, since: datetime | None = None
+) -> list[MonitorReport]:
+    """The reports of the version that was in production in each window, oldest first
+    (the newest one per window when a window was monitored again)."""
+    return [
+        r
+        for r in latest_per_window(ws.stores.monitor.list_monitor_reports(project, since=since))
+        if r.model_version is not None and r.model_version == r.stats.get("production")
+    ]
+
+
+def write_monitoring_report(
+    ws: Workspace, spec: ProjectSpec, path: Path | None = None, *, since: datetime | None = None
+) -> Path:
+    """Write the project's monitoring history (drift over time, performance per version,
+    alerts, promotions and rollbacks) as one HTML page; default ``reports/monitoring.html``."""
+    path = path or ws.project_dir(spec.project, "reports") / "monitoring.html"
+    reports = ws.stores.monitor.list_monitor_reports(spec.project, since=since)
+    alerts = ws.stores.monitor.list_alerts(spec.project)
+    if since is not None:
+        alerts = [a for a in alerts if a.created_at >= as_utc(since)]
+    acks = {k: v.get("by", "") for k, v in read_acks(ws, spec.project).items()}
+    history = production_history(ws, spec.model_name)
+    return write_overview_report(
+        path, project=spec.project, reports=reports, alerts=alerts, history=history, acked=acks
+    )

@@ -1,0 +1,208 @@
+"""The statistics of one monitoring window of one model version.
+
+:func:`window_stats` takes the window's logged predictions (inputs already typed), the rows of
+it whose labels arrived, and what the version was trained on, and returns the JSON-able
+``stats`` of a :class:`~conveyor.core.entities.MonitorReport`::
+
+    rows, model_version, prediction_mean,
+    drift             compute_drift() of served inputs against the training reference profile
+    prediction_drift  the score distribution against the version's test-set scores
+    live              realised metrics and bias on the labelled rows (as labels arrive)
+    estimated         label-free expected metrics (binary: CBPE-style, see cbpe.py)
+    quality           missing values and unseen categories per feature
+    latency           p50, p95, p99 and mean latency in ms
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from conveyor.core.schema import ColumnKind, ColumnRole, ColumnSchema, Schema
+from conveyor.data.drift import compute_drift
+from conveyor.data.profiles import OTHER, profile_frame
+from conveyor.evaluation.metrics import evaluate, primary_metric
+from conveyor.monitoring.cbpe import Calibration, estimate_performance
+
+SCORE = "score"
+SCORE_SCHEMA = Schema(columns=(ColumnSchema(SCORE, ColumnKind.NUMERIC, ColumnRole.FEATURE),))
+
+_DUCK_TYPES = {ColumnKind.NUMERIC: "DOUBLE", ColumnKind.BOOLEAN: "BOOLEAN"}
+
+
+def typed_inputs(predictions: pd.DataFrame, features: Sequence[ColumnSchema]) -> pd.DataFrame:
+    """The ``inputs`` JSON column of a raw prediction log read as one typed column per feature.
+
+    Numeric features become float64, booleans booleans and everything else text; a field that
+    is missing or of the wrong type is a missing value. DuckDB parses each record once.
+    """
+    if not len(predictions) or not features:
+        return pd.DataFrame(index=predictions.index, columns=[c.name for c in features])
+    struct = (
+        "{"
+        + ", ".join(
+            '"' + c.name.replace('"', '\\"') + '": "' + _DUCK_TYPES.get(c.kind, "VARCHAR") + '"'
+            for c in features
+        )
+        + "}"
+    )
+    con = duckdb.connect()
+    try:
+        con.register("raw", pa.table({"inputs": pa.array(predictions["inputs"], pa.string())}))
+        parsed = con.sql(
+            "SELECT unnest(json_transform(inputs, $struct::VARCHAR)) FROM raw",
+            params={"struct": struct},
+        ).to_arrow_table()
+    finally:
+        con.close()
+    frame = parsed.to_pandas()
+    frame.index = predictions.index
+    return frame
+
+
+def score_profile(
+    scores: np.ndarray, *, reference: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A profile of one numeric column ``score`` (bins from ``reference`` when given)."""
+    return profile_frame(pd.DataFrame({SCORE: scores}), SCORE_SCHEMA, reference=reference)
+
+
+def window_stats(
+    *,
+    task: str,
+    version: int | None,
+    predictions: pd.DataFrame,
+    inputs: pd.DataFrame,
+    labelled: pd.DataFrame,
+    features: Schema,
+    reference: Mapping[str, Any],
+    score_reference: Mapping[str, Any] | None,
+    calibration: Calibration | None,
+    psi_threshold: float,
+    min_estimate_rows: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The statistics of one window of one version (see the module docstring), and the
+    profile of its served inputs."""
+    stats: dict[str, Any] = {"rows": len(predictions), "model_version": version}
+    current: dict[str, Any] = {}
+    if not len(predictions):
+        return stats, current
+    scores = predictions["score"].to_numpy(dtype=np.float64)
+    stats["prediction_mean"] = float(np.nanmean(scores))
+    if reference:
+        current = profile_frame(inputs, features, reference=reference)
+        stats["drift"] = compute_drift(
+            reference, current, features=features.names, psi_threshold=psi_threshold
+        )
+        stats["quality"] = _quality(inputs, features, reference, current)
+    if score_reference:
+        drift = compute_drift(
+            score_reference,
+            score_profile(scores, reference=score_reference),
+            features=[SCORE],
+            psi_threshold=psi_threshold,
+        )["features"][SCORE]
+        drift["reference_mean"] = score_reference["columns"][SCORE].get("mean")
+        drift["current_mean"] = stats["prediction_mean"]
+        stats["prediction_drift"] = drift
+    if len(labelled) >= 2:
+        stats["live"] = live_metrics(task, labelled)
+    unlabelled = len(predictions) - len(labelled)
+    if task == "binary" and len(predictions) >= min_estimate_rows:
+        estimate = estimate_performance(task, scores, calibration=calibration)
+        name = primary_metric(task)
+        stats["estimated"] = {
+            "metric_name": name,
+            "metric": estimate.get(name),
+            "metrics": estimate,
+            "unlabelled": unlabelled,
+        }
+    latency = predictions["latency_ms"].to_numpy(dtype=np.float64)
+    latency = latency[np.isfinite(latency)]
+    if latency.size:
+        p50, p95, p99 = np.percentile(latency, [50, 95, 99])
+        stats["latency"] = {
+            "p50_ms": float(p50),
+            "p95_ms": float(p95),
+            "p99_ms": float(p99),
+            "mean_ms": float(latency.mean()),
+        }
+    return stats, current
+
+
+def live_metrics(task: str, rows: pd.DataFrame) -> dict[str, Any]:
+    """Realised metrics and bias (mean prediction minus label mean) of labelled rows."""
+    y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
+    score = rows["score"].to_numpy(dtype=np.float64)
+    keep = np.isfinite(y) & np.isfinite(score)
+    y, score = y[keep], score[keep]
+    name = primary_metric(task)
+    if y.size < 2:
+        return {"metric_name": name, "metric": None, "labels": int(y.size), "bias": 0.0}
+    metrics = evaluate(task, y, score)
+    value = metrics.get(name)
+    return {
+        "metric_name": name,
+        "metric": None if value is None or value != value else value,
+        "labels": int(y.size),
+        "metrics": metrics,
+        "bias": float(score.mean() - y.mean()),
+    }
+
+
+def _quality(
+    inputs: pd.DataFrame,
+    features: Schema,
+    reference: Mapping[str, Any],
+    current: Mapping[str, Any],
+) -> dict[str, Any]:
+    rows = max(len(inputs), 1)
+    per_feature: dict[str, dict[str, Any]] = {}
+    ref_columns = reference.get("columns", {})
+    for col in features.columns:
+        cur = current.get("columns", {}).get(col.name)
+        if cur is None:
+            continue
+        entry: dict[str, Any] = {"missing_share": cur.get("null_count", 0) / rows}
+        ref = ref_columns.get(col.name, {})
+        if col.kind is ColumnKind.CATEGORICAL:
+            known = set(col.categories or ()) or {k for k in ref.get("values", {}) if k != OTHER}
+            present = inputs[col.name].dropna().astype(str)
+            unseen = present[~present.isin(known)] if known else present.iloc[:0]
+            entry["unseen"] = int(len(unseen))
+            entry["unseen_share"] = len(unseen) / rows
+            entry["unseen_values"] = unseen.value_counts().head(5).to_dict()
+        per_feature[col.name] = entry
+    missing = [e["missing_share"] for e in per_feature.values()]
+    unseen = [e["unseen_share"] for e in per_feature.values() if "unseen_share" in e]
+    return {
+        "features": per_feature,
+        "max_missing_share": max(missing, default=0.0),
+        "max_unseen_share": max(unseen, default=0.0),
+    }
+
+
+def day_windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Split ``[start, end)`` at UTC midnights.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> w = day_windows(datetime(2024, 1, 1, 12, tzinfo=UTC), datetime(2024, 1, 3, 1, tzinfo=UTC))
+    >>> [(a.day, a.hour, b.day, b.hour) for a, b in w]
+    [(1, 12, 2, 0), (2, 0, 3, 0), (3, 0, 3, 1)]
+    """
+    windows = []
+    cursor = start
+    while cursor < end:
+        midnight = pd.Timestamp(cursor).floor("D") + pd.Timedelta(days=1)
+        stop = min(midnight.to_pydatetime(), end)
+        windows.append((cursor, stop))
+        cursor = stop
+    return windows
