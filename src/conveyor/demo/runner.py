@@ -2,8 +2,10 @@
 
 Each week: the running server scores the week's flights over HTTP with whatever is in
 production; the real arrival delays come back as feedback; monitoring computes drift and live
-metrics; the post-release watch checks the latest release; the week's batch (with its labels)
-is ingested and validated; and a continuous-training cycle runs when a trigger fires. A model
+metrics; then the week's batch (with its labels) lands in the landing folder and the agent
+(``conveyor agent``'s controller) ticks: the post-release watch checks the latest release, the
+landed batch is ingested and validated, and a continuous-training cycle runs when the trigger
+policy fires. A model
 trained on January and never retrained scores the same weeks for comparison. Two weeks arrive
 corrupted and one release is deliberately bad (an operator force-promotes a model trained on
 shuffled labels), so quarantine and rollback are exercised on real traffic.
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.config import Settings
+from conveyor.core.errors import ConveyorError
 from conveyor.core.model import Predictor
 from conveyor.core.signature import encode_frame
 from conveyor.demo import flights
@@ -30,10 +33,10 @@ from conveyor.demo.report import write_report
 from conveyor.demo.server import ServerProcess
 from conveyor.evaluation.metrics import evaluate
 from conveyor.monitoring.service import monitor
+from conveyor.pipeline.agent import Agent, AgentConfig
 from conveyor.pipeline.cycle import run_cycle
-from conveyor.pipeline.watch import watch_release
 from conveyor.registry.service import PRODUCTION, find_alias_version, promote
-from conveyor.serving.service import record_feedback
+from conveyor.serving.scoring import record_project_feedback
 from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version, train_model
 from conveyor.workspace import Workspace
@@ -94,9 +97,16 @@ def run_demo(out: Path, *, weeks: int = 52, console_json: bool = False) -> dict[
         assert static_version is not None
         static_model = load_version(ws, spec.model_name, static_version)
         ui.step(f"static model: v{static_version} (January, never retrained)")
+        landing = out / "landing"
+        if landing.exists():
+            shutil.rmtree(landing)
+        landing.mkdir()
+        agent = Agent(
+            ws, spec, AgentConfig(landing=landing, monitor_every_s=None), progress=ui.step
+        )
         with ServerProcess(spec=spec_path, home=home, env=ws.env(), log=out / "server.log") as srv:
             for w in range(BOOTSTRAP_WEEKS, weeks):
-                records.append(_week(ws, spec, srv, batches[w], w, static_model, ui))
+                records.append(_week(ws, spec, srv, agent, batches[w], w, static_model, ui))
                 ui.advance(records[-1])
     summary = _summary(records, ws, spec, time.monotonic() - started, static_version)
     write_report(out, summary, records)
@@ -108,6 +118,7 @@ def _week(
     ws: Workspace,
     spec: ProjectSpec,
     srv: ServerProcess,
+    agent: Agent,
     batch: pd.DataFrame,
     w: int,
     static_model: Predictor,
@@ -124,7 +135,7 @@ def _week(
     rec.static = _metrics(
         y, static_model.predict_encoded(encode_frame(batch, static_model.signature))
     )
-    record_feedback(
+    record_project_feedback(
         ws,
         spec,
         [
@@ -138,13 +149,22 @@ def _week(
     for alert in ws.stores.monitor.list_alerts(spec.project)[-3:]:
         if alert.created_at >= report.created_at:
             rec.events.append({"kind": "alert", "label": alert.kind})
-    watched = watch_release(ws, spec)
-    if watched.rolled_back:
-        rec.events.append({"kind": "rollback", "label": f"v{watched.version}→v{watched.previous}"})
-        ui.step(f"week {rec.week}: watch rolled back v{watched.version} to v{watched.previous}")
     name, corrupt = CORRUPT.get(w, (None, None))
     incoming = corrupt(batch) if corrupt else batch
-    outcome = run_cycle(ws, spec, sources=[incoming], progress=ui.step)
+    assert agent.config.landing is not None
+    landed = agent.config.landing / f"week-{w + 1:02d}.parquet"
+    partial = landed.with_name(f".{landed.name}.tmp")
+    incoming.to_parquet(partial)
+    partial.replace(landed)  # the agent never sees a half-written file
+    tick = agent.tick()
+    watched = tick.watched
+    if watched is not None and watched.rolled_back:
+        rec.events.append({"kind": "rollback", "label": f"v{watched.version}→v{watched.previous}"})
+        ui.step(f"week {rec.week}: watch rolled back v{watched.version} to v{watched.previous}")
+    outcome = tick.cycle
+    if outcome is None:
+        problems = "; ".join(tick.errors) or "the lease was held"
+        raise ConveyorError(f"week {rec.week}: the agent ran no cycle: {problems}")
     ingest = outcome.steps["ingest"][0]
     if ingest["status"] == "quarantined":
         rec.events.append({"kind": "quarantine", "label": name or "anomaly"})

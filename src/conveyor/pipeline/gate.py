@@ -39,6 +39,7 @@ from conveyor.evaluation import (
     run_behaviour_tests,
     sanity_check,
 )
+from conveyor.monitoring.alerts import notify
 from conveyor.pipeline.evaluation_report import REPORT_KEY, render_report_bytes
 from conveyor.pipeline.infra_check import InfraCheck, check_serving
 from conveyor.registry.approvals import find_approval, request_approval
@@ -359,15 +360,15 @@ def _alert_rejection(
     ws: Workspace, spec: ProjectSpec, challenger: ModelVersion, outcome: GateOutcome
 ) -> None:
     reasons = [*outcome.decision.reasons, *outcome.problems]
-    ws.stores.monitor.add_alert(
-        Alert(
-            id=AlertId(new_id("al_")),
-            project=spec.project,
-            kind="gate_rejected",
-            severity=AlertSeverity.WARNING,
-            message=f"Challenger v{challenger.version} was rejected; production stays "
-            f"v{outcome.production}: {' '.join(reasons)}",
-            created_at=utcnow(),
-            evidence=outcome.to_dict(),
-        )
+    alert = Alert(
+        id=AlertId(new_id("al_")),
+        project=spec.project,
+        kind="gate_rejected",
+        severity=AlertSeverity.WARNING,
+        message=f"Challenger v{challenger.version} was rejected; production stays "
+        f"v{outcome.production}: {' '.join(reasons)}",
+        created_at=utcnow(),
+        evidence=outcome.to_dict(),
     )
+    ws.stores.monitor.add_alert(alert)
+    notify(ws, spec, alert)

@@ -17,6 +17,7 @@ from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity
 from conveyor.core.signature import encode_frame
 from conveyor.evaluation.gate import GatePolicy, compare_models
+from conveyor.monitoring.alerts import notify
 from conveyor.monitoring.service import served_inputs
 from conveyor.registry.service import (
     PRODUCTION,
@@ -92,15 +93,15 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         f"v{previous} {decision.production:.3f} on the same {len(rows)} labelled requests"
     )
     rollback(ws, model, reason=reason, block=True, evidence=evidence)
-    ws.stores.monitor.add_alert(
-        Alert(
-            id=AlertId(new_id("al_")),
-            project=spec.project,
-            kind="rollback",
-            severity=AlertSeverity.CRITICAL,
-            message=f"Rolled back v{current}: {reason}.",
-            created_at=utcnow(),
-            evidence=evidence,
-        )
+    alert = Alert(
+        id=AlertId(new_id("al_")),
+        project=spec.project,
+        kind="rollback",
+        severity=AlertSeverity.CRITICAL,
+        message=f"Rolled back v{current}: {reason}.",
+        created_at=utcnow(),
+        evidence=evidence,
     )
+    ws.stores.monitor.add_alert(alert)
+    notify(ws, spec, alert)
     return WatchOutcome("rolled_back", current, previous, evidence)
