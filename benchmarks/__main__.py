@@ -7,12 +7,30 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from benchmarks import BenchmarkError, Result, autolog, serving, tracking
+from benchmarks import (
+    BenchmarkError,
+    Result,
+    autolog,
+    batch_scoring,
+    ct,
+    gate_bench,
+    serving,
+    tracking,
+)
+from benchmarks import drift as drift_bench
+from benchmarks import monitoring as monitoring_bench
+from benchmarks import training as training_bench
 
 BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
+    "batch_scoring": batch_scoring.run,
     "autolog": autolog.run,
+    "ct": ct.run,
+    "drift": drift_bench.run,
+    "gate": gate_bench.run,
+    "monitoring": monitoring_bench.run,
     "serving": serving.run,
     "tracking": tracking.run,
+    "training": training_bench.run,
 }
 
 

@@ -19,6 +19,7 @@ _EXPORTS = {
     "Project": "conveyor.project",
     "ProjectSpec": "conveyor.spec",
     "Settings": "conveyor.config",
+    "SqlQuery": "conveyor.data.sources",
     "Workspace": "conveyor.workspace",
     "load_spec": "conveyor.spec",
     "active_run": "conveyor.tracking.fluent",
@@ -41,6 +42,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from conveyor.config import Settings as Settings
     from conveyor.core.errors import ConveyorError as ConveyorError
+    from conveyor.data.sources import SqlQuery as SqlQuery
     from conveyor.project import Project as Project
     from conveyor.spec import ProjectSpec as ProjectSpec
     from conveyor.spec import load_spec as load_spec

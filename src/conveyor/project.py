@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.core.entities import AliasPointer
+from conveyor.data.cards import build_data_card, write_data_card_html
 from conveyor.data.service import IngestResult, Source, ingest_batch
 from conveyor.monitoring.service import MonitorOutcome, monitor
 from conveyor.pipeline.cycle import CycleOutcome, run_cycle
 from conveyor.pipeline.gate import GateOutcome, gate_version
+from conveyor.pipeline.retention import RetentionReport, enforce_retention
 from conveyor.pipeline.watch import WatchOutcome, watch_release
 from conveyor.registry.service import promote, rollback
-from conveyor.serving.service import predict_batch, record_feedback
+from conveyor.serving.scoring import record_project_feedback, score_batch
 from conveyor.spec import SPEC_FILENAME, ProjectSpec, load_spec
 from conveyor.training.service import TrainOutcome, train_model
 from conveyor.workspace import Workspace
@@ -41,6 +43,15 @@ class Project:
     def ingest(self, source: Source, **kw: Any) -> IngestResult:
         return ingest_batch(self.ws, self.spec, source, **kw)
 
+    def data_card(self, version: str | int, *, html: Path | None = None) -> dict[str, Any]:
+        card = build_data_card(self.ws, self.spec, version)
+        if html is not None:
+            write_data_card_html(card, html)
+        return card
+
+    def retention(self, *, dry_run: bool = False, **kw: Any) -> RetentionReport:
+        return enforce_retention(self.ws, self.spec, dry_run=dry_run, **kw)
+
     def train(self, **kw: Any) -> TrainOutcome:
         return train_model(self.ws, self.spec, **kw)
 
@@ -57,10 +68,10 @@ class Project:
         return rollback(self.ws, self.spec.model_name, reason=reason, block=block)
 
     def predict(self, source: Path, output: Path, **kw: Any) -> dict[str, Any]:
-        return predict_batch(self.ws, self.spec, source, output, **kw)
+        return score_batch(self.ws, self.spec, source, output, **kw)
 
     def feedback(self, items: Sequence[Mapping[str, Any]]) -> Any:
-        return record_feedback(self.ws, self.spec, items)
+        return record_project_feedback(self.ws, self.spec, items)
 
     def monitor(self, **kw: Any) -> MonitorOutcome:
         return monitor(self.ws, self.spec, **kw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from conveyor.spec import parse_spec
@@ -12,6 +13,7 @@ from conveyor.spec import parse_spec
 from .conftest import CLI, SPEC, make_batch
 
 
+@pytest.mark.slow
 def test_ingest_globs_directories_and_sql_then_card(cli: CLI, project_dir: Path) -> None:
     (project_dir / "parts").mkdir()
     make_batch(0, rows=300).to_parquet(project_dir / "parts" / "a.parquet", index=False)
@@ -64,6 +66,7 @@ def test_ingest_errors_exit_1_without_traceback(cli: CLI, project_dir: Path) -> 
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_retention_dry_run_then_delete(cli: CLI, project_dir: Path) -> None:
     spec = parse_spec({**SPEC, "retention": {"keep_batches": 1}})
     (project_dir / "conveyor.yaml").write_text(spec.to_yaml())

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .conftest import CLI, make_batch
 
 
+@pytest.mark.slow
 def test_drift_and_profile_of_ingested_batches(cli: CLI, project_dir: Path) -> None:
     for week, shift in ((0, 0.0), (1, 0.0), (2, 1.5)):
         make_batch(week, rows=2000, shift=shift).to_parquet(

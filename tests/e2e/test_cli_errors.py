@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import make_batch
 
 
@@ -59,6 +61,7 @@ def test_init_drafts_a_spec_from_a_sample(cli, project_dir):
     assert "--force" in again.stderr
 
 
+@pytest.mark.slow
 def test_full_cli_line_train_gate_promote_rollback(cli, project_dir):
     for w in range(3):
         make_batch(w).to_csv(project_dir / f"w{w}.csv", index=False)

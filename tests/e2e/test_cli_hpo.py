@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.e2e.conftest import CLI, make_batch
 
 
+@pytest.mark.slow
 def test_hpo_run_resumes_and_show_lists_the_study(cli: CLI, project_dir: Path) -> None:
     for w in range(3):
         make_batch(w).to_csv(project_dir / f"w{w}.csv", index=False)

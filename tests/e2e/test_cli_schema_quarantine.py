@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import make_batch
 
 
+@pytest.mark.slow
 def test_schema_review_accept_and_quarantine_release(cli, project_dir):
     make_batch(0).to_csv(project_dir / "w0.csv", index=False)
     batch = make_batch(1)

@@ -10,6 +10,7 @@ import pytest
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_demo_runs_the_whole_year_and_reports(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "conveyor.cli.main", "demo", "--out", str(tmp_path / "demo")],

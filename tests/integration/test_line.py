@@ -23,7 +23,7 @@ from conveyor.registry.service import (
 )
 from conveyor.serving.feedback import FeedbackLog
 from conveyor.serving.predlog import PredictionLogWriter, iso_now, prediction_entry
-from conveyor.serving.service import predict_batch
+from conveyor.serving.scoring import score_batch
 from conveyor.training.service import train_model
 
 from .conftest import make_batch
@@ -122,7 +122,7 @@ def test_batch_predict_scores_every_row_atomically(ws, spec, tmp_path):
     src = tmp_path / "in.parquet"
     make_batch(5).drop(columns=["late"]).to_parquet(src)
     out = tmp_path / "out.parquet"
-    result = predict_batch(ws, spec, src, out)
+    result = score_batch(ws, spec, src, out)
     scored = pd.read_parquet(out)
     assert result["rows"] == len(scored) == 1500 and scored["score"].between(0, 1).all()
     assert (scored["model_version"] == 1).all()

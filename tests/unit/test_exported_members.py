@@ -11,6 +11,7 @@ def test_public_api_is_pinned():
         "Project",
         "ProjectSpec",
         "Settings",
+        "SqlQuery",
         "Workspace",
         "__version__",
         "active_run",

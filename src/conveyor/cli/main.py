@@ -9,7 +9,19 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from conveyor.cli import data, models, ops, quarantine, registry, runs, schema, server, serving
+from conveyor.cli import alerts as alerts_cli
+from conveyor.cli import (
+    data,
+    models,
+    ops,
+    quarantine,
+    registry,
+    runs,
+    schema,
+    scoring,
+    server,
+    serving,
+)
 from conveyor.cli.context import Context, err, exit_code
 from conveyor.core.errors import ConveyorError
 
@@ -39,6 +51,8 @@ def _options(
 
 for module in (data, models, serving, ops, runs, registry, server, schema, quarantine):
     module.register(app)
+scoring.register(app)
+alerts_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,8 @@ from conveyor.core.model import Predictor
 from conveyor.evaluation.metrics import evaluate
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.app import ModelSlot, create_serving_app
-from conveyor.serving.batch import score_file
 from conveyor.serving.batching import BatchingConfig
-from conveyor.serving.feedback import FeedbackLog, join_feedback
+from conveyor.serving.feedback import join_feedback
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
@@ -221,29 +220,3 @@ def compare_shadow(
         )
         result[role] = {"versions": versions, "metrics": metrics}
     return result
-
-
-def predict_batch(
-    ws: Workspace,
-    spec: ProjectSpec,
-    source: Path,
-    output: Path,
-    *,
-    progress: Callable[[int, int | None], None] | None = None,
-) -> dict[str, Any]:
-    """Score a CSV/Parquet file with the production model; the output is written atomically."""
-    load, _ = production_loader(ws, spec)
-    version, predictor = load()
-    return score_file(
-        predictor,
-        source,
-        output,
-        threshold=spec.serving.threshold,
-        version=version,
-        progress=progress,
-    )
-
-
-def record_feedback(ws: Workspace, spec: ProjectSpec, items: Sequence[Mapping[str, Any]]) -> Any:
-    """Record ground truth by request id or by entity + time (idempotent)."""
-    return FeedbackLog(ws.project_dir(spec.project, "feedback")).record(list(items))

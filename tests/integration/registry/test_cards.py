@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conveyor.pipeline.gate import gate_version
 from conveyor.registry.approvals import approve, request_approval
 from conveyor.registry.cards import build_model_card, write_model_card_html
@@ -61,6 +63,7 @@ def test_card_html_shows_metrics_importance_and_the_json(ws, spec, trained, tmp_
     assert trained.artifact in html
 
 
+@pytest.mark.slow
 def test_models_commands_approve_release_and_write_a_card(tmp_path, spec, trained):
     project, home = tmp_path / "p", tmp_path / "ws"
     project.mkdir()
