@@ -153,12 +153,15 @@ def test_a_failing_log_answers_503_and_never_acknowledges_an_unlogged_prediction
     proc, url = _start(tmp_path, str(48 * 1024))  # every log segment is capped at 48 KiB
     acknowledged: set[str] = set()
     statuses: list[int] = []
+    retry_after: set[str | None] = set()
     try:
         with httpx.Client(base_url=url, timeout=10) as client:
             for i in range(300):
                 rows = [{"distance": 100.0 + i, "carrier": "UA"}] * 3
                 resp = client.post("/v1/predict", json={"records": rows})
                 statuses.append(resp.status_code)
+                if resp.status_code == 503:
+                    retry_after.add(resp.headers.get("retry-after"))
                 if resp.status_code == 200:
                     acknowledged |= {p["request_id"] for p in resp.json()["predictions"]}
             metrics = client.get("/metrics").text
@@ -166,6 +169,7 @@ def test_a_failing_log_answers_503_and_never_acknowledges_an_unlogged_prediction
         _stop(proc)
     assert statuses.count(503) >= 2 and statuses.count(200) > 200
     assert set(statuses) <= {200, 503}
+    assert None not in retry_after  # a client is told to come back, not that the server is gone
     log_dir = tmp_path / "predictions"
     for segment in log_dir.glob("seg-*.jsonl"):  # no torn record anywhere
         data = segment.read_bytes()
