@@ -8,7 +8,11 @@ throughputs).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -41,3 +45,22 @@ class Result:
 
 class BenchmarkError(RuntimeError):
     """A benchmark could not run (a tool is missing, a server did not start)."""
+
+
+def peer_python(name: str, probe: str, requirements: list[str]) -> Path:
+    """The Python of the peer's own virtual environment (``$CONVEYOR_BENCH_VENVS/<name>``,
+    ``/tmp/peer-venvs`` by default), made and filled with ``requirements`` when ``probe`` (a
+    Python snippet) fails in it. Peers never become dependencies of Conveyor."""
+    venv = Path(os.environ.get("CONVEYOR_BENCH_VENVS", "/tmp/peer-venvs")) / name
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", probe]
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return python
+    print(f"installing {' '.join(requirements)} into {venv} ...", file=sys.stderr)
+    steps = [[sys.executable, "-m", "venv", str(venv)]] if not python.exists() else []
+    steps.append([str(python), "-m", "pip", "install", "-q", *requirements])
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchmarkError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
+    return python

@@ -40,7 +40,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import BenchmarkError, Result
+from benchmarks import BenchmarkError, Result, peer_python
 
 PEER = "Evidently {version} DataDriftPreset"
 
@@ -194,27 +194,9 @@ print("BENCH_RESULT " + json.dumps(stats), flush=True)
 )
 
 
-def _venv_dir() -> Path:
-    return Path(os.environ.get("CONVEYOR_BENCH_VENVS", "/tmp/peer-venvs")) / "evidently"
-
-
 def ensure_evidently() -> Path:
     """Return the Python of a virtual environment with Evidently, creating it when missing."""
-    venv = _venv_dir()
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import evidently.presets, pandas"]
-    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-        return python
-    print(f"installing Evidently into {venv} ...", file=sys.stderr)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", "evidently", "pandas<3"],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BenchmarkError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
-    return python
+    return peer_python("evidently", "import evidently.presets, pandas", ["evidently", "pandas<3"])
 
 
 def _child(python: Path | str, script: str, work: Path, *args: str) -> dict[str, object]:

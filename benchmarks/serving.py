@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import BenchmarkError, Result, batch_scoring
+from benchmarks import BenchmarkError, Result, batch_scoring, peer_python
 from benchmarks.tracking import ensure_mlflow
 
 N_FEATURES = 20
@@ -176,15 +176,8 @@ mlflow.lightgbm.save_model(booster, target, signature=signature, input_example=e
 
 def ensure_mlflow_lightgbm() -> Path:
     """The Python of MLflow's virtual environment, with LightGBM installed in it."""
-    python = ensure_mlflow()
-    probe = [str(python), "-c", "import lightgbm, pandas"]
-    if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
-        print("installing lightgbm into MLflow's environment ...", file=sys.stderr)
-        step = [str(python), "-m", "pip", "install", "-q", "lightgbm"]
-        done = subprocess.run(step, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BenchmarkError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
-    return python
+    ensure_mlflow()
+    return peer_python("mlflow", "import lightgbm, mlflow, pandas", ["lightgbm"])
 
 
 def _spawn_mlflow(model_file: Path, work: Path) -> tuple[subprocess.Popen[bytes], str]:

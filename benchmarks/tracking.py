@@ -22,15 +22,13 @@ Run: ``python -m benchmarks tracking [--quick] [--json]``.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import BenchmarkError, Result
+from benchmarks import BenchmarkError, Result, peer_python
 
 N_POINTS = 10_000
 BATCH = 1_000
@@ -100,27 +98,11 @@ print("MLFLOW_RESULT " + json.dumps(out))
 """
 
 
-def _venv_dir() -> Path:
-    return Path(os.environ.get("CONVEYOR_BENCH_VENVS", "/tmp/peer-venvs")) / "mlflow"
-
-
 def ensure_mlflow() -> Path:
     """Return the Python of a virtual environment with MLflow 3, creating it when missing."""
-    venv = _venv_dir()
-    python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import mlflow, sys; sys.exit(mlflow.__version__[0] != '3')"]
-    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-        return python
-    print(f"installing MLflow 3 into {venv} ...", file=sys.stderr)
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", "mlflow>=3,<4"],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise BenchmarkError(f"{' '.join(step)} failed: {done.stderr[-2000:]}")
-    return python
+    return peer_python(
+        "mlflow", "import mlflow, sys; sys.exit(mlflow.__version__[0] != '3')", ["mlflow>=3,<4"]
+    )
 
 
 def run_mlflow(work: Path, *, n_loop: int, n_runs: int) -> dict[str, float]:
