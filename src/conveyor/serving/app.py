@@ -164,45 +164,26 @@ def _log_lines(
     ts = iso_now()
     dumps = orjson.dumps
     tail = extra or {}
-    rows = zip(request_ids, records, scores, labels, strict=True)
-    if posts is not None:
-        return b"".join(
-            [
-                dumps(
-                    {
-                        "request_id": rid,
-                        "ts": ts,
-                        "model_version": version,
-                        "inputs": _inputs_of(rec),
-                        "score": score,
-                        "label": label,
-                        "latency_ms": latency_ms,
-                        "post": post,
-                        **tail,
-                    },
-                    option=_APPEND_NEWLINE,
-                )
-                for (rid, rec, score, label), post in zip(rows, posts, strict=True)
-            ]
-        )
-    return b"".join(
-        [
-            dumps(
-                {
-                    "request_id": rid,
-                    "ts": ts,
-                    "model_version": version,
-                    "inputs": _inputs_of(rec),
-                    "score": score,
-                    "label": label,
-                    "latency_ms": latency_ms,
-                    **tail,
-                },
-                option=_APPEND_NEWLINE,
-            )
-            for rid, rec, score, label in rows
-        ]
-    )
+    with_post = posts is not None
+    post_of = posts if posts is not None else [None] * len(request_ids)
+    lines = []
+    for rid, rec, score, label, post in zip(
+        request_ids, records, scores, labels, post_of, strict=True
+    ):
+        line = {
+            "request_id": rid,
+            "ts": ts,
+            "model_version": version,
+            "inputs": _inputs_of(rec),
+            "score": score,
+            "label": label,
+            "latency_ms": latency_ms,
+        }
+        if with_post:
+            line["post"] = post
+        line.update(tail)
+        lines.append(dumps(line, option=_APPEND_NEWLINE))
+    return b"".join(lines)
 
 
 async def _write(log: PredictionLogWriter, data: bytes) -> None:
