@@ -1,8 +1,10 @@
 """PostgreSQL for the test suite: a database per test session and a fresh schema per test.
 
-Set ``CONVEYOR_TEST_PG_URL`` (e.g. ``postgresql+psycopg://conveyor@127.0.0.1:5432/conveyor_test``)
-to run the tests marked ``postgres``; without it they are skipped. The role needs CREATEDB to
-get a database of its own per session; otherwise the given database is used, one schema per test.
+``scripts/test`` starts a throwaway server and sets ``CONVEYOR_TEST_PG_URL`` (e.g.
+``postgresql+psycopg://conveyor@127.0.0.1:5432/conveyor_test``). A test marked ``postgres`` fails
+when the variable is not set: a missing server is an error, never a silent skip. Leave those tests
+out on purpose with ``-m "not postgres"``. The role needs CREATEDB to get a database of its own per
+session; otherwise the given database is used, one schema per test.
 """
 
 from __future__ import annotations
@@ -17,16 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 PG_URL_ENV = "CONVEYOR_TEST_PG_URL"
-PG_SKIP_REASON = f"{PG_URL_ENV} not set"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(PG_URL_ENV):
-        return
-    skip = pytest.mark.skip(reason=PG_SKIP_REASON)
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+PG_MISSING = (
+    f"{PG_URL_ENV} is not set: this test needs a PostgreSQL server. Run scripts/test, which "
+    f"starts one, or deselect PostgreSQL tests with -m 'not postgres'."
+)
 
 
 def _admin_engine(url: str) -> sa.Engine:
@@ -41,7 +37,7 @@ def pg_database_url() -> Iterator[str]:
     """URL of a PostgreSQL database created for this test session and dropped at its end."""
     base = os.environ.get(PG_URL_ENV)
     if not base:
-        pytest.skip(PG_SKIP_REASON)
+        pytest.fail(PG_MISSING, pytrace=False)
     name = f"conveyor_t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = _admin_engine(base)
     try:

@@ -6,25 +6,21 @@ import base64
 import json
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-pytest.importorskip("skl2onnx")
-
-from onnx import TensorProto, helper  # noqa: E402
-from skl2onnx import to_onnx  # noqa: E402
-from skl2onnx.common.data_types import FloatTensorType  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
-from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-from conveyor.core.errors import InvalidInputError  # noqa: E402
-from conveyor.core.schema import ColumnKind, ColumnSchema  # noqa: E402
-from conveyor.core.signature import Signature  # noqa: E402
-from conveyor.training import load_model, save_model  # noqa: E402
-from conveyor.training.onnx_format import (  # noqa: E402
+from conveyor.core.errors import InvalidInputError
+from conveyor.core.schema import ColumnKind, ColumnSchema
+from conveyor.core.signature import Signature
+from conveyor.training import load_model, save_model
+from conveyor.training.onnx_format import (
     OnnxModel,
     check_onnx_graph,
     onnx_model,
