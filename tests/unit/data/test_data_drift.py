@@ -230,3 +230,9 @@ def test_compute_drift_rejects_a_kind_change(flights, flights_schema, reference)
     current["columns"]["distance"]["kind"] = "categorical"
     with pytest.raises(InvalidInputError, match=r"'distance' is numeric in the reference"):
         compute_drift(reference, current, features=["distance"])
+
+
+def test_psi_default_floor_is_one_in_ten_thousand():
+    # Each of the two bins moves from share 1 to the floor 1e-4 or back: (1 - 1e-4) * ln(1e4).
+    want = 2 * (1 - 1e-4) * math.log(1e4)
+    assert psi([1, 0], [0, 1]) == pytest.approx(want, rel=1e-12)

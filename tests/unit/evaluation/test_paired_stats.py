@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import binomtest, chi2
+from scipy.stats import binomtest, chi2, chisquare
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from conveyor.core.errors import InvalidInputError
@@ -91,3 +91,39 @@ def test_bootstrap_rejects_a_metric_without_a_weighted_form():
     y = np.array([0.0, 1.0])
     with pytest.raises(InvalidInputError, match="bootstrap metric must be one of"):
         paired_bootstrap("f1", y, y, y, n_resamples=10, seed=0)
+
+
+@pytest.mark.parametrize("discordant", [EXACT_DISCORDANT - 1, EXACT_DISCORDANT])
+def test_mcnemar_switches_to_chi_square_exactly_at_the_documented_count(discordant):
+    only_a = discordant // 3
+    result = mcnemar_test(*_pairs(only_a, discordant - only_a))
+    assert result.exact is (discordant < EXACT_DISCORDANT)
+    if result.exact:
+        want = binomtest(only_a, discordant, 0.5).pvalue
+    else:
+        want = chi2.sf((abs(discordant - 2 * only_a) - 1) ** 2 / discordant, 1)
+    assert result.p_value == pytest.approx(want, rel=1e-9)
+
+
+def test_bootstrap_draws_every_row_with_equal_probability():
+    """Pooled draws are uniform over all rows, the last one included (chi-square fit)."""
+    n = 7
+    counts = np.zeros(n)
+    for _, draws in bootstrap_draws(n, 6000, seed=11):
+        counts += np.bincount(draws.ravel(), minlength=n)
+    assert counts.min() > 0
+    assert chisquare(counts).pvalue > 1e-4
+
+
+def test_bootstrap_spread_of_a_mean_difference_matches_its_standard_error():
+    """For MAE the bootstrap SD of the difference is the SE of the per-row difference."""
+    rng = np.random.default_rng(5)
+    n = 400
+    y = rng.normal(size=n)
+    a = y + rng.normal(scale=0.5, size=n)
+    b = y + rng.normal(scale=0.8, size=n)
+    diffs = paired_bootstrap("mae", y, a, b, n_resamples=4000, seed=3, workers=1)
+    per_row = np.abs(a - y) - np.abs(b - y)
+    se = per_row.std(ddof=0) / np.sqrt(n)
+    assert np.nanmean(diffs) == pytest.approx(per_row.mean(), abs=0.15 * se)
+    assert np.nanstd(diffs) == pytest.approx(se, rel=0.08)

@@ -169,3 +169,36 @@ def test_a_bad_cron_expression_is_a_config_error() -> None:
 def test_the_demo_uses_the_benchmarked_policy() -> None:
     text = resources.files("conveyor.demo").joinpath("flights.yaml").read_text()
     assert parse_spec(yaml.safe_load(text)).triggers == POLICY
+
+
+def test_decay_takes_the_stricter_of_floor_and_margin() -> None:
+    both = _policy(metric_floor=0.70, metric_margin=0.03)
+    # Training score 0.80: the margin's bar (0.77) is stricter than the floor (0.70).
+    stricter_margin = decide(both, _signals(windows=_windows((None, 0.75)), training_score=0.80))
+    assert names(stricter_margin) == {"decay"}
+    assert stricter_margin.fired[0].evidence["bar"] == pytest.approx(0.77)
+    # Training score 0.72: now the floor (0.70) is stricter than the margin's bar (0.69).
+    stricter_floor = decide(both, _signals(windows=_windows((None, 0.695)), training_score=0.72))
+    assert names(stricter_floor) == {"decay"}
+    assert stricter_floor.fired[0].evidence["bar"] == pytest.approx(0.70)
+    ok = decide(both, _signals(windows=_windows((None, 0.78)), training_score=0.80))
+    assert "decay" not in names(ok)
+
+
+def test_decay_of_a_lower_is_better_metric_takes_the_stricter_bar() -> None:
+    both = _policy(metric_floor=10.0, metric_margin=1.0)
+    # RMSE at training 8.0: the margin's bar 9.0 is stricter (lower) than the floor 10.0.
+    fired = decide(both, _signals(metric="rmse", windows=_windows((None, 9.5)), training_score=8.0))
+    assert names(fired) == {"decay"} and fired.fired[0].evidence["bar"] == pytest.approx(9.0)
+
+
+def test_cooldown_counts_from_the_newest_training() -> None:
+    # Trainings 30 h and 1 h ago, given oldest first as the stores return them.
+    trained = (T0 - timedelta(hours=30), T0 - timedelta(hours=1))
+    busy = _signals(new_rows=10_000, new_batches=(5,), trained_at=trained)
+    held = decide(_policy(new_data_rows=100, cooldown_hours=2), busy)
+    assert names(held) == set() and "cooling down" in (held.held_because or "")
+    free = _signals(
+        new_rows=10_000, new_batches=(5,), trained_at=trained, now=T0 + timedelta(hours=2)
+    )
+    assert names(decide(_policy(new_data_rows=100, cooldown_hours=2), free)) == {"new_data"}
