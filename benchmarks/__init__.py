@@ -3,7 +3,7 @@
 Run ``python -m benchmarks NAME [--quick] [--json]``. Each result is one JSON object per line
 with ``benchmark, metric, unit, conveyor, peer_name, peer, ratio, better``; ``ratio > 1``
 always means Conveyor is ahead (``peer / conveyor`` for times, ``conveyor / peer`` for
-throughputs).
+throughputs). A metric an issue sets a goal for also carries ``goal`` and ``meets``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,15 @@ class Result:
     peer_name: str
     peer: float
     better: Literal["higher", "lower"]
+    #: The figure an issue sets for this metric, in ``unit``; ``meets`` says whether it is met.
+    goal: float | None = None
+
+    @property
+    def meets(self) -> bool | None:
+        """Whether ``conveyor`` reaches ``goal`` in the better direction (None without a goal)."""
+        if self.goal is None:
+            return None
+        return self.conveyor >= self.goal if self.better == "higher" else self.conveyor <= self.goal
 
     @property
     def ratio(self) -> float:
@@ -40,6 +49,10 @@ class Result:
         better = data.pop("better")
         data["ratio"] = round(self.ratio, 4)
         data["better"] = better
+        if self.goal is None:
+            del data["goal"]
+        else:
+            data["meets"] = self.meets
         return data
 
 

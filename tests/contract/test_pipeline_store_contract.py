@@ -71,10 +71,16 @@ def test_lease_is_exclusive_renewable_and_releasable(pipeline: SqlPipelineStore)
 
 
 def test_expired_lease_is_taken_over(pipeline: SqlPipelineStore) -> None:
-    assert pipeline.acquire_lease("ct:churn", "a", 0.2)
+    assert pipeline.acquire_lease("ct:churn", "a", 3.0)
+    held = pipeline.find_lease("ct:churn")
+    assert held is not None
     assert not pipeline.acquire_lease("ct:churn", "b", 60)
-    time.sleep(0.3)
-    assert pipeline.acquire_lease("ct:churn", "b", 60)
+    # Poll until the lease has expired: never taken over before its expiry, always after it.
+    deadline = time.monotonic() + 60
+    while not pipeline.acquire_lease("ct:churn", "b", 60):
+        assert time.monotonic() < deadline, "an expired lease was never taken over"
+        time.sleep(0.1)
+    assert datetime.now(UTC) >= held.expires_at
     lease = pipeline.find_lease("ct:churn")
     assert lease is not None and lease.holder == "b"
     assert not pipeline.acquire_lease("ct:churn", "a", 60)
