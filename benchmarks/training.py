@@ -6,8 +6,10 @@ tracked run. Measured against:
 
 * plain Optuna running the same objective (same sampler, pruner and fits) in memory with no
   tracking: the cost of persistence and tracking per trial (``trials_per_minute``);
-* LightGBM with Conveyor's default parameters: what the search gains (``best_valid_roc_auc``
-  on the validation rows that steered it, ``test_roc_auc`` on later rows it never saw).
+* LightGBM with Conveyor's default parameters: what the search gains. The headline is
+  ``test_roc_auc``, on later rows the search never saw; ``selection_valid_roc_auc`` is the best
+  trial's score on the validation rows that steered the search, optimistic by construction and
+  reported only to show how much of the gain the held-out rows keep.
 
 It ends with the gate benchmark (:mod:`benchmarks.gate_bench`), which decides between two
 models on 100,000 test rows with 1,000 bootstrap resamples.
@@ -134,20 +136,20 @@ def run(quick: bool = False) -> list[Result]:
         ),
         Result(
             "training",
-            "best_valid_roc_auc",
-            "roc_auc",
-            round(study.best_value, 4),
-            "lightgbm defaults",
-            round(default_valid["roc_auc"], 4),
-            "higher",
-        ),
-        Result(
-            "training",
             "test_roc_auc",
             "roc_auc",
             round(tuned_test["roc_auc"], 4),
             "lightgbm defaults",
             round(default_test["roc_auc"], 4),
+            "higher",
+        ),
+        Result(
+            "training",
+            "selection_valid_roc_auc",
+            "roc_auc",
+            round(study.best_value, 4),
+            "lightgbm defaults",
+            round(default_valid["roc_auc"], 4),
             "higher",
         ),
     ]
