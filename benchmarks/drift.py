@@ -25,7 +25,7 @@ reading and computing included):
   less: no histograms, sketches or checks).
 
 Evidently runs in its own virtual environment (``CONVEYOR_BENCH_VENVS``, default
-``/tmp/peer-venvs``, created with ``pip install evidently 'pandas<3'`` when missing). With
+``/tmp/peer-venvs``, created with ``pip install evidently==0.7.23 'pandas<3'`` when missing). With
 ``--quick`` the files and frames have 100,000 rows.
 
 Run: ``python -m benchmarks drift [--quick] [--json]``.
@@ -43,6 +43,8 @@ from pathlib import Path
 from benchmarks import BenchmarkError, Result, peer_python
 
 PEER = "Evidently {version} DataDriftPreset"
+#: The peer's version, pinned so figures from different days compare the same Evidently.
+EVIDENTLY_VERSION = "0.7.23"
 
 FRAMES = r'''
 import gc, json, os, resource, statistics, sys, time
@@ -196,7 +198,11 @@ print("BENCH_RESULT " + json.dumps(stats), flush=True)
 
 def ensure_evidently() -> Path:
     """Return the Python of a virtual environment with Evidently, creating it when missing."""
-    return peer_python("evidently", "import evidently.presets, pandas", ["evidently", "pandas<3"])
+    return peer_python(
+        "evidently",
+        f"import evidently, sys; sys.exit(evidently.__version__ != '{EVIDENTLY_VERSION}')",
+        [f"evidently=={EVIDENTLY_VERSION}", "pandas<3"],
+    )
 
 
 def _child(python: Path | str, script: str, work: Path, *args: str) -> dict[str, object]:

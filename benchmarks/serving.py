@@ -1,4 +1,4 @@
-"""Online serving throughput and tail latency against MLflow and the physical limit.
+"""Online serving throughput and tail latency against MLflow and a bare endpoint (baseline).
 
 Four servers score the same 20-feature LightGBM binary classifier, one uvicorn worker each on
 127.0.0.1, driven by ``wrk -t1`` POSTing one-row JSON at concurrency 1, 8 and 32:
@@ -10,7 +10,9 @@ Four servers score the same 20-feature LightGBM binary classifier, one uvicorn w
   in its own virtual environment (``/tmp/peer-venvs/mlflow``, made on demand), with a one-row
   ``dataframe_split`` body;
 - a bare Starlette endpoint doing only ``orjson.loads`` + a numpy row + ``Booster.predict`` +
-  an orjson answer: the least any Python server must do to score the same model.
+  an orjson answer: the least a Python server does to score one request with the same model.
+  It is a baseline, not a physical limit: micro-batching can beat it, since one predict call
+  then serves many requests.
 
 Each concurrency is measured in interleaved rounds (3, of 6 s each; ``--quick``: 1 of 2 s),
 rotating which server goes first, and the median reported, so changes in the machine's load
@@ -42,7 +44,7 @@ from benchmarks.tracking import ensure_mlflow
 
 N_FEATURES = 20
 CONCURRENCY = (1, 8, 32)
-PEER = "bare Starlette+LightGBM (physical limit)"
+PEER = "bare Starlette+LightGBM (baseline)"
 MLFLOW = "mlflow models serve 3 (LightGBM flavour)"
 NOBATCH = "Conveyor with micro-batching off"
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ default (rollback journal, a sync on every commit) is reported beside them as ``
 so the cost of that setting stays visible.
 
 MLflow runs in its own virtual environment (created under ``CONVEYOR_BENCH_VENVS``, default
-``/tmp/peer-venvs``, with ``pip install 'mlflow>=3,<4'`` when missing) as a subprocess, so it
+``/tmp/peer-venvs``, with ``pip install mlflow==3.18.0`` when missing) as a subprocess, so it
 never touches Conveyor's environment. With ``--quick`` the MLflow one-by-one loop logs 1,000
 points and its time is scaled by 10 (its cost per call is flat), and 50 runs are logged.
 
@@ -36,6 +36,8 @@ from pathlib import Path
 
 from benchmarks import BenchmarkError, Result, peer_python
 
+#: The peer's version, pinned so figures from different days compare the same MLflow.
+MLFLOW_VERSION = "3.18.0"
 N_POINTS = 10_000
 BATCH = 1_000
 N_VERSIONS = 50
@@ -117,7 +119,9 @@ print("MLFLOW_RESULT " + json.dumps(out))
 def ensure_mlflow() -> Path:
     """Return the Python of a virtual environment with MLflow 3, creating it when missing."""
     return peer_python(
-        "mlflow", "import mlflow, sys; sys.exit(mlflow.__version__[0] != '3')", ["mlflow>=3,<4"]
+        "mlflow",
+        f"import mlflow, sys; sys.exit(mlflow.__version__ != '{MLFLOW_VERSION}')",
+        [f"mlflow=={MLFLOW_VERSION}"],
     )
 
 
