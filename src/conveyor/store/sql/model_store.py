@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from conveyor.core.alias import check_alias_move, parse_alias
 from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import (
@@ -161,21 +162,41 @@ class SqlModelStore:
         actor: str,
         reason: str,
         evidence: Mapping[str, Any] | None = None,
+        require_approval: bool = False,
     ) -> AliasPointer:
         """Point ``alias`` at ``version`` and write the audit event, in one transaction.
 
+        The rules of :func:`~conveyor.core.alias.check_alias_move` are checked on the version
+        and approval rows locked by this transaction, so an archive, block or revoked approval
+        cannot slip in between the check and the move.
+
         Raises
         ------
+        InvalidInputError
+            If the alias is unknown, the version archived, or not ready for production.
+        BlockedError
+            If production needs an approval the version does not have.
         NotFoundError
             If ``model`` has no version ``version``.
         ConflictError
             If the alias's revision is not ``expected_revision`` (None: the alias must not
             exist yet); nothing is changed.
         """
+        parse_alias(alias)
         now = utcnow()
         with self.database.session() as session:
-            # Locked so that a concurrent delete of the version cannot leave the alias dangling.
-            _get_version(session, model, version, for_update=True)
+            # Locked so that a concurrent delete, archive or block of the version cannot slip
+            # in between the rules below and the move.
+            target = _get_version(session, model, version, for_update=True).to_entity()
+            approval = _find_approval(session, model, version, for_update=True)
+            granted = check_alias_move(
+                alias,
+                target,
+                None if approval is None else approval.to_entity(),
+                require_approval=require_approval,
+            )
+            if granted:
+                evidence = {**(evidence or {}), **granted}
             row = _find_alias(session, model, alias, for_update=True)
             found = None if row is None else row.revision
             if found != expected_revision:
