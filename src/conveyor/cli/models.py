@@ -84,7 +84,7 @@ def gate(
     c = get(ctx)
     outcome = gate_version(c.ws, c.spec, version, promote_if_passed=promote_)
     verdict = "promoted" if outcome.promoted else ("passed" if outcome.passed else "rejected")
-    reasons = " ".join([*outcome.decision.reasons, *outcome.problems])
+    reasons = " ".join([*outcome.decision.reasons, *outcome.problems, outcome.conflict or ""])
     c.emit(outcome.to_dict(), f"v{version} {verdict}: {escape(reasons)}")
     if not outcome.passed:
         raise typer.Exit(EXIT_BLOCKED)
