@@ -22,12 +22,13 @@ conveyor.core.errors.InvalidInputError: The alias 'prodution' is not known; allo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
 from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.entities import ModelVersion, VersionStatus
-from conveyor.core.errors import BlockedError, InvalidInputError
+from conveyor.core.errors import BlockedError, ConflictError, InvalidInputError
 
 
 class Alias(StrEnum):
@@ -63,6 +64,27 @@ def parse_alias(value: str) -> Alias:
         raise InvalidInputError(
             f"The alias {value!r} is not known; allowed: {allowed_aliases()}."
         ) from None
+
+
+def check_status_change(
+    model: str, version: int, status: VersionStatus, aliases: Sequence[str]
+) -> None:
+    """Check that a version the ``aliases`` point at may take ``status``.
+
+    The mirror of :func:`check_alias_move`: a version an alias points at is never archived,
+    so no alias ever points at an archived version.
+
+    Raises
+    ------
+    ConflictError
+        If ``status`` is ``archived`` and an alias points at the version.
+    """
+    if status is VersionStatus.ARCHIVED and aliases:
+        raise ConflictError(
+            f"Version {version} of '{model}' cannot be archived: the alias(es) "
+            f"{', '.join(sorted(aliases))} point at it. Promote or roll back to another "
+            f"version first."
+        )
 
 
 def check_alias_move(

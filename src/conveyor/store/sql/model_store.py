@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from conveyor.core.alias import check_alias_move, parse_alias
+from conveyor.core.alias import check_alias_move, check_status_change, parse_alias
 from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import (
@@ -118,9 +118,17 @@ class SqlModelStore:
     def set_version_status(
         self, model: str, version: int, status: VersionStatus, *, actor: str, reason: str
     ) -> ModelVersion:
-        """Set the version's status and audit it as ``set_status`` with from/to as evidence."""
+        """Set the version's status and audit it as ``set_status`` with from/to as evidence.
+
+        Raises
+        ------
+        ConflictError
+            If ``status`` is ``archived`` and an alias points at the version (checked under
+            the version's row lock, which alias moves take too); nothing is changed.
+        """
         with self.database.session() as session:
             row = _get_version(session, model, version, for_update=True)
+            check_status_change(model, version, status, _aliases_of(session, model, version))
             evidence = {"from": row.status, "to": str(status)}
             row.status = str(status)
             _audit(
@@ -351,11 +359,7 @@ class SqlModelStore:
         """
         with self.database.session() as session:
             row = _get_version(session, model, version, for_update=True)
-            aliases = session.scalars(
-                sa.select(AliasRow.alias).where(
-                    AliasRow.model == model, AliasRow.version == version
-                )
-            ).all()
+            aliases = _aliases_of(session, model, version)
             if aliases:
                 raise ConflictError(
                     f"Version {version} of model {model!r} cannot be deleted: the alias(es) "
@@ -444,6 +448,11 @@ def _get_version(
     if row is None:
         raise NotFoundError(f"Model {model!r} has no version {version}.")
     return row
+
+
+def _aliases_of(session: Session, model: str, version: int) -> list[str]:
+    query = sa.select(AliasRow.alias).where(AliasRow.model == model, AliasRow.version == version)
+    return list(session.scalars(query))
 
 
 def _find_alias(
