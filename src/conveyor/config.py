@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         default=None, description="Bearer token that write routes of the servers require."
     )
+    require_approval: bool = Field(
+        default=False,
+        description=(
+            "A `conveyor server` makes a version production only if it is approved, whatever "
+            "the client's project says (a client's `registry.require_approval` adds to it)."
+        ),
+    )
     tracking_uri: str | None = Field(
         default=None,
         description=(

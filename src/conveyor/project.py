@@ -12,10 +12,10 @@ from conveyor.data.cards import build_data_card, write_data_card_html
 from conveyor.data.service import IngestResult, Source, ingest_batch
 from conveyor.monitoring.service import MonitorOutcome, monitor
 from conveyor.pipeline.cycle import CycleOutcome, run_cycle
-from conveyor.pipeline.gate import GateOutcome, gate_version
+from conveyor.pipeline.gate import GateOutcome, gate_version, promote_version
 from conveyor.pipeline.retention import RetentionReport, enforce_retention
 from conveyor.pipeline.watch import WatchOutcome, watch_release
-from conveyor.registry.service import promote, rollback
+from conveyor.registry.service import rollback
 from conveyor.serving.scoring import record_project_feedback, score_batch
 from conveyor.spec import SPEC_FILENAME, ProjectSpec, load_spec
 from conveyor.training.service import TrainOutcome, train_model
@@ -59,10 +59,7 @@ class Project:
         return gate_version(self.ws, self.spec, version, **kw)
 
     def promote(self, version: int, *, reason: str) -> AliasPointer:
-        required = self.spec.registry.require_approval
-        return promote(
-            self.ws, self.spec.model_name, version, reason=reason, require_approval=required
-        )
+        return promote_version(self.ws, self.spec, version, reason=reason)
 
     def rollback(self, *, reason: str, block: bool = False) -> AliasPointer:
         return rollback(self.ws, self.spec.model_name, reason=reason, block=block)

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from conveyor.core.alias import Alias
 from conveyor.core.errors import ConfigError, NotFoundError
 
 SPEC_FILENAME = "conveyor.yaml"
@@ -236,10 +237,23 @@ class BatchingSpec(_Section):
     )
 
 
+def _not_production(alias: Alias) -> Alias:
+    if alias is Alias.PRODUCTION:
+        others = ", ".join(repr(a.value) for a in Alias if a is not Alias.PRODUCTION)
+        raise ValueError(f"must be an alias other than 'production' (one of {others})")
+    return alias
+
+
+#: An alias traffic can be sent to beside production (a canary's, a shadow's).
+ServedAlias = Annotated[Alias, AfterValidator(_not_production)]
+
+
 class CanarySpec(_Section):
     """Send a share of the traffic to the version under ``alias`` instead of production."""
 
-    alias: str = "candidate"
+    alias: ServedAlias = Field(
+        default=Alias.CANDIDATE, description="A registry alias other than production."
+    )
     percent: float = Field(default=10.0, ge=0.0, le=100.0)
     sticky_key: str | None = Field(
         default=None, description="Record field whose hash picks the version (same key, same one)."
@@ -249,7 +263,9 @@ class CanarySpec(_Section):
 class ShadowSpec(_Section):
     """Score mirrored traffic with the version under ``alias``; logged, never returned."""
 
-    alias: str = "shadow"
+    alias: ServedAlias = Field(
+        default=Alias.SHADOW, description="A registry alias other than production."
+    )
 
 
 class ServingSpec(_Section):

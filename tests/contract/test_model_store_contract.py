@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from conveyor.core.approval import ApprovalStatus
 from conveyor.core.entities import RunId, VersionStatus
-from conveyor.core.errors import ConflictError, NotFoundError
+from conveyor.core.errors import BlockedError, ConflictError, InvalidInputError, NotFoundError
 from conveyor.store.sql.database import Database
 from conveyor.store.sql.model_store import SqlModelStore
 
@@ -243,3 +244,50 @@ def test_concurrent_alias_moves_have_one_winner(
     moves = models.list_audit_events("churn", alias="production")
     assert len(moves) == (2 if existing else 1)
     assert moves[-1].actor == f"p{winners[0]}"
+
+
+def test_alias_moves_obey_the_registry_rules_and_change_nothing_when_refused(
+    models: SqlModelStore,
+) -> None:
+    for _ in range(4):
+        _register(models)
+    models.set_version_status("churn", 2, VersionStatus.BLOCKED, actor="ops", reason="bad")
+    models.set_version_status("churn", 3, VersionStatus.ARCHIVED, actor="ops", reason="old")
+    before = models.list_audit_events("churn")
+    with pytest.raises(InvalidInputError, match="'prodution' is not known"):
+        _promote(models, 1, None, alias="prodution")
+    with pytest.raises(InvalidInputError, match="blocked and cannot become production"):
+        _promote(models, 2, None)
+    with pytest.raises(InvalidInputError, match="archived"):
+        _promote(models, 3, None, alias="challenger")
+    with pytest.raises(BlockedError, match="requires an approval"):
+        models.move_alias(
+            "churn", "production", 4, expected_revision=None, action="promote", actor="ci",
+            reason="r", require_approval=True,
+        )  # fmt: skip
+    assert models.list_aliases("churn") == []
+    assert models.list_audit_events("churn") == before
+
+    models.request_approval("churn", 4, actor="alice", reason="ready")
+    models.decide_approval("churn", 4, ApprovalStatus.APPROVED, actor="bob", reason="ok")
+    moved = models.move_alias(
+        "churn", "production", 4, expected_revision=None, action="promote", actor="ci",
+        reason="r", evidence={"why": "approved"}, require_approval=True,
+    )  # fmt: skip
+    assert moved.version == 4
+    event = models.list_audit_events("churn", alias="production")[-1]
+    assert event.evidence["why"] == "approved"
+    assert event.evidence["approval"]["approved_by"] == "bob"
+    assert _promote(models, 2, None, alias="candidate").version == 2, "blocked may be a canary"
+
+
+def test_a_version_an_alias_points_at_is_never_archived(models: SqlModelStore) -> None:
+    _register(models)
+    _promote(models, 1, None, alias="shadow")
+    with pytest.raises(ConflictError, match="cannot be archived.*shadow"):
+        models.set_version_status("churn", 1, VersionStatus.ARCHIVED, actor="ops", reason="r")
+    assert models.get_model_version("churn", 1).status is VersionStatus.READY
+    assert (
+        models.set_version_status("churn", 1, VersionStatus.BLOCKED, actor="ops", reason="r").status
+        is VersionStatus.BLOCKED
+    )

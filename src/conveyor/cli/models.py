@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import EXIT_BLOCKED, get
-from conveyor.pipeline.gate import gate_version
-from conveyor.registry.service import production_history, promote, rollback
+from conveyor.pipeline.gate import gate_version, promote_version
+from conveyor.registry.service import production_history, rollback
 from conveyor.training.hpo import list_studies
 from conveyor.training.service import train_model, tune_model
 
@@ -84,7 +84,7 @@ def gate(
     c = get(ctx)
     outcome = gate_version(c.ws, c.spec, version, promote_if_passed=promote_)
     verdict = "promoted" if outcome.promoted else ("passed" if outcome.passed else "rejected")
-    reasons = " ".join([*outcome.decision.reasons, *outcome.problems])
+    reasons = " ".join([*outcome.decision.reasons, *outcome.problems, outcome.conflict or ""])
     c.emit(outcome.to_dict(), f"v{version} {verdict}: {escape(reasons)}")
     if not outcome.passed:
         raise typer.Exit(EXIT_BLOCKED)
@@ -95,10 +95,10 @@ def promote_cmd(
     version: Annotated[int, typer.Argument(help="The version to make production.")],
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")],
 ) -> None:
-    """Make a version production by hand (recorded with who, when and why)."""
+    """Make a version production by hand (recorded with who, when and why), after loading it
+    as the server does and replaying its sample requests; exit 3 if that check fails."""
     c = get(ctx)
-    required = c.spec.registry.require_approval
-    pointer = promote(c.ws, c.spec.model_name, version, reason=reason, require_approval=required)
+    pointer = promote_version(c.ws, c.spec, version, reason=reason)
     c.emit(
         {"alias": pointer.alias, "version": pointer.version, "revision": pointer.revision},
         f"production -> v{pointer.version}",

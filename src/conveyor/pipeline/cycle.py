@@ -29,7 +29,7 @@ from conveyor.core.entities import PipelineRun, PipelineRunId, PipelineStatus, V
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
 from conveyor.data.service import Source, ingest_batch, training_window
 from conveyor.pipeline.cache import cached_step, step_key
-from conveyor.pipeline.gate import gate_version
+from conveyor.pipeline.gate import BeforePromote, gate_version
 from conveyor.pipeline.triggers import Trigger, collect_signals, decide
 from conveyor.registry.service import PRODUCTION, find_alias_version
 from conveyor.spec import ProjectSpec
@@ -129,6 +129,7 @@ def run_cycle(
     should_stop: StopCheck | None = None,
     lease_ttl_s: float = LEASE_TTL_S,
     skip_unreadable: bool = False,
+    before_promote: BeforePromote | None = None,
 ) -> CycleOutcome:
     """Ingest pending batches, evaluate the triggers and, if one fires, train, gate and promote.
 
@@ -137,6 +138,11 @@ def run_cycle(
     ``aborted`` in its steps, and the next cycle resumes it. A source that cannot be read raises
     its error, or with ``skip_unreadable`` is recorded in the ingest step (``error``) and the
     cycle goes on. Raises ConflictError if another cycle holds the project's lease.
+
+    The gate promotes by compare-and-swap against the production it validated against: if
+    production moved meanwhile (an operator's rollback), the challenger is not promoted, the
+    gate step records ``conflict``, the cycle ends ``blocked`` and an alert is raised.
+    ``before_promote`` is the gate's hook between its checks and its promotion.
     """
     say = progress or (lambda _msg: None)
     with LeaseKeeper(ws, lease_name(spec), lease_ttl_s) as lease:
@@ -144,7 +150,9 @@ def run_cycle(
         def stop() -> bool:
             return lease.lost or (should_stop is not None and should_stop())
 
-        return _cycle(ws, spec, sources, manual, say, now or utcnow(), stop, skip_unreadable)
+        return _cycle(
+            ws, spec, sources, manual, say, now or utcnow(), stop, skip_unreadable, before_promote
+        )
 
 
 def _cycle(
@@ -156,6 +164,7 @@ def _cycle(
     now: datetime,
     stop: StopCheck,
     skip_unreadable: bool,
+    before_promote: BeforePromote | None = None,
 ) -> CycleOutcome:
     steps: dict[str, Any] = {}
     ingested: list[dict[str, Any]] = []
@@ -213,7 +222,7 @@ def _cycle(
         return CycleOutcome(run=done, steps=steps)
     say(f"triggered by {run.trigger}")
     try:
-        status = _train_and_gate(ws, spec, run, steps, say, stop)
+        status = _train_and_gate(ws, spec, run, steps, say, stop, before_promote)
     except (InvalidInputError, NotFoundError) as exc:
         steps["error"] = str(exc)
         status = PipelineStatus.FAILED
@@ -234,6 +243,7 @@ def _train_and_gate(
     steps: dict[str, Any],
     say: Progress,
     stop: StopCheck,
+    before_promote: BeforePromote | None = None,
 ) -> PipelineStatus:
     if stop():
         steps["aborted"] = "before train"
@@ -283,9 +293,13 @@ def _train_and_gate(
     gate, hit = cached_step(
         ws.stores.pipeline,
         step_key("gate", gate_inputs),
-        lambda: gate_version(ws, spec, version).to_dict(),
+        lambda: gate_version(ws, spec, version, before_promote=before_promote).to_dict(),
+        valid=lambda found: not found.get("conflict"),
     )
     steps["gate"] = {**gate, "cached": hit, "seconds": round(time.perf_counter() - started, 3)}
+    if gate.get("conflict"):
+        say(f"not promoted v{version}: {gate['conflict']}")
+        return PipelineStatus.BLOCKED
     passed = gate["decision"].get("passed", False) and not gate["problems"]
     say(("promoted" if gate["promoted"] else "kept production; rejected") + f" v{version}")
     return PipelineStatus.SUCCEEDED if passed else PipelineStatus.BLOCKED

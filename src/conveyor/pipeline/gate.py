@@ -23,7 +23,8 @@ import pandas as pd
 
 from conveyor.core.approval import ApprovalStatus
 from conveyor.core.clock import new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity, ModelVersion
+from conveyor.core.entities import Alert, AlertId, AlertSeverity, AliasPointer, ModelVersion
+from conveyor.core.errors import ConflictError, InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
@@ -41,15 +42,9 @@ from conveyor.evaluation import (
 )
 from conveyor.monitoring.alerts import notify
 from conveyor.pipeline.evaluation_report import REPORT_KEY, render_report_bytes
-from conveyor.pipeline.infra_check import InfraCheck, check_serving
+from conveyor.pipeline.infra_check import check_release, require_release_check
 from conveyor.registry.approvals import find_approval, request_approval
-from conveyor.registry.service import (
-    PRODUCTION,
-    find_alias_version,
-    get_version,
-    promote,
-)
-from conveyor.serving.service import sample_requests
+from conveyor.registry.service import PRODUCTION, get_version, promote
 from conveyor.spec import ProjectSpec
 from conveyor.training.service import label_vector, load_version, test_rows
 from conveyor.workspace import Workspace
@@ -73,6 +68,8 @@ class GateOutcome:
     problems: tuple[str, ...] = ()
     awaiting_approval: bool = False
     checks: dict[str, Any] = field(default_factory=dict)
+    production_revision: int | None = None
+    conflict: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -88,6 +85,8 @@ class GateOutcome:
             "awaiting_approval": self.awaiting_approval,
             "decision": self.decision.to_dict(),
             "checks": self.checks,
+            "production_revision": self.production_revision,
+            "conflict": self.conflict,
         }
 
 
@@ -104,19 +103,49 @@ def policy_from_spec(spec: ProjectSpec) -> GatePolicy:
     )
 
 
+#: Called between the gate's validation and its promotion, with the validated outcome.
+BeforePromote = Callable[["GateOutcome"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """The gate's checks of one challenger, before any alias moves (see :func:`validate`)."""
+
+    outcome: GateOutcome
+    evidence: dict[str, Any]
+
+
 def gate_version(
-    ws: Workspace, spec: ProjectSpec, version: int, *, promote_if_passed: bool = True
+    ws: Workspace,
+    spec: ProjectSpec,
+    version: int,
+    *,
+    promote_if_passed: bool = True,
+    before_promote: BeforePromote | None = None,
 ) -> GateOutcome:
     """Compare ``version`` with production on the challenger's held-out newest rows.
 
     Promotes when the challenger is not worse than production by more than the margin (lower
     bound of the paired bootstrap interval), clears the floor, and passes the sanity, slice,
     behaviour, latency and infra checks; otherwise production stays and an alert says why.
-    The decision and its evidence are stored with the version (see the module docstring).
+    The promotion compares-and-swaps against the production pointer the checks ran against:
+    if production moved meanwhile (an operator's rollback), it is refused, ``conflict`` says
+    why and an alert is raised. The decision and its evidence are stored with the version (see
+    the module docstring). ``before_promote`` is called between the checks and the promotion.
+    """
+    return release(ws, spec, validate(ws, spec, version), promote_if_passed, before_promote)
+
+
+def validate(ws: Workspace, spec: ProjectSpec, version: int) -> Validation:
+    """Run every check of the gate on ``version`` against the current production; move nothing.
+
+    The outcome remembers the production version and alias revision it was validated
+    against, which :func:`release` compares with before it promotes.
     """
     model = spec.model_name
     challenger = get_version(ws, model, version)
-    production = find_alias_version(ws, model, PRODUCTION)
+    pointer = ws.stores.models.find_alias(model, PRODUCTION)
+    production = pointer.version if pointer else None
     rows = test_rows(ws, spec, challenger).reset_index(drop=True)
     y = label_vector(rows, spec)
     signature = Signature.from_dict(challenger.signature)
@@ -133,30 +162,55 @@ def gate_version(
     )
     evidence.update(production=production if prod_pred is not None else None)
     evidence["decision"] = decision.to_dict()
-    problems = tuple(evidence["problems"])
     outcome = GateOutcome(
         challenger=version,
         production=production,
         decision=decision,
         promoted=False,
-        problems=problems,
+        problems=tuple(evidence["problems"]),
         checks=_summary(evidence),
+        production_revision=pointer.revision if pointer else None,
     )
+    return Validation(outcome, evidence)
+
+
+def release(
+    ws: Workspace,
+    spec: ProjectSpec,
+    validation: Validation,
+    promote_if_passed: bool = True,
+    before_promote: BeforePromote | None = None,
+) -> GateOutcome:
+    """Promote a validated challenger that passed, store the evidence and raise any alert.
+
+    The promotion is a compare-and-swap against the production revision of ``validation``;
+    a production moved since then is left where it is and the outcome records the conflict.
+    """
+    model = spec.model_name
+    outcome, evidence = validation.outcome, validation.evidence
+    version, production = outcome.challenger, outcome.production
+    if before_promote is not None:
+        before_promote(outcome)
     if outcome.passed and promote_if_passed and production != version:
         if spec.registry.require_approval and not _approved(ws, model, version):
-            outcome = _with(outcome, awaiting_approval=True)
+            outcome = replace(outcome, awaiting_approval=True)
         else:
-            promote(
-                ws,
-                model,
-                version,
-                reason="passed the gate",
-                evidence=outcome.to_dict(),
-                require_approval=spec.registry.require_approval,
-            )
-            outcome = _with(outcome, promoted=True)
+            try:
+                promote(
+                    ws,
+                    model,
+                    version,
+                    reason="passed the gate",
+                    evidence=outcome.to_dict(),
+                    require_approval=spec.registry.require_approval,
+                    expected_revision=outcome.production_revision,
+                )
+                outcome = replace(outcome, promoted=True)
+            except ConflictError as exc:
+                outcome = replace(outcome, conflict=_conflict_reason(ws, model, outcome, exc))
     evidence["passed"] = outcome.passed
     evidence["promoted"] = outcome.promoted
+    evidence["conflict"] = outcome.conflict
     record = outcome.to_dict()
     record["evidence"] = ws.stores.artifacts.put_bytes(
         orjson.dumps(evidence, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -164,8 +218,50 @@ def gate_version(
     record[REPORT_KEY] = ws.stores.artifacts.put_bytes(render_report_bytes(evidence))
     ws.stores.models.update_version_metrics(model, version, {"gate": record})
     if not outcome.passed:
-        _alert_rejection(ws, spec, challenger, outcome)
+        _alert_rejection(ws, spec, outcome)
+    elif outcome.conflict is not None:
+        _alert(ws, spec, "promotion_conflict", outcome.conflict, outcome)
     return outcome
+
+
+def promote_version(ws: Workspace, spec: ProjectSpec, version: int, *, reason: str) -> AliasPointer:
+    """Make ``version`` production by hand, after the gate's load-and-replay release check.
+
+    The version is loaded from its artifact as the server loads it and its stored sample
+    requests (else its test rows) are replayed through the serving app, as the gate's infra
+    check does (skipped only when the project turns ``gate.infra_check`` off). The check is
+    recorded in the audit event's evidence. The project's ``registry.require_approval``
+    applies.
+
+    Raises
+    ------
+    GateRejectedError
+        If the version cannot be loaded or the replay fails; production stays.
+    """
+    model = spec.model_name
+    evidence: dict[str, Any] = {}
+    if spec.gate.infra_check:
+        check = require_release_check(ws, model, version, **_release_settings(ws, spec, version))
+        evidence["infra"] = check.to_dict()
+    return promote(
+        ws,
+        model,
+        version,
+        reason=reason,
+        evidence=evidence,
+        require_approval=spec.registry.require_approval,
+    )
+
+
+def _conflict_reason(ws: Workspace, model: str, outcome: GateOutcome, exc: ConflictError) -> str:
+    now = ws.stores.models.find_alias(model, PRODUCTION)
+    where = f"v{now.version} (revision {now.revision})" if now else "no version"
+    return (
+        f"Challenger v{outcome.challenger} passed the gate against production "
+        f"v{outcome.production} (revision {outcome.production_revision}), but production "
+        f"moved to {where} while it was validated; it was not promoted and production stays "
+        f"where it was put. Gate it again against the new production. ({exc})"
+    )
 
 
 def _evidence(
@@ -247,7 +343,12 @@ def _evidence(
         )
     evidence["infra"] = None
     if spec.gate.infra_check:
-        infra = _infra(ws, spec, challenger.version, model, rows)
+        infra = check_release(
+            ws,
+            spec.model_name,
+            challenger.version,
+            **_release_settings(ws, spec, challenger.version, rows),
+        )
         evidence["infra"] = infra.to_dict()
         problems += [f"Infra check: {p}" for p in infra.problems]
     evidence["problems"] = problems
@@ -287,21 +388,29 @@ def _intervals(
     return out
 
 
-def _infra(
-    ws: Workspace, spec: ProjectSpec, version: int, model: Predictor, rows: pd.DataFrame
-) -> InfraCheck:
-    records = sample_requests(ws, spec, version)
-    if not records:
-        head = rows[model.signature.names].head(FALLBACK_SAMPLES)
-        records = json.loads(head.to_json(orient="records", date_format="iso"))
-    return check_serving(
-        spec,
-        version,
-        model,
-        records,
-        budget_ms=spec.gate.latency_p99_ms,
-        tolerance=spec.gate.infra_tolerance,
-    )
+def _release_settings(
+    ws: Workspace, spec: ProjectSpec, version: int, rows: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The keywords of :func:`check_release` for the project; test rows replace missing
+    sample requests (``rows``, else the version's own test rows)."""
+
+    def fallback(model: Predictor) -> list[dict[str, Any]]:
+        frame = rows
+        if frame is None:
+            try:
+                frame = test_rows(ws, spec, get_version(ws, spec.model_name, version))
+            except InvalidInputError:
+                return []
+        head = frame[model.signature.names].head(FALLBACK_SAMPLES)
+        return list(json.loads(head.to_json(orient="records", date_format="iso")))
+
+    return {
+        "project": spec.project,
+        "serving": spec.serving,
+        "budget_ms": spec.gate.latency_p99_ms,
+        "tolerance": spec.gate.infra_tolerance,
+        "fallback": fallback,
+    }
 
 
 def _frame_predictor(model: Predictor) -> Callable[[pd.DataFrame], np.ndarray]:
@@ -334,19 +443,6 @@ def _summary(evidence: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _with(outcome: GateOutcome, **changes: Any) -> GateOutcome:
-    data = {
-        "challenger": outcome.challenger,
-        "production": outcome.production,
-        "decision": outcome.decision,
-        "promoted": outcome.promoted,
-        "problems": outcome.problems,
-        "awaiting_approval": outcome.awaiting_approval,
-        "checks": outcome.checks,
-    }
-    return GateOutcome(**{**data, **changes})
-
-
 def _approved(ws: Workspace, model: str, version: int) -> bool:
     """True if ``version`` is approved; otherwise ask for an approval unless one is open."""
     approval = find_approval(ws, model, version)
@@ -356,17 +452,22 @@ def _approved(ws: Workspace, model: str, version: int) -> bool:
     return approval.status is ApprovalStatus.APPROVED
 
 
-def _alert_rejection(
-    ws: Workspace, spec: ProjectSpec, challenger: ModelVersion, outcome: GateOutcome
-) -> None:
+def _alert_rejection(ws: Workspace, spec: ProjectSpec, outcome: GateOutcome) -> None:
     reasons = [*outcome.decision.reasons, *outcome.problems]
+    message = (
+        f"Challenger v{outcome.challenger} was rejected; production stays "
+        f"v{outcome.production}: {' '.join(reasons)}"
+    )
+    _alert(ws, spec, "gate_rejected", message, outcome)
+
+
+def _alert(ws: Workspace, spec: ProjectSpec, kind: str, message: str, outcome: GateOutcome) -> None:
     alert = Alert(
         id=AlertId(new_id("al_")),
         project=spec.project,
-        kind="gate_rejected",
+        kind=kind,
         severity=AlertSeverity.WARNING,
-        message=f"Challenger v{challenger.version} was rejected; production stays "
-        f"v{outcome.production}: {' '.join(reasons)}",
+        message=message,
         created_at=utcnow(),
         evidence=outcome.to_dict(),
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,19 @@ from typing import Any
 import anyio
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 
-from conveyor.core.errors import InvalidInputError
+from conveyor.core.errors import GateRejectedError, InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.signature import encode_frame
+from conveyor.registry.service import get_version
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.validation import ServingLimits
-from conveyor.spec import ProjectSpec
+from conveyor.spec import ProjectSpec, ServingSpec
+from conveyor.training.models import load_model
+from conveyor.workspace import Workspace
 
 #: Single-row requests timed at least (the sample requests are cycled to reach it).
 MIN_TIMED_REQUESTS = 100
@@ -61,8 +65,8 @@ class InfraCheck:
             "records": self.records,
             "requests": self.requests,
             "max_abs_diff": self.max_abs_diff if math.isfinite(self.max_abs_diff) else None,
-            "p50_ms": self.p50_ms,
-            "p99_ms": self.p99_ms,
+            "p50_ms": self.p50_ms if math.isfinite(self.p50_ms) else None,
+            "p99_ms": self.p99_ms if math.isfinite(self.p99_ms) else None,
             "budget_ms": self.budget_ms,
             "problems": list(self.problems),
         }
@@ -103,6 +107,36 @@ def check_serving(
     InvalidInputError
         If there are no records to replay.
     """
+    return replay_served(
+        version,
+        predictor,
+        records,
+        project=spec.project,
+        model_name=spec.model_name,
+        serving=spec.serving,
+        budget_ms=budget_ms,
+        tolerance=tolerance,
+    )
+
+
+def replay_served(
+    version: int,
+    predictor: Predictor,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    project: str,
+    model_name: str,
+    serving: ServingSpec,
+    budget_ms: float | None = None,
+    tolerance: float = 1e-6,
+) -> InfraCheck:
+    """:func:`check_serving` with the serving settings given one by one (no project spec).
+
+    Raises
+    ------
+    InvalidInputError
+        If there are no records to replay.
+    """
     if not records:
         raise InvalidInputError(
             f"The infra check of version {version} needs sample requests to replay. Got none."
@@ -120,10 +154,10 @@ def check_serving(
         app = create_serving_app(
             slot=slot,
             log=log,
-            project=spec.project,
-            model_name=spec.model_name,
-            limits=ServingLimits(max_rows=max(spec.serving.max_rows, len(rows))),
-            threshold=spec.serving.threshold,
+            project=project,
+            model_name=model_name,
+            limits=ServingLimits(max_rows=max(serving.max_rows, len(rows))),
+            threshold=serving.threshold,
             poll_interval_s=0.05,
         )
         served, versions, timings, problems = anyio.run(_replay, app, rows)
@@ -159,6 +193,104 @@ def check_serving(
         p99_ms=p99,
         budget_ms=budget_ms,
         problems=tuple(problems),
+    )
+
+
+def check_release(
+    ws: Workspace,
+    model: str,
+    version: int,
+    *,
+    project: str | None = None,
+    serving: ServingSpec | None = None,
+    budget_ms: float | None = None,
+    tolerance: float = 1e-6,
+    fallback: Callable[[Predictor], list[dict[str, Any]]] | None = None,
+) -> InfraCheck:
+    """Load ``version`` as a server loads it and replay its stored sample requests served.
+
+    The model is rebuilt from its artifact read through the artifact store (which checks the
+    digest recorded at registration; no copy cached in this process is trusted), so a
+    tampered, truncated or unsafe artifact fails here rather than in production. Never raises
+    for a bad model: every failure is a problem of the returned check.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Where the version and its artifact are.
+    model, version : str, int
+        The version to check.
+    project : str, optional
+        The project named in the served answers (default: ``model``).
+    serving : ServingSpec, optional
+        The serving settings (limits, threshold); default :class:`ServingSpec`'s.
+    budget_ms, tolerance : float
+        As for :func:`check_serving`.
+    fallback : callable, optional
+        Records to replay, from the loaded model, when the version stored no sample requests.
+
+    Returns
+    -------
+    InfraCheck
+    """
+    mv = get_version(ws, model, version)
+    digest = mv.lineage.get("sample_requests")
+    try:
+        predictor = load_model(ws.stores.artifacts.get_bytes(mv.artifact))
+        records = list(orjson.loads(ws.stores.artifacts.get_bytes(digest))) if digest else []
+    except Exception as exc:  # noqa: BLE001 - any failure to load refuses the release, with why
+        return _refused(version, f"Version {version} of '{model}' cannot be loaded: {exc}")
+    if not records and fallback is not None:
+        records = fallback(predictor)
+    if not records:
+        return _refused(
+            version,
+            f"Version {version} of '{model}' stored no sample requests to replay "
+            f"(lineage 'sample_requests').",
+        )
+    return replay_served(
+        version,
+        predictor,
+        records,
+        project=project or model,
+        model_name=model,
+        serving=serving or ServingSpec(),
+        budget_ms=budget_ms,
+        tolerance=tolerance,
+    )
+
+
+def require_release_check(ws: Workspace, model: str, version: int, **kw: Any) -> InfraCheck:
+    """:func:`check_release`, raising when it fails; keywords as there.
+
+    Raises
+    ------
+    GateRejectedError
+        If the version cannot be loaded or its replayed requests fail; the message gives
+        every reason and the evidence is the check.
+    """
+    check = check_release(ws, model, version, **kw)
+    if not check.passed:
+        raise GateRejectedError(
+            f"Version {version} of '{model}' cannot become production: the release check "
+            f"(load as served, replay sample requests, compare outputs) failed: "
+            f"{' '.join(check.problems)}",
+            evidence=check.to_dict(),
+        )
+    return check
+
+
+def _refused(version: int, problem: str) -> InfraCheck:
+    return InfraCheck(
+        passed=False,
+        version=version,
+        records=0,
+        requests=0,
+        max_abs_diff=math.inf,
+        p50_ms=math.nan,
+        p99_ms=math.nan,
+        budget_ms=None,
+        problems=(problem,),
     )
 
 

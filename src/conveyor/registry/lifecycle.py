@@ -52,12 +52,7 @@ def archive_version(
     mv = get_version(ws, model, version)
     if mv.status is VersionStatus.ARCHIVED:
         return mv
-    pointing = [p.alias for p in ws.stores.models.list_aliases(model) if p.version == version]
-    if pointing:
-        raise ConflictError(
-            f"Version {version} of '{model}' cannot be archived: the alias(es) "
-            f"{', '.join(pointing)} point at it. Promote or roll back to another version first."
-        )
+    # The store refuses (ConflictError) while an alias points at it, in its transaction.
     return ws.stores.models.set_version_status(
         model, version, VersionStatus.ARCHIVED, actor=actor or ws.actor, reason=reason
     )

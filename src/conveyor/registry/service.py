@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
-from conveyor.core.approval import ApprovalStatus
+from conveyor.core.alias import ALIASES as ALIASES
+from conveyor.core.alias import Alias
 from conveyor.core.entities import AliasPointer, AuditEvent, ModelVersion, RunId, VersionStatus
-from conveyor.core.errors import BlockedError, ConflictError, InvalidInputError, NotFoundError
+from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
 from conveyor.workspace import Workspace
 
-PRODUCTION = "production"
-ALIASES = ("production", "challenger", "staging", "shadow")
+PRODUCTION = Alias.PRODUCTION.value
 _CAS_ATTEMPTS = 5
+
+
+class Revision(Enum):
+    """How an alias move compares: ``ANY`` retries on whatever revision it reads."""
+
+    ANY = "any"
 
 
 def register_version(
@@ -26,7 +33,20 @@ def register_version(
     metrics: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
-    """Register the next version of ``model``; the database allocates the number."""
+    """Register the next version of ``model``; the database allocates the number.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``artifact`` is not a digest, or no blob with that digest is in the workspace's
+        artifact store (a version must never point at bytes nobody uploaded).
+    """
+    if not ws.stores.artifacts.exists(artifact):
+        raise InvalidInputError(
+            f"A version of model '{model}' cannot be registered with the artifact {artifact}: "
+            f"no such blob is in the artifact store; upload it first (put_bytes/put_file, or "
+            f"POST /api/v1/artifacts on a `conveyor server`)."
+        )
     return ws.stores.models.create_model_version(
         model,
         artifact=artifact,
@@ -61,8 +81,48 @@ def get_version(ws: Workspace, model: str, version: int) -> ModelVersion:
 
 
 def find_alias_version(ws: Workspace, model: str, alias: str = PRODUCTION) -> int | None:
+    """The version ``alias`` points at, or None if it was never set."""
     pointer = ws.stores.models.find_alias(model, alias)
     return pointer.version if pointer else None
+
+
+def move_alias(
+    ws: Workspace,
+    model: str,
+    alias: str,
+    version: int,
+    *,
+    expected_revision: int | None,
+    action: str,
+    reason: str,
+    evidence: Mapping[str, Any] | None = None,
+    require_approval: bool = False,
+) -> AliasPointer:
+    """Point ``alias`` at ``version`` if it is still at ``expected_revision``; one attempt.
+
+    Every alias move of every path (Python, CLI, REST, controller) ends here; the model store
+    applies :func:`conveyor.core.alias.check_alias_move` in the move's transaction.
+
+    Raises
+    ------
+    InvalidInputError
+        If the alias is unknown, the version archived, or not ready for production.
+    BlockedError
+        If production needs an approval and the version has none that is approved.
+    ConflictError
+        If the alias moved since ``expected_revision`` was read; nothing changed.
+    """
+    return ws.stores.models.move_alias(
+        model,
+        alias,
+        version,
+        expected_revision=expected_revision,
+        action=action,
+        actor=ws.actor,
+        reason=reason,
+        evidence=evidence,
+        require_approval=require_approval,
+    )
 
 
 def set_alias(
@@ -75,46 +135,45 @@ def set_alias(
     reason: str,
     evidence: Mapping[str, Any] | None = None,
     require_approval: bool = False,
+    expected_revision: int | None | Revision = Revision.ANY,
 ) -> AliasPointer:
-    """Point ``alias`` at ``version`` by compare-and-swap, retrying on a concurrent move.
+    """Point ``alias`` at ``version`` by compare-and-swap.
 
-    An archived version takes no alias. With ``require_approval`` (the project's
-    ``registry.require_approval``), production only takes an approved version; the approval
-    is added to the audit event's evidence.
+    An archived version takes no alias; production takes only a ready version and, with
+    ``require_approval`` (the project's ``registry.require_approval``), an approved one whose
+    approval is added to the audit event's evidence. With ``expected_revision`` (the revision
+    the caller validated against; None: the alias must not exist) a concurrent move is a
+    conflict; with ``Revision.ANY`` the move is retried on the revision read.
 
     Raises
     ------
     InvalidInputError
-        If the alias is unknown, the version is archived, or it is not ready for production.
+        If the alias is unknown (allowed: see :data:`conveyor.core.alias.ALIASES`), the version
+        is archived, or it is not ready for production.
     BlockedError
         If production needs an approval and the version has none that is approved.
+    ConflictError
+        If the alias is not at ``expected_revision``, or kept changing under retries.
     """
-    if alias not in ALIASES:
-        raise InvalidInputError(f"Alias '{alias}' is not known; allowed: {', '.join(ALIASES)}.")
-    mv = get_version(ws, model, version)
-    if mv.status is VersionStatus.ARCHIVED:
-        raise InvalidInputError(
-            f"Version {version} of '{model}' is archived and cannot take the alias '{alias}'; "
-            f"restore it first (`conveyor models restore {version}`)."
-        )
-    if alias == PRODUCTION and mv.status is not VersionStatus.READY:
-        raise InvalidInputError(
-            f"Version {version} of '{model}' is {mv.status} and cannot become production."
-        )
-    if alias == PRODUCTION and require_approval:
-        evidence = {**(evidence or {}), "approval": _approval_evidence(ws, model, version)}
+    get_version(ws, model, version)
+    kw: dict[str, Any] = {
+        "action": action,
+        "reason": reason,
+        "evidence": evidence,
+        "require_approval": require_approval,
+    }
+    if not isinstance(expected_revision, Revision):
+        return move_alias(ws, model, alias, version, expected_revision=expected_revision, **kw)
     for _ in range(_CAS_ATTEMPTS):
         current = ws.stores.models.find_alias(model, alias)
         try:
-            return ws.stores.models.move_alias(
+            return move_alias(
+                ws,
                 model,
                 alias,
                 version,
                 expected_revision=current.revision if current else None,
-                action=action,
-                actor=ws.actor,
-                reason=reason,
-                evidence=evidence,
+                **kw,
             )
         except ConflictError:
             continue
@@ -131,11 +190,14 @@ def promote(
     reason: str,
     evidence: Mapping[str, Any] | None = None,
     require_approval: bool = False,
+    expected_revision: int | None | Revision = Revision.ANY,
 ) -> AliasPointer:
     """Make ``version`` production; an audit event records who, when, why and the evidence.
 
     With ``require_approval`` the version must have been approved (see
-    :mod:`conveyor.registry.approvals`), else BlockedError and production stays.
+    :mod:`conveyor.registry.approvals`), else BlockedError and production stays. With
+    ``expected_revision`` production must still be where the caller validated against, else
+    ConflictError and production stays.
     """
     return set_alias(
         ws,
@@ -146,35 +208,8 @@ def promote(
         reason=reason,
         evidence=evidence,
         require_approval=require_approval,
+        expected_revision=expected_revision,
     )
-
-
-def _approval_evidence(ws: Workspace, model: str, version: int) -> dict[str, Any]:
-    """The approval that releases ``version``, as audit evidence; BlockedError if there is none."""
-    approval = ws.stores.models.find_approval(model, version)
-    if approval is None or approval.status is not ApprovalStatus.APPROVED:
-        state = (
-            "no approval request"
-            if approval is None
-            else f"an approval that is {approval.status} (requested by {approval.requested_by})"
-        )
-        raise BlockedError(
-            f"Version {version} of '{model}' cannot become production: the project requires "
-            f"an approval (registry.require_approval) and the version has {state}. Request one "
-            f"with `conveyor models request-approval {version}`; another person approves it "
-            f"with `conveyor models approve {version} --reason ...`.",
-            evidence={
-                "model": model,
-                "version": version,
-                "approval": str(approval.status) if approval else None,
-            },
-        )
-    return {
-        "approved_by": approval.decided_by,
-        "approved_at": approval.decided_at.isoformat() if approval.decided_at else None,
-        "reason": approval.decision_reason,
-        "requested_by": approval.requested_by,
-    }
 
 
 def production_history(ws: Workspace, model: str) -> list[AuditEvent]:
@@ -195,9 +230,10 @@ def rollback(
     The target is the newest earlier production version that is still ``ready``; with
     ``block`` the abandoned version is marked so that it is never promoted again.
     """
-    current = find_alias_version(ws, model, PRODUCTION)
-    if current is None:
+    pointer = ws.stores.models.find_alias(model, PRODUCTION)
+    if pointer is None:
         raise NotFoundError(f"Model '{model}' has no production version to roll back.")
+    current = pointer.version
     target = None
     for event in reversed(production_history(ws, model)):
         candidate = event.from_version
@@ -210,11 +246,7 @@ def rollback(
         raise NotFoundError(
             f"Model '{model}' has no earlier production version to roll back to from {current}."
         )
-    if block:
-        ws.stores.models.set_version_status(
-            model, current, VersionStatus.BLOCKED, actor=ws.actor, reason=reason
-        )
-    return set_alias(
+    moved = set_alias(
         ws,
         model,
         PRODUCTION,
@@ -222,4 +254,11 @@ def rollback(
         action="rollback",
         reason=reason,
         evidence={"from_version": current, **(evidence or {})},
+        expected_revision=pointer.revision,
     )
+    if block:
+        # After the move, so that a rollback refused as a conflict blocks nothing.
+        ws.stores.models.set_version_status(
+            model, current, VersionStatus.BLOCKED, actor=ws.actor, reason=reason
+        )
+    return moved

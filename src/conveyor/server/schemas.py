@@ -147,6 +147,10 @@ class AliasMove(Acting):
     )
     action: Name = "set_alias"
     evidence: dict[str, Any] = Field(default_factory=dict)
+    require_approval: bool = Field(
+        default=False,
+        description="Production needs an approved version (the server may require it anyway).",
+    )
 
 
 # Responses --------------------------------------------------------------------------------

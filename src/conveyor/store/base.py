@@ -239,11 +239,15 @@ class ModelStore(Protocol):
         actor: str,
         reason: str,
         evidence: Mapping[str, Any] | None = None,
+        require_approval: bool = False,
     ) -> AliasPointer:
         """Point ``alias`` at ``version`` and write the audit event, in one transaction.
 
         ``expected_revision`` is the revision the caller read (None: the alias must not exist);
-        if another writer moved it since, raise ConflictError and change nothing.
+        if another writer moved it since, raise ConflictError and change nothing. The move obeys
+        :func:`conveyor.core.alias.check_alias_move` on the version and approval as read in the
+        same transaction (InvalidInputError or BlockedError, changing nothing); with
+        ``require_approval`` the approval is added to the audit event's evidence.
         """
         ...
 

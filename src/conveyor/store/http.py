@@ -355,6 +355,7 @@ class HttpModelStore:
         actor: str,
         reason: str,
         evidence: Mapping[str, Any] | None = None,
+        require_approval: bool = False,
     ) -> AliasPointer:
         body = {
             "version": version,
@@ -363,6 +364,7 @@ class HttpModelStore:
             "actor": actor,
             "reason": reason,
             "evidence": dict(evidence or {}),
+            "require_approval": require_approval,
         }
         doc = self.client.request("PUT", f"/models/{model}/aliases/{alias}", json=body)
         return wire.alias_from_json(doc)

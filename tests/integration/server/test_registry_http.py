@@ -13,22 +13,16 @@ from conveyor.core.approval import ApprovalStatus
 from conveyor.core.entities import VersionStatus
 from conveyor.core.errors import BlockedError, ConflictError
 from conveyor.registry import approvals, lifecycle
-from conveyor.registry.service import promote, register_version
+from conveyor.registry.service import promote
 from conveyor.store.http import HttpClient, HttpModelStore
 from conveyor.workspace import Workspace
 
 from .conftest import TOKEN, Server
-
-ARTIFACT = "sha256:" + "ab" * 32
+from .real_models import real_versions
 
 
 def _register(ws: Workspace, model: str, count: int) -> list[int]:
-    return [
-        register_version(
-            ws, model, artifact=ARTIFACT, run_id=None, signature={}, lineage={}, metrics={"i": i}
-        ).version
-        for i in range(count)
-    ]
+    return real_versions(ws, model, count)
 
 
 def test_register_promote_and_stale_revision_is_409(

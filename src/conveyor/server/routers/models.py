@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
+from conveyor.core.alias import Alias, parse_alias
 from conveyor.core.approval import ApprovalStatus
 from conveyor.core.entities import RunId
 from conveyor.core.errors import NotFoundError
+from conveyor.pipeline.infra_check import require_release_check
 from conveyor.registry import approvals, lifecycle
+from conveyor.registry import service as registry
 from conveyor.server.deps import WRITE, WorkspaceDep, acting
 from conveyor.server.schemas import (
     Acting,
@@ -29,8 +32,12 @@ VERSION = "/versions/{version}"
 
 @router.post("/versions", response_model=ModelVersionOut, status_code=201, dependencies=WRITE)
 def create_version(model: str, body: VersionCreate, ws: WorkspaceDep) -> Response:
-    """Register the next version of ``model`` (numbers are allocated by the database)."""
-    mv = ws.stores.models.create_model_version(
+    """Register the next version of ``model`` (numbers are allocated by the database).
+
+    422 if the artifact is not in the server's artifact store (upload it first).
+    """
+    mv = registry.register_version(
+        acting(ws, body.actor),
         model,
         artifact=body.artifact,
         run_id=RunId(body.run_id) if body.run_id else None,
@@ -38,7 +45,6 @@ def create_version(model: str, body: VersionCreate, ws: WorkspaceDep) -> Respons
         lineage=body.lineage,
         metrics=body.metrics,
         tags=body.tags,
-        actor=body.actor,
     )
     return render(ModelVersionOut.from_entity(mv), 201)
 
@@ -105,16 +111,25 @@ def get_alias(model: str, alias: str, ws: WorkspaceDep) -> Response:
 
 @router.put("/aliases/{alias}", response_model=AliasOut, dependencies=WRITE)
 def move_alias(model: str, alias: str, body: AliasMove, ws: WorkspaceDep) -> Response:
-    """Point the alias at a version if it is still at ``expected_revision`` (else 409)."""
-    pointer = ws.stores.models.move_alias(
+    """Point the alias at a version if it is still at ``expected_revision`` (else 409).
+
+    The registry's rules hold as on every path: 422 for an unknown alias or an archived or
+    unready version, 423 when production needs an approval (the body's ``require_approval``
+    or the server's ``CONVEYOR_REQUIRE_APPROVAL``) or when the version fails the release
+    check (loaded as the server loads it, its sample requests replayed).
+    """
+    if parse_alias(alias) is Alias.PRODUCTION:
+        require_release_check(ws, model, body.version)
+    pointer = registry.move_alias(
+        acting(ws, body.actor),
         model,
         alias,
         body.version,
         expected_revision=body.expected_revision,
         action=body.action,
-        actor=body.actor,
         reason=body.reason,
         evidence=body.evidence,
+        require_approval=body.require_approval or ws.settings.require_approval,
     )
     return render(AliasOut.from_entity(pointer))
 

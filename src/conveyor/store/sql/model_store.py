@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from conveyor.core.alias import check_alias_move, check_status_change, parse_alias
 from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import (
@@ -117,9 +118,17 @@ class SqlModelStore:
     def set_version_status(
         self, model: str, version: int, status: VersionStatus, *, actor: str, reason: str
     ) -> ModelVersion:
-        """Set the version's status and audit it as ``set_status`` with from/to as evidence."""
+        """Set the version's status and audit it as ``set_status`` with from/to as evidence.
+
+        Raises
+        ------
+        ConflictError
+            If ``status`` is ``archived`` and an alias points at the version (checked under
+            the version's row lock, which alias moves take too); nothing is changed.
+        """
         with self.database.session() as session:
             row = _get_version(session, model, version, for_update=True)
+            check_status_change(model, version, status, _aliases_of(session, model, version))
             evidence = {"from": row.status, "to": str(status)}
             row.status = str(status)
             _audit(
@@ -161,21 +170,41 @@ class SqlModelStore:
         actor: str,
         reason: str,
         evidence: Mapping[str, Any] | None = None,
+        require_approval: bool = False,
     ) -> AliasPointer:
         """Point ``alias`` at ``version`` and write the audit event, in one transaction.
 
+        The rules of :func:`~conveyor.core.alias.check_alias_move` are checked on the version
+        and approval rows locked by this transaction, so an archive, block or revoked approval
+        cannot slip in between the check and the move.
+
         Raises
         ------
+        InvalidInputError
+            If the alias is unknown, the version archived, or not ready for production.
+        BlockedError
+            If production needs an approval the version does not have.
         NotFoundError
             If ``model`` has no version ``version``.
         ConflictError
             If the alias's revision is not ``expected_revision`` (None: the alias must not
             exist yet); nothing is changed.
         """
+        parse_alias(alias)
         now = utcnow()
         with self.database.session() as session:
-            # Locked so that a concurrent delete of the version cannot leave the alias dangling.
-            _get_version(session, model, version, for_update=True)
+            # Locked so that a concurrent delete, archive or block of the version cannot slip
+            # in between the rules below and the move.
+            target = _get_version(session, model, version, for_update=True).to_entity()
+            approval = _find_approval(session, model, version, for_update=True)
+            granted = check_alias_move(
+                alias,
+                target,
+                None if approval is None else approval.to_entity(),
+                require_approval=require_approval,
+            )
+            if granted:
+                evidence = {**(evidence or {}), **granted}
             row = _find_alias(session, model, alias, for_update=True)
             found = None if row is None else row.revision
             if found != expected_revision:
@@ -330,11 +359,7 @@ class SqlModelStore:
         """
         with self.database.session() as session:
             row = _get_version(session, model, version, for_update=True)
-            aliases = session.scalars(
-                sa.select(AliasRow.alias).where(
-                    AliasRow.model == model, AliasRow.version == version
-                )
-            ).all()
+            aliases = _aliases_of(session, model, version)
             if aliases:
                 raise ConflictError(
                     f"Version {version} of model {model!r} cannot be deleted: the alias(es) "
@@ -423,6 +448,11 @@ def _get_version(
     if row is None:
         raise NotFoundError(f"Model {model!r} has no version {version}.")
     return row
+
+
+def _aliases_of(session: Session, model: str, version: int) -> list[str]:
+    query = sa.select(AliasRow.alias).where(AliasRow.model == model, AliasRow.version == version)
+    return list(session.scalars(query))
 
 
 def _find_alias(
