@@ -36,7 +36,8 @@ def list_cmd(
             "kind": v.alert.kind,
             "severity": str(v.alert.severity),
             "message": v.alert.message,
-            "report": v.alert.report,
+            "report": v.link,
+            "evidence": dict(v.alert.evidence),
             "acked_by": v.acked_by,
             "acked_at": v.acked_at,
         }
@@ -45,12 +46,12 @@ def list_cmd(
     if c.json:
         c.emit(rows)
         return
-    table = Table("id", "when", "kind", "severity", "message", "acked by")
+    table = Table("id", "when", "kind", "severity", "message", "acked by", "link")
     for v in views:
         a = v.alert
         table.add_row(
             a.id, f"{a.created_at:%Y-%m-%d %H:%M}", a.kind, str(a.severity), escape(a.message),
-            v.acked_by or "",
+            v.acked_by or "", escape(v.link),
         )  # fmt: skip
     out.print(table)
 

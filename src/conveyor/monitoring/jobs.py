@@ -252,7 +252,8 @@ def busy_day_windows(
     --------
     >>> from datetime import UTC
     >>> ts = pd.Series(pd.to_datetime(["2013-01-01 05:00", "2013-01-03 07:00"], utc=True))
-    >>> w = busy_day_windows(ts, datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, 9, tzinfo=UTC))
+    >>> start, end = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, 9, tzinfo=UTC)
+    >>> w = busy_day_windows(ts, start, end)
     >>> [(a.day, b.day, b.hour) for a, b in w]
     [(1, 2, 0), (3, 3, 9)]
     """

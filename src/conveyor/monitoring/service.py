@@ -6,12 +6,14 @@ prediction counts at the time its request's ``timestamp`` input says (arrival ti
 input is missing or not a time), so a replay or backfill of 2013 lands in 2013, not in the
 minutes it ran in. Projects without a timestamp column key by arrival time. By default a job
 starts where the previous report ended and ends after the newest prediction (event time) or now
-(arrival time); per-day windows of an event-time job are the days that hold predictions. For every window it stores one
-:class:`~conveyor.core.entities.MonitorReport` per model version that served in it, plus one for
-the production version even when it served nothing; the production version's report of a window
-is stored last, so the newest report is always production's. Each report is checked against the
-alert rules (:mod:`conveyor.monitoring.alerts`), and the job's HTML report is written under the
-project's ``reports`` directory; every alert links to it.
+(arrival time); per-day windows of an event-time job are the days that hold predictions.
+
+For every window it stores one :class:`~conveyor.core.entities.MonitorReport` per model version
+that served in it, plus one for the production version even when it served nothing; the
+production version's report of a window is stored last, so the newest report is always
+production's. Each report is checked against the alert rules
+(:mod:`conveyor.monitoring.alerts`), and the job's HTML report is written under the project's
+``reports`` directory; every alert links to it (see :mod:`conveyor.monitoring.links`).
 """
 
 from __future__ import annotations
