@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from conveyor.cli.context import get, out
 from conveyor.monitoring.alerts import ack_alert, list_alert_views, send_test_alert
@@ -46,7 +46,8 @@ def list_cmd(
     if c.json:
         c.emit(rows)
         return
-    table = Table("id", "when", "kind", "severity", "message", "acked by", "link")
+    link = Column("link (opens the evidence)", overflow="fold")  # never cut: it is copied
+    table = Table("id", "when", "kind", "severity", "message", "acked by", link)
     for v in views:
         a = v.alert
         table.add_row(

@@ -13,7 +13,7 @@ drift, bias, decay,   the monitoring job's HTML report when it wrote one, else t
 threshold:<metric>    that writes the history page from the alert's window on
 gate_rejected         ``conveyor models report <model> <challenger> --out ...`` (evaluation)
 rollback              ``conveyor history`` (every move of production with its reason)
-anything else         ``conveyor alerts list --kind <kind> --json`` (the alert's evidence)
+anything else         ``conveyor --json alerts list --kind <kind>`` (the alert's evidence)
 ====================  =====================================================================
 """
 
@@ -57,7 +57,7 @@ def alert_link(
     >>> alert_link("drift", {"window_start": "2013-01-07T00:00:00+00:00"}, model="churn")
     'conveyor monitor --report monitoring.html --since 2013-01-07T00:00:00'
     >>> alert_link("model_refused", {}, model="churn")
-    'conveyor alerts list --kind model_refused --json'
+    'conveyor --json alerts list --kind model_refused'
     """
     if kind in MONITORING_KINDS or kind.startswith("threshold:"):
         if page:
@@ -73,7 +73,7 @@ def alert_link(
         )  # fmt: skip
     if kind == "rollback":
         return "conveyor history"
-    return _command("conveyor", "alerts", "list", "--kind", kind, "--json")
+    return _command("conveyor", "--json", "alerts", "list", "--kind", kind)
 
 
 def link_of(alert: Alert) -> str:

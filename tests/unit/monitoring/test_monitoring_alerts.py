@@ -117,7 +117,8 @@ def test_without_a_page_alerts_link_to_the_command_that_writes_the_history_of_th
     assert raised.raised
     for a in raised.raised:  # a report id alone opens nothing
         assert a.report == f"conveyor monitor --report monitoring.html --since {since}"
-        assert a.evidence["report"] == report.id and a.evidence["window_start"] == report.window_start.isoformat()
+        assert a.evidence["report"] == report.id
+        assert a.evidence["window_start"] == report.window_start.isoformat()
 
 
 def test_ack_keeps_the_first_acknowledgement_and_filters_open_alerts(ws):
