@@ -8,7 +8,8 @@ it whose labels arrived, and what the version was trained on, and returns the JS
     drift             compute_drift() of served inputs against the training reference profile
     prediction_drift  the score distribution against the version's test-set scores
     live              realised metrics and bias on the labelled rows (as labels arrive)
-    estimated         label-free expected metrics (binary: CBPE-style, see cbpe.py)
+    estimated         label-free expected metrics (binary: CBPE-style, see cbpe.py), with the
+                      95% range (``low``, ``high``) of the primary metric
     quality           missing values and unseen categories per feature
     latency           p50, p95, p99 and mean latency in ms
 """
@@ -148,9 +149,12 @@ def window_stats(
     if task == "binary" and len(predictions) >= min_estimate_rows:
         estimate = estimate_performance(task, scores, calibration=calibration)
         name = primary_metric(task)
+        low, high = estimate.get("intervals", {}).get(name, (None, None))
         stats["estimated"] = {
             "metric_name": name,
             "metric": estimate.get(name),
+            "low": low,
+            "high": high,
             "metrics": estimate,
             "unlabelled": unlabelled,
         }
