@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from conveyor.core.entities import Alert, AuditEvent, MonitorReport
-from conveyor.reports.charts import bar_chart, heatmap, histogram_pair, line_chart, timeline
+from conveyor.reports.charts import (
+    VersionSeries,
+    bar_chart,
+    heatmap,
+    histogram_pair,
+    timeline,
+    version_chart,
+)
 from conveyor.reports.html import Report
 
 _MAX_DISTRIBUTIONS = 6
@@ -291,39 +298,58 @@ def _add_history(
             caption=f"Production version's windows by their start; drift threshold "
             f"{threshold}. Grey: no data.",
         )
-    series: dict[str, tuple[list[Any], list[Any]]] = {}
-    name = ""
-    for r in reports[-_MAX_WINDOWS * 4 :]:
-        live, est = r.stats.get("live") or {}, r.stats.get("estimated") or {}
-        name = live.get("metric_name") or est.get("metric_name") or name
-        if live.get("metric") is not None:
-            xs, ys = series.setdefault(f"v{r.model_version} realised", ([], []))
-            xs.append(r.window_start)
-            ys.append(live["metric"])
-        if est.get("metric") is not None:
-            xs, ys = series.setdefault(f"v{r.model_version} estimated", ([], []))
-            xs.append(r.window_start)
-            ys.append(est["metric"])
-    if series:
-        first = min(r.window_start for r in reports)
-        last = max(r.window_end for r in reports)
-        markers = [
-            (e.at, f"v{e.to_version}", _event_kind(e.action))
-            for e in history
-            if e.to_version is not None
-            and e.action in ("promote", "rollback")
-            and first <= e.at <= last  # releases outside the monitored range would squash it
-        ]
+    versions, name = _version_series(reports[-_MAX_WINDOWS * 4 :])
+    if versions:
         page.add_heading("Performance over time")
         page.add_chart(
-            line_chart(
-                {k: series[k] for k in sorted(series)},
+            version_chart(
+                versions,
                 title=f"{name or 'metric'} per model version: realised (labels) and estimated",
                 y_label=name,
-                markers=markers,
+                markers=_production_moves(production, history),
             ),
-            caption="Estimated: label-free expectation from the predicted probabilities.",
+            caption="Each window at its start (event time when the project has a timestamp "
+            "column). Estimated: label-free expectation from the predicted probabilities; the "
+            "band is the range labels drawn from them would land in 95% of the time. Dotted "
+            "lines: production moved to that version.",
         )
+
+
+def _version_series(reports: Sequence[MonitorReport]) -> tuple[list[VersionSeries], str]:
+    """Each version's realised and estimated metric per window, and the metric's name."""
+    points: dict[int, list[tuple[Any, Any, Any, Any, Any]]] = {}
+    name = ""
+    for r in reports:
+        live, est = r.stats.get("live") or {}, r.stats.get("estimated") or {}
+        name = live.get("metric_name") or est.get("metric_name") or name
+        if r.model_version is None or (live.get("metric") is None and est.get("metric") is None):
+            continue
+        points.setdefault(r.model_version, []).append(
+            (r.window_start, live.get("metric"), est.get("metric"), est.get("low"), est.get("high"))
+        )
+    series = [
+        VersionSeries(f"v{v}", *(list(column) for column in zip(*rows, strict=True)))
+        for v, rows in sorted(points.items())
+    ]
+    return series, name
+
+
+def _production_moves(
+    production: Sequence[MonitorReport], history: Sequence[AuditEvent]
+) -> list[tuple[Any, str, str]]:
+    """Where production changed version between windows, placed at the window it changed in.
+
+    Windows are in event time and releases in wall-clock time, so the moves are read from the
+    windows themselves; the production history only says whether a move was a rollback.
+    """
+    rollbacks = {(e.from_version, e.to_version) for e in history if e.action == "rollback"}
+    moves = []
+    for before, after in zip(production, production[1:], strict=False):
+        old, new = before.stats.get("production"), after.stats.get("production")
+        if new is not None and new != old:
+            kind = "rollback" if (old, new) in rollbacks else "promotion"
+            moves.append((after.window_start, f"v{new}", kind))
+    return moves
 
 
 def _distribution(name: str, reference: Mapping[str, Any], current: Mapping[str, Any]) -> str:
