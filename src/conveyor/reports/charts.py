@@ -18,6 +18,8 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
 from conveyor.core.errors import InvalidInputError
@@ -56,7 +58,7 @@ _REFERENCE_GREY = "#9aa0a6"
 _WIDE = (7.2, 3.2)
 #: Colours of model versions, in turn: versions next to each other in time never share one.
 _VERSION_COLOURS = (*PALETTE[:6], "#332288", "#882255", "#117733", "#999933", "#44AA99")
-_VERSION_PLOT_IN = (12.2, 3.6)  # the page's full chart width, 1:1; the plot never shrinks
+_VERSION_PLOT_IN = (8.8, 3.6)  # about the page's chart width at 1:1; the plot never shrinks
 _LEGEND_ROW_IN = 0.21
 _LEGEND_COLUMNS = 10
 
@@ -215,7 +217,7 @@ def version_chart(
     parsed = [_version_points(v) for v in versions]
     check_same_x_kind([xs for _, xs, _ in parsed], what="versions of version_chart()")
     vlines = [_as_marker(marker) for marker in markers]
-    rows = math.ceil(len(parsed) / _LEGEND_COLUMNS)
+    rows = math.ceil((len(parsed) + 3) / _LEGEND_COLUMNS)
     width, plot_height = _VERSION_PLOT_IN
     size = (width, plot_height + _LEGEND_ROW_IN * (rows + 1))
 
@@ -246,18 +248,20 @@ def version_chart(
         if any(is_dates(xs) for _, xs, _ in parsed):
             use_date_axis(ax)
         ax.margins(x=0.03)
+        styles = [
+            Line2D([], [], color=_NEUTRAL, marker="o", markersize=3, label="realised (labels)"),
+            Line2D([], [], color=_NEUTRAL, linestyle="--", linewidth=1.2, label="estimated"),
+            Patch(color=_NEUTRAL, alpha=0.25, linewidth=0, label="95% range of estimate"),
+        ]
+        handles, _ = ax.get_legend_handles_labels()
         fig.legend(
+            handles=[*styles, *handles],
             loc="outside lower center",
-            ncol=min(len(parsed), _LEGEND_COLUMNS),
+            ncol=min(len(handles) + len(styles), _LEGEND_COLUMNS),
             fontsize=7.5,
             handlelength=1.6,
             columnspacing=1.2,
         )
-        ax.text(
-            1.0, 1.02,
-            "solid, dots: realised on labels   dashed: label-free estimate   band: its 95% range",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color=_NEUTRAL,
-        )  # fmt: skip
 
     return render_svg(draw, size_in=size)
 
