@@ -55,8 +55,8 @@ def write_monitor_report(
     page = Report(
         f"Monitoring: {report.project}",
         subtitle=f"window {report.window_start:%Y-%m-%d %H:%M:%S} – "
-        f"{report.window_end:%Y-%m-%d %H:%M:%S} UTC, v{report.model_version} "
-        f"(production v{stats.get('production')})",
+        f"{report.window_end:%Y-%m-%d %H:%M:%S} UTC{_time_note(stats)}, "
+        f"v{report.model_version} (production v{stats.get('production')})",
     )
     page.add_metrics(
         {
@@ -178,6 +178,17 @@ def write_overview_report(
         page.add_heading("Alerts")
         page.add_table(_alert_rows(alerts[-100:], acked))
     return page.write(path)
+
+
+def _time_note(stats: Mapping[str, Any]) -> str:
+    """How the window's times were read: by event time (which column) or by arrival."""
+    time = stats.get("time") or {}
+    if time.get("key") == "event":
+        late = time.get("arrival_rows") or 0
+        return f" by event time ('{time.get('column')}'" + (
+            f"; {late:,} rows without it at arrival)" if late else ")"
+        )
+    return " by arrival time" if time.get("key") == "arrival" else ""
 
 
 def _event_kind(action: str) -> str:

@@ -116,3 +116,6 @@ def test_the_history_report_draws_2013_on_its_time_axis(line, tmp_path):
     path = write_monitoring_report(ws, spec, tmp_path / "history.html")
     html = Path(path).read_text()
     assert "2013-01-07" in html and "Performance over time" in html
+    job = monitor(ws, spec, since=JAN[0], until=JAN[1])
+    page = Path(job.report.stats["html"]).read_text()
+    assert "2013-01-07 00:00:00 – 2013-01-08 00:00:00 UTC by event time" in page
