@@ -189,3 +189,43 @@ def test_every_alert_kind_links_to_something_its_command_or_path_opens(
         else:
             assert done.stdout.strip(), link
     assert len(opened) >= 4
+
+
+@pytest.mark.slow  # trains a model, then two commands
+def test_monitor_keys_a_replay_of_2013_by_its_timestamp_input(cli, project_dir):
+    ws = Workspace.open(Settings(home=project_dir / ".conveyor"))
+    spec = parse_spec(SPEC)
+    for w in range(2):
+        ingest_batch(ws, spec, make_batch(w))
+    promote(ws, "toy", train_model(ws, spec).version.version, reason="first")
+    frame = make_batch(20, rows=600)
+    model = load_version(ws, "toy", 1)
+    scores = model.predict_encoded(encode_frame(frame, model.signature))
+    writer = PredictionLogWriter(ws.project_dir("toy", "predictions"))
+    writer.write(
+        [
+            prediction_entry(
+                request_id=f"r{i}",
+                ts=iso_now(),  # replayed today
+                model_version=1,
+                inputs={
+                    **{k: row[k] for k in ("hour", "distance", "carrier")},
+                    "ts": f"2013-01-0{7 + i % 3}T12:00:00",  # the project's timestamp column
+                },
+                score=float(p),
+                label=int(p >= 0.5),
+                latency_ms=3.0,
+            )
+            for i, (row, p) in enumerate(zip(frame.to_dict("records"), scores, strict=True))
+        ]
+    )
+    writer.close()
+    out = json.loads(
+        cli("--json", "monitor", "--per-day", "--since", "2013-01-07", "--until", "2013-01-09")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert len(out["reports"]) == 2 and out["stats"]["rows"] == 200
+    assert out["stats"]["time"] == {"key": "event", "column": "ts", "arrival_rows": 0}
+    cli("monitor", "--report", "history.html")
+    assert "2013-01-07 – 2013-01-09" in (project_dir / "history.html").read_text()

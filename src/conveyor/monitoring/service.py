@@ -135,9 +135,12 @@ def monitor(
     ws, spec : Workspace, ProjectSpec
         Where the logs live and the project's monitoring and alert settings.
     since, until : datetime, optional
-        The job's range; by default from the end of the previous report to now.
+        The job's range, in event time when the project has a timestamp column (else arrival
+        time); by default from the end of the previous report to just after the newest
+        prediction (event time) or to now (arrival time).
     per_day : bool, optional
-        One window per UTC day; by default as ``monitoring.window`` says.
+        One window per UTC day (with event time, per day that holds predictions); by default
+        as ``monitoring.window`` says.
     write_html : bool
         Write the job's HTML report (alerts link to it; otherwise to the report id).
     progress : callable, optional
