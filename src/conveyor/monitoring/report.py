@@ -64,6 +64,7 @@ def write_monitor_report(
             "labels": live.get("labels", 0),
             f"live {live.get('metric_name', 'metric')}": live.get("metric"),
             f"estimated {estimated.get('metric_name', 'metric')}": estimated.get("metric"),
+            "estimate 95% range": _range(estimated),
             "bias": live.get("bias"),
             "prediction PSI": (stats.get("prediction_drift") or {}).get("psi"),
             "drifted features": len(
@@ -211,6 +212,12 @@ def _alert_rows(alerts: Sequence[Alert], acked: Mapping[str, str] | None = None)
     return rows
 
 
+def _range(estimated: Mapping[str, Any]) -> str | None:
+    """The estimate's 95% range as text, ``None`` without one."""
+    low, high = estimated.get("low"), estimated.get("high")
+    return f"{low:.3f} – {high:.3f}" if low is not None and high is not None else None
+
+
 def _version_row(r: MonitorReport) -> dict[str, Any]:
     s = r.stats
     return {
@@ -220,6 +227,7 @@ def _version_row(r: MonitorReport) -> dict[str, Any]:
         "labels": (s.get("live") or {}).get("labels", 0),
         "live": (s.get("live") or {}).get("metric"),
         "estimated": (s.get("estimated") or {}).get("metric"),
+        "estimate 95% range": _range(s.get("estimated") or {}),
         "bias": (s.get("live") or {}).get("bias"),
         "prediction PSI": (s.get("prediction_drift") or {}).get("psi"),
     }

@@ -119,3 +119,6 @@ def test_the_history_report_draws_2013_on_its_time_axis(line, tmp_path):
     job = monitor(ws, spec, since=JAN[0], until=JAN[1])
     page = Path(job.report.stats["html"]).read_text()
     assert "2013-01-07 00:00:00 – 2013-01-08 00:00:00 UTC by event time" in page
+    low, high = job.report.stats["estimated"]["low"], job.report.stats["estimated"]["high"]
+    assert low < job.report.stats["estimated"]["metric"] < high
+    assert f"{low:.3f} – {high:.3f}" in page  # the estimate with its range
