@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shlex
 from pathlib import Path
@@ -189,6 +190,9 @@ def test_every_alert_kind_links_to_something_its_command_or_path_opens(
         else:
             assert done.stdout.strip(), link
     assert len(opened) >= 4
+    cli("monitor", "--report", "history.html")
+    page = (project_dir / "history.html").read_text()
+    assert all(html.escape(link) in page for link in opened)  # the report lists them too
 
 
 @pytest.mark.slow  # trains a model, then two commands

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from conveyor.core.entities import Alert, AuditEvent, MonitorReport
+from conveyor.monitoring.links import link_of
 from conveyor.reports.charts import (
     VersionSeries,
     bar_chart,
@@ -205,6 +206,7 @@ def _alert_rows(alerts: Sequence[Alert], acked: Mapping[str, str] | None = None)
             "kind": a.kind,
             "severity": str(a.severity),
             "message": a.message,
+            "link": link_of(a),
         }
         if acked is not None:
             row["acknowledged by"] = acked.get(a.id, "")
