@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conveyor.core.entities import AuditEvent, MonitorReport
+from conveyor.core.errors import InvalidInputError
 from conveyor.monitoring.report import write_overview_report
+from conveyor.reports.charts import VersionSeries, version_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 START = datetime(2013, 1, 7, tzinfo=UTC)  # event time: a replay of 2013
@@ -92,3 +95,11 @@ def test_thirty_versions_each_have_a_labelled_line_and_the_plot_keeps_its_height
     assert float(svg.get("height", "0pt").removesuffix("pt")) > 250
     assert "95% range" in " ".join(words)
     assert "2013" in " ".join(words)  # windows on their event-time axis
+
+
+def test_version_chart_names_a_version_whose_values_do_not_match_its_x_values():
+    with pytest.raises(InvalidInputError, match=r"estimated values of version 'v7'.*\(3\)"):
+        version_chart([VersionSeries("v7", [1, 2, 3], [0.7, 0.8, 0.7], [0.7])], title="AUC")
+    with pytest.raises(InvalidInputError, match="realised values of version 'v8'"):
+        version_chart([VersionSeries("v8", [1], ["high"])], title="AUC")
+    assert "No data" in version_chart([], title="AUC")
