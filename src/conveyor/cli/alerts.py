@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from conveyor.cli.context import get, out
 from conveyor.monitoring.alerts import ack_alert, list_alert_views, send_test_alert
@@ -36,7 +36,8 @@ def list_cmd(
             "kind": v.alert.kind,
             "severity": str(v.alert.severity),
             "message": v.alert.message,
-            "report": v.alert.report,
+            "report": v.link,
+            "evidence": dict(v.alert.evidence),
             "acked_by": v.acked_by,
             "acked_at": v.acked_at,
         }
@@ -45,12 +46,13 @@ def list_cmd(
     if c.json:
         c.emit(rows)
         return
-    table = Table("id", "when", "kind", "severity", "message", "acked by")
+    link = Column("link (opens the evidence)", overflow="fold")  # never cut: it is copied
+    table = Table("id", "when", "kind", "severity", "message", "acked by", link)
     for v in views:
         a = v.alert
         table.add_row(
             a.id, f"{a.created_at:%Y-%m-%d %H:%M}", a.kind, str(a.severity), escape(a.message),
-            v.acked_by or "",
+            v.acked_by or "", escape(v.link),
         )  # fmt: skip
     out.print(table)
 

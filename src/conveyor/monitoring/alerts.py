@@ -21,6 +21,7 @@ import orjson
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity, MonitorReport
 from conveyor.core.errors import InvalidInputError, NotFoundError
+from conveyor.monitoring.links import alert_link, link_of
 from conveyor.monitoring.sinks import AlertSink, Delivery, build_sink, deliver
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
@@ -47,11 +48,17 @@ class RaisedAlerts:
 
 @dataclass(frozen=True, slots=True)
 class AlertView:
-    """A stored alert with its acknowledgement, if any."""
+    """A stored alert with its acknowledgement, if any, and its link
+    (:func:`~conveyor.monitoring.links.link_of`)."""
 
     alert: Alert
     acked_by: str | None = None
     acked_at: str | None = None
+
+    @property
+    def link(self) -> str:
+        """The report path, URL or command that opens the alert's evidence."""
+        return link_of(self.alert)
 
 
 def _get(stats: Mapping[str, Any], *path: str) -> Any:
@@ -91,7 +98,12 @@ def alert_metrics(stats: Mapping[str, Any], *, min_labels: int = 1) -> dict[str,
 def find_candidates(spec: ProjectSpec, report: MonitorReport) -> list[AlertCandidate]:
     """Every rule of ``spec`` that ``report`` breaks."""
     m, stats = spec.monitoring, report.stats
-    base = {"report": report.id, "model_version": report.model_version}
+    base = {
+        "report": report.id,
+        "model_version": report.model_version,
+        "window_start": report.window_start.isoformat(),
+        "window_end": report.window_end.isoformat(),
+    }
     found: list[AlertCandidate] = []
     drifted = _get(stats, "drift", "summary", "drifted_features") or []
     if drifted:
@@ -173,7 +185,9 @@ def raise_alerts(
 ) -> RaisedAlerts:
     """Store and send the alerts ``report`` raises, minus those within their cool-down.
 
-    Each alert's ``report`` is the window's HTML report when one was written, else its id.
+    Each alert's ``report`` is its link (:func:`~conveyor.monitoring.links.alert_link`): the
+    window's HTML report when one was written, else the command that writes the history page
+    from the window on.
     """
     now = now or utcnow()
     cooldown = timedelta(hours=spec.alerts.cooldown_hours)
@@ -199,7 +213,9 @@ def raise_alerts(
             message=c.message,
             created_at=now,
             evidence=dict(c.evidence),
-            report=report.stats.get("html") or report.id,
+            report=alert_link(
+                c.kind, c.evidence, model=spec.model_name, page=report.stats.get("html")
+            ),
         )
         ws.stores.monitor.add_alert(alert)
         raised.append(alert)

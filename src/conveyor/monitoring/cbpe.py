@@ -127,6 +127,44 @@ def expected_roc_auc(p: np.ndarray) -> float:
     return min(max(numerator / denominator, 0.0), 1.0)  # rounding can step past the bounds
 
 
+def estimate_intervals(p: np.ndarray, threshold: float = 0.5) -> dict[str, tuple[float, float]]:
+    """95% ranges of the accuracy and ROC-AUC that labels drawn as Bernoulli(``p``) would give.
+
+    The estimate says what the labels are expected to score; the range says how far a window's
+    realised metric may fall from it by the luck of the draw alone (not counting a wrong
+    calibration). Accuracy: each row is right with probability ``max(p, 1 - p)`` (at
+    ``threshold``), independently. ROC-AUC: the Hanley-McNeil standard error with the expected
+    numbers of positives and negatives. Ranges are clipped to [0, 1]; a metric without an
+    estimate has no range.
+
+    Examples
+    --------
+    >>> low, high = estimate_intervals(np.full(400, 0.9))["accuracy"]
+    >>> round(low, 3), round(high, 3)
+    (0.871, 0.929)
+    """
+    out: dict[str, tuple[float, float]] = {}
+    if p.size == 0:
+        return out
+    z = 1.959963984540054
+    right = np.where(p >= threshold, p, 1.0 - p)
+    accuracy = float(right.mean())
+    half = z * float(np.sqrt(np.sum(right * (1.0 - right)))) / p.size
+    out["accuracy"] = (max(accuracy - half, 0.0), min(accuracy + half, 1.0))
+    auc = expected_roc_auc(p)
+    positives, negatives = float(p.sum()), float((1.0 - p).sum())
+    if auc == auc and positives > 1.0 and negatives > 1.0:
+        q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
+        variance = (
+            auc * (1.0 - auc)
+            + (positives - 1.0) * (q1 - auc * auc)
+            + (negatives - 1.0) * (q2 - auc * auc)
+        ) / (positives * negatives)
+        half = z * float(np.sqrt(max(variance, 0.0)))
+        out["roc_auc"] = (max(auc - half, 0.0), min(auc + half, 1.0))
+    return out
+
+
 def estimate_performance(
     task: str,
     scores: Any,
@@ -151,7 +189,9 @@ def estimate_performance(
     -------
     dict
         ``roc_auc``, ``accuracy``, ``brier``, ``log_loss``, ``positive_rate`` (the expected
-        share of positive labels), ``n`` and ``calibrated`` (whether a calibration was applied).
+        share of positive labels), ``intervals`` (95% ranges of accuracy and ROC-AUC, see
+        :func:`estimate_intervals`), ``n`` and ``calibrated`` (whether a calibration was
+        applied).
 
     Raises
     ------
@@ -179,6 +219,7 @@ def estimate_performance(
         "brier": float(np.mean(p * (1.0 - p))),
         "log_loss": float(entropy.mean()),
         "positive_rate": float(p.mean()),
+        "intervals": {k: list(v) for k, v in estimate_intervals(p, threshold).items()},
         "n": int(p.size),
         "calibrated": calibration is not None,
     }

@@ -8,7 +8,8 @@ it whose labels arrived, and what the version was trained on, and returns the JS
     drift             compute_drift() of served inputs against the training reference profile
     prediction_drift  the score distribution against the version's test-set scores
     live              realised metrics and bias on the labelled rows (as labels arrive)
-    estimated         label-free expected metrics (binary: CBPE-style, see cbpe.py)
+    estimated         label-free expected metrics (binary: CBPE-style, see cbpe.py), with the
+                      95% range (``low``, ``high``) of the primary metric
     quality           missing values and unseen categories per feature
     latency           p50, p95, p99 and mean latency in ms
 """
@@ -66,6 +67,37 @@ def typed_inputs(predictions: pd.DataFrame, features: Sequence[ColumnSchema]) ->
     return frame
 
 
+def event_times(predictions: pd.DataFrame, column: str) -> pd.Series:
+    """The event time of each logged prediction: its input ``column`` read as a UTC time.
+
+    The prediction log keeps each request's inputs as one JSON record; ``column`` (the project's
+    timestamp column) is read from it as an ISO-8601 date or time, a time without offset being
+    UTC. A record without the field, or with a value that is not such a time, gets ``NaT``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"inputs": ['{"t": "2013-01-05T10:00:00"}', '{"t": "soon"}', "{}"]})
+    >>> [str(t) for t in event_times(frame, "t")]
+    ['2013-01-05 10:00:00+00:00', 'NaT', 'NaT']
+    """
+    if not len(predictions):
+        return pd.Series(pd.NaT, index=predictions.index, dtype="datetime64[us, UTC]")
+    path = '$."' + column.replace('"', '\\"') + '"'
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("raw", pa.table({"inputs": pa.array(predictions["inputs"], pa.string())}))
+        parsed = con.sql(
+            "SELECT TRY_CAST(json_extract_string(inputs, $path) AS TIMESTAMPTZ) AS t FROM raw",
+            params={"path": path},
+        ).to_arrow_table()
+    finally:
+        con.close()
+    times = pd.to_datetime(parsed["t"].to_pandas(), utc=True)
+    times.index = predictions.index
+    return times
+
+
 def score_profile(
     scores: np.ndarray, *, reference: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -117,9 +149,12 @@ def window_stats(
     if task == "binary" and len(predictions) >= min_estimate_rows:
         estimate = estimate_performance(task, scores, calibration=calibration)
         name = primary_metric(task)
+        low, high = estimate.get("intervals", {}).get(name, (None, None))
         stats["estimated"] = {
             "metric_name": name,
             "metric": estimate.get(name),
+            "low": low,
+            "high": high,
             "metrics": estimate,
             "unlabelled": unlabelled,
         }
@@ -206,3 +241,29 @@ def day_windows(start: datetime, end: datetime) -> list[tuple[datetime, datetime
         windows.append((cursor, stop))
         cursor = stop
     return windows
+
+
+def busy_day_windows(
+    times: pd.Series, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The UTC days of ``[start, end)`` that hold at least one of ``times``, as windows.
+
+    Each day is clipped to ``[start, end)``. Days without a time are left out, so a replay of
+    2013 monitored today, or one stray event time years away, never yields thousands of empty
+    windows.
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> ts = pd.Series(pd.to_datetime(["2013-01-01 05:00", "2013-01-03 07:00"], utc=True))
+    >>> start, end = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 3, 9, tzinfo=UTC)
+    >>> w = busy_day_windows(ts, start, end)
+    >>> [(a.day, b.day, b.hour) for a, b in w]
+    [(1, 2, 0), (3, 3, 9)]
+    """
+    inside = times[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
+    days = sorted(set(inside.dt.floor("D")))
+    return [
+        (max(day.to_pydatetime(), start), min((day + pd.Timedelta(days=1)).to_pydatetime(), end))
+        for day in days
+    ]

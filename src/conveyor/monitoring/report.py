@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from conveyor.core.entities import Alert, AuditEvent, MonitorReport
-from conveyor.reports.charts import bar_chart, heatmap, histogram_pair, line_chart, timeline
+from conveyor.monitoring.links import link_of
+from conveyor.reports.charts import (
+    VersionSeries,
+    bar_chart,
+    heatmap,
+    histogram_pair,
+    timeline,
+    version_chart,
+)
 from conveyor.reports.html import Report
 
 _MAX_DISTRIBUTIONS = 6
@@ -48,8 +56,8 @@ def write_monitor_report(
     page = Report(
         f"Monitoring: {report.project}",
         subtitle=f"window {report.window_start:%Y-%m-%d %H:%M:%S} – "
-        f"{report.window_end:%Y-%m-%d %H:%M:%S} UTC, v{report.model_version} "
-        f"(production v{stats.get('production')})",
+        f"{report.window_end:%Y-%m-%d %H:%M:%S} UTC{_time_note(stats)}, "
+        f"v{report.model_version} (production v{stats.get('production')})",
     )
     page.add_metrics(
         {
@@ -57,6 +65,7 @@ def write_monitor_report(
             "labels": live.get("labels", 0),
             f"live {live.get('metric_name', 'metric')}": live.get("metric"),
             f"estimated {estimated.get('metric_name', 'metric')}": estimated.get("metric"),
+            "estimate 95% range": _range(estimated),
             "bias": live.get("bias"),
             "prediction PSI": (stats.get("prediction_drift") or {}).get("psi"),
             "drifted features": len(
@@ -173,6 +182,17 @@ def write_overview_report(
     return page.write(path)
 
 
+def _time_note(stats: Mapping[str, Any]) -> str:
+    """How the window's times were read: by event time (which column) or by arrival."""
+    time = stats.get("time") or {}
+    if time.get("key") == "event":
+        late = time.get("arrival_rows") or 0
+        return f" by event time ('{time.get('column')}'" + (
+            f"; {late:,} rows without it at arrival)" if late else ")"
+        )
+    return " by arrival time" if time.get("key") == "arrival" else ""
+
+
 def _event_kind(action: str) -> str:
     return {"promote": "promotion", "rollback": "rollback"}.get(action, action)
 
@@ -186,11 +206,18 @@ def _alert_rows(alerts: Sequence[Alert], acked: Mapping[str, str] | None = None)
             "kind": a.kind,
             "severity": str(a.severity),
             "message": a.message,
+            "link": link_of(a),
         }
         if acked is not None:
             row["acknowledged by"] = acked.get(a.id, "")
         rows.append(row)
     return rows
+
+
+def _range(estimated: Mapping[str, Any]) -> str | None:
+    """The estimate's 95% range as text, ``None`` without one."""
+    low, high = estimated.get("low"), estimated.get("high")
+    return f"{low:.3f} – {high:.3f}" if low is not None and high is not None else None
 
 
 def _version_row(r: MonitorReport) -> dict[str, Any]:
@@ -202,6 +229,7 @@ def _version_row(r: MonitorReport) -> dict[str, Any]:
         "labels": (s.get("live") or {}).get("labels", 0),
         "live": (s.get("live") or {}).get("metric"),
         "estimated": (s.get("estimated") or {}).get("metric"),
+        "estimate 95% range": _range(s.get("estimated") or {}),
         "bias": (s.get("live") or {}).get("bias"),
         "prediction PSI": (s.get("prediction_drift") or {}).get("psi"),
     }
@@ -291,39 +319,58 @@ def _add_history(
             caption=f"Production version's windows by their start; drift threshold "
             f"{threshold}. Grey: no data.",
         )
-    series: dict[str, tuple[list[Any], list[Any]]] = {}
-    name = ""
-    for r in reports[-_MAX_WINDOWS * 4 :]:
-        live, est = r.stats.get("live") or {}, r.stats.get("estimated") or {}
-        name = live.get("metric_name") or est.get("metric_name") or name
-        if live.get("metric") is not None:
-            xs, ys = series.setdefault(f"v{r.model_version} realised", ([], []))
-            xs.append(r.window_start)
-            ys.append(live["metric"])
-        if est.get("metric") is not None:
-            xs, ys = series.setdefault(f"v{r.model_version} estimated", ([], []))
-            xs.append(r.window_start)
-            ys.append(est["metric"])
-    if series:
-        first = min(r.window_start for r in reports)
-        last = max(r.window_end for r in reports)
-        markers = [
-            (e.at, f"v{e.to_version}", _event_kind(e.action))
-            for e in history
-            if e.to_version is not None
-            and e.action in ("promote", "rollback")
-            and first <= e.at <= last  # releases outside the monitored range would squash it
-        ]
+    versions, name = _version_series(reports[-_MAX_WINDOWS * 4 :])
+    if versions:
         page.add_heading("Performance over time")
         page.add_chart(
-            line_chart(
-                {k: series[k] for k in sorted(series)},
+            version_chart(
+                versions,
                 title=f"{name or 'metric'} per model version: realised (labels) and estimated",
                 y_label=name,
-                markers=markers,
+                markers=_production_moves(production, history),
             ),
-            caption="Estimated: label-free expectation from the predicted probabilities.",
+            caption="Each window at its start (event time when the project has a timestamp "
+            "column). Estimated: label-free expectation from the predicted probabilities; the "
+            "band is the range labels drawn from them would land in 95% of the time. Dotted "
+            "lines: production moved to that version.",
         )
+
+
+def _version_series(reports: Sequence[MonitorReport]) -> tuple[list[VersionSeries], str]:
+    """Each version's realised and estimated metric per window, and the metric's name."""
+    points: dict[int, list[tuple[Any, Any, Any, Any, Any]]] = {}
+    name = ""
+    for r in reports:
+        live, est = r.stats.get("live") or {}, r.stats.get("estimated") or {}
+        name = live.get("metric_name") or est.get("metric_name") or name
+        if r.model_version is None or (live.get("metric") is None and est.get("metric") is None):
+            continue
+        points.setdefault(r.model_version, []).append(
+            (r.window_start, live.get("metric"), est.get("metric"), est.get("low"), est.get("high"))
+        )
+    series = [
+        VersionSeries(f"v{v}", *(list(column) for column in zip(*rows, strict=True)))
+        for v, rows in sorted(points.items())
+    ]
+    return series, name
+
+
+def _production_moves(
+    production: Sequence[MonitorReport], history: Sequence[AuditEvent]
+) -> list[tuple[Any, str, str]]:
+    """Where production changed version between windows, placed at the window it changed in.
+
+    Windows are in event time and releases in wall-clock time, so the moves are read from the
+    windows themselves; the production history only says whether a move was a rollback.
+    """
+    rollbacks = {(e.from_version, e.to_version) for e in history if e.action == "rollback"}
+    moves = []
+    for before, after in zip(production, production[1:], strict=False):
+        old, new = before.stats.get("production"), after.stats.get("production")
+        if new is not None and new != old:
+            kind = "rollback" if (old, new) in rollbacks else "promotion"
+            moves.append((after.window_start, f"v{new}", kind))
+    return moves
 
 
 def _distribution(name: str, reference: Mapping[str, Any], current: Mapping[str, Any]) -> str:

@@ -1,12 +1,19 @@
 """Monitoring jobs: drift, prediction drift, bias, realised and estimated performance, quality.
 
-A job covers ``[since, until)`` (by default: since the previous report, until now), as one window
-or one window per UTC day (``monitoring.window: day``). For every window it stores one
-:class:`~conveyor.core.entities.MonitorReport` per model version that served in it, plus one for
-the production version even when it served nothing; the production version's report of a window
-is stored last, so the newest report is always production's. Each report is checked against the
-alert rules (:mod:`conveyor.monitoring.alerts`), and the job's HTML report is written under the
-project's ``reports`` directory; every alert links to it.
+A job covers ``[since, until)`` as one window or one window per UTC day (``monitoring.window:
+day``). Windows are keyed by event time when the project has a timestamp column: each logged
+prediction counts at the time its request's ``timestamp`` input says (arrival time when the
+input is missing or not a time), so a replay or backfill of 2013 lands in 2013, not in the
+minutes it ran in. Projects without a timestamp column key by arrival time. By default a job
+starts where the previous report ended and ends after the newest prediction (event time) or now
+(arrival time); per-day windows of an event-time job are the days that hold predictions.
+
+For every window it stores one :class:`~conveyor.core.entities.MonitorReport` per model version
+that served in it, plus one for the production version even when it served nothing; the
+production version's report of a window is stored last, so the newest report is always
+production's. Each report is checked against the alert rules
+(:mod:`conveyor.monitoring.alerts`), and the job's HTML report is written under the project's
+``reports`` directory; every alert links to it (see :mod:`conveyor.monitoring.links`).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -30,7 +37,14 @@ from conveyor.core.signature import encode_frame
 from conveyor.data.service import project_schema
 from conveyor.monitoring.alerts import build_sinks, raise_alerts, read_acks
 from conveyor.monitoring.cbpe import Calibration, fit_calibration
-from conveyor.monitoring.jobs import day_windows, score_profile, typed_inputs, window_stats
+from conveyor.monitoring.jobs import (
+    busy_day_windows,
+    day_windows,
+    event_times,
+    score_profile,
+    typed_inputs,
+    window_stats,
+)
 from conveyor.monitoring.report import (
     latest_per_window,
     write_monitor_report,
@@ -50,6 +64,8 @@ from conveyor.training.service import load_version, test_rows
 from conveyor.workspace import Workspace
 
 Progress = Callable[[str], None]
+TimeKey = Literal["event", "arrival"]
+"""What monitoring windows are keyed by: event time or arrival time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +135,12 @@ def monitor(
     ws, spec : Workspace, ProjectSpec
         Where the logs live and the project's monitoring and alert settings.
     since, until : datetime, optional
-        The job's range; by default from the end of the previous report to now.
+        The job's range, in event time when the project has a timestamp column (else arrival
+        time); by default from the end of the previous report to just after the newest
+        prediction (event time) or to now (arrival time).
     per_day : bool, optional
-        One window per UTC day; by default as ``monitoring.window`` says.
+        One window per UTC day (with event time, per day that holds predictions); by default
+        as ``monitoring.window`` says.
     write_html : bool
         Write the job's HTML report (alerts link to it; otherwise to the report id).
     progress : callable, optional
@@ -134,15 +153,21 @@ def monitor(
     say = progress or (lambda _msg: None)
     previous = ws.stores.monitor.list_monitor_reports(spec.project)
     start = as_utc(since) if since else (previous[-1].window_end if previous else None)
-    end = as_utc(until) if until else utcnow()
-    if start is not None and start > end:
+    end = as_utc(until) if until else None
+    if start is not None and end is not None and start > end:
         raise InvalidInputError(
             f"A monitoring window must not start after it ends. Got {start.isoformat()} to "
             f"{end.isoformat()} instead."
         )
     job = _read_job(ws, spec, start, end, say)
+    end = job.end
     per_day = spec.monitoring.window == "day" if per_day is None else per_day
-    windows = day_windows(job.start, end) if per_day else []
+    if not per_day:
+        windows = []
+    elif job.time_key == "event":
+        windows = busy_day_windows(job.predictions["ts"], job.start, end)
+    else:
+        windows = day_windows(job.start, end)
     windows = windows or [(job.start, end)]
     html = ws.project_dir(spec.project, "reports") / f"monitor-{new_id('job_')}.html"
     serving = _serving_window(spec, previous)
@@ -158,6 +183,7 @@ def monitor(
         for version in job.versions or [None]:
             stats, profiles_of = _window_report(spec, job, in_window, version)
             stats["window"] = "day" if per_day else "range"
+            stats["time"] = _time_stats(spec, job, in_window, version)
             if version == job.production and serving and (w_start, w_end) == windows[-1]:
                 stats["serving"] = serving
             if write_html:
@@ -196,9 +222,15 @@ def monitor(
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """What a job read: predictions with their truth, typed inputs and per-version context."""
+    """What a job read: predictions with their truth, typed inputs and per-version context.
+
+    ``predictions["ts"]`` is the time windows are keyed by (see :func:`keyed_predictions`) and
+    ``predictions["arrival"]`` the time each was logged.
+    """
 
     start: datetime
+    end: datetime
+    time_key: TimeKey
     predictions: pd.DataFrame
     inputs: pd.DataFrame
     features: Schema
@@ -207,16 +239,68 @@ class _Job:
     context: dict[int, dict[str, Any]]
 
 
+def keyed_predictions(
+    pred_dir: Path, spec: ProjectSpec, start: datetime | None, end: datetime | None
+) -> tuple[pd.DataFrame, TimeKey]:
+    """The logged predictions of ``[start, end)`` with ``ts`` the time monitoring keys them by.
+
+    With a project timestamp column, ``ts`` is each prediction's event time (its logged
+    ``timestamp`` input; its arrival time when that is missing or not a time) and the whole log
+    is read, since arrival says nothing about event time; otherwise ``ts`` is the arrival time
+    and only the log days of the range are read. ``arrival`` keeps the time each was logged.
+
+    Returns
+    -------
+    (pandas.DataFrame, {"event", "arrival"})
+        The raw-input predictions (see :func:`~conveyor.serving.predlog.read_predictions`)
+        ordered by ``ts``, and what ``ts`` is.
+    """
+    if spec.timestamp is None:
+        preds = read_predictions(pred_dir, since=start, until=end, raw_inputs=True)
+        preds["arrival"] = preds["ts"]
+        return preds, "arrival"
+    preds = read_predictions(pred_dir, raw_inputs=True)
+    preds["arrival"] = preds["ts"]
+    events = event_times(preds, spec.timestamp)
+    preds["ts"] = events.where(events.notna(), preds["arrival"])
+    keep = pd.Series(True, index=preds.index)
+    if start is not None:
+        keep &= preds["ts"] >= pd.Timestamp(start)
+    if end is not None:
+        keep &= preds["ts"] < pd.Timestamp(end)
+    preds = preds[keep].sort_values(["ts", "request_id"], kind="stable")
+    preds["event_time"] = events[keep].notna()
+    return preds.reset_index(drop=True), "event"
+
+
 def _read_job(
-    ws: Workspace, spec: ProjectSpec, start: datetime | None, end: datetime, say: Progress
+    ws: Workspace, spec: ProjectSpec, start: datetime | None, end: datetime | None, say: Progress
 ) -> _Job:
     pred_dir = ws.project_dir(spec.project, "predictions")
     compact_predictions(pred_dir)
-    preds = read_predictions(pred_dir, since=start, until=end, raw_inputs=True)
-    say(f"read {len(preds):,} predictions")
+    preds, time_key = keyed_predictions(pred_dir, spec, start, end)
+    say(f"read {len(preds):,} predictions (windows by {time_key} time)")
+    if end is None:
+        # An event-time job ends after its newest event, so the next one starts there: a replay
+        # monitored in steps continues where it stopped instead of jumping to today.
+        newest = preds["ts"].max() if time_key == "event" and len(preds) else None
+        end = (
+            (newest + pd.Timedelta(microseconds=1)).to_pydatetime()
+            if newest is not None
+            else utcnow()
+        )
+        end = max(end, start) if start is not None else end
     if start is None:
         start = as_utc(preds["ts"].min().to_pydatetime()) if len(preds) else end
-    labels = _labels(pred_dir, ws.project_dir(spec.project, "feedback"), start, end)
+    arrival = (
+        (
+            as_utc(preds["arrival"].min().to_pydatetime()),
+            as_utc((preds["arrival"].max() + pd.Timedelta(microseconds=1)).to_pydatetime()),
+        )
+        if len(preds)
+        else (start, end)
+    )
+    labels = _labels(pred_dir, ws.project_dir(spec.project, "feedback"), *arrival)
     preds["truth"] = preds["request_id"].map(labels) if len(labels) else np.nan
     say(f"joined {int(preds['truth'].notna().sum()):,} labels")
     production = find_alias_version(ws, spec.model_name, PRODUCTION)
@@ -233,7 +317,9 @@ def _read_job(
     context = {
         v: _version_context(ws, spec, v, preds) for v in versions if v is not None and len(preds)
     }
-    return _Job(as_utc(start), preds, inputs, features, production, versions, context)
+    return _Job(
+        as_utc(start), as_utc(end), time_key, preds, inputs, features, production, versions, context
+    )
 
 
 def _window_report(
@@ -260,8 +346,19 @@ def _window_report(
     return stats, current
 
 
+def _time_stats(
+    spec: ProjectSpec, job: _Job, in_window: pd.Series, version: int | None
+) -> dict[str, Any]:
+    """What a window's times are: event or arrival, and how many rows had no event time."""
+    stats: dict[str, Any] = {"key": job.time_key, "column": spec.timestamp}
+    if job.time_key == "event":
+        rows = job.predictions[in_window & (job.predictions["model_version"] == version)]
+        stats["arrival_rows"] = int((~rows["event_time"]).sum()) if len(rows) else 0
+    return stats
+
+
 def _labels(pred_dir: Path, fb_dir: Path, start: datetime, end: datetime) -> pd.Series:
-    """Ground truth by request id for the predictions of ``[start, end)``.
+    """Ground truth by request id for the predictions logged (arrived) in ``[start, end)``.
 
     When every feedback item names its request id, the label recorded last for an id wins
     (the rule of :func:`~conveyor.serving.feedback.join_feedback`), read straight from the

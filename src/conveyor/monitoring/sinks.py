@@ -27,6 +27,7 @@ import orjson
 
 from conveyor.core.entities import Alert
 from conveyor.core.errors import ConfigError, ConveyorError
+from conveyor.monitoring.links import link_of
 from conveyor.spec import (
     CommandSinkSpec,
     FileSinkSpec,
@@ -71,7 +72,7 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "message": alert.message,
         "created_at": alert.created_at.isoformat(),
         "evidence": dict(alert.evidence),
-        "report": alert.report,
+        "report": link_of(alert),
     }
 
 

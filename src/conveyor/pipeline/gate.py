@@ -41,6 +41,7 @@ from conveyor.evaluation import (
     sanity_check,
 )
 from conveyor.monitoring.alerts import notify
+from conveyor.monitoring.links import alert_link
 from conveyor.pipeline.evaluation_report import REPORT_KEY, render_report_bytes
 from conveyor.pipeline.infra_check import check_release, require_release_check
 from conveyor.registry.approvals import find_approval, request_approval
@@ -470,6 +471,7 @@ def _alert(ws: Workspace, spec: ProjectSpec, kind: str, message: str, outcome: G
         message=message,
         created_at=utcnow(),
         evidence=outcome.to_dict(),
+        report=alert_link("gate_rejected", outcome.to_dict(), model=spec.model_name),
     )
     ws.stores.monitor.add_alert(alert)
     notify(ws, spec, alert)

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from conveyor.core.clock import as_utc, new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity, BatchStatus, DatasetVersion
 from conveyor.core.errors import ConveyorError
+from conveyor.monitoring.links import alert_link
 from conveyor.serving.predlog import compact_predictions
 from conveyor.spec import ProjectSpec, RetentionSpec
 from conveyor.workspace import Workspace
@@ -257,6 +258,7 @@ def _record(ws: Workspace, spec: ProjectSpec, report: RetentionReport) -> None:
             f"{report.bytes_freed:,} bytes; {len(report.items) - len(deleted)} failed.",
             created_at=utcnow(),
             evidence={"actor": ws.actor, **report.to_dict()},
+            report=alert_link("retention", {}, model=spec.model_name),
         )
     )
 

@@ -18,6 +18,7 @@ from conveyor.core.entities import Alert, AlertId, AlertSeverity
 from conveyor.core.signature import encode_frame
 from conveyor.evaluation.gate import GatePolicy, compare_models
 from conveyor.monitoring.alerts import notify
+from conveyor.monitoring.links import alert_link
 from conveyor.monitoring.service import served_inputs
 from conveyor.registry.service import (
     PRODUCTION,
@@ -101,6 +102,7 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         message=f"Rolled back v{current}: {reason}.",
         created_at=utcnow(),
         evidence=evidence,
+        report=alert_link("rollback", evidence, model=model),
     )
     ws.stores.monitor.add_alert(alert)
     notify(ws, spec, alert)

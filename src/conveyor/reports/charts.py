@@ -10,12 +10,16 @@ or strings (categories); one chart uses one kind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
 from conveyor.core.errors import InvalidInputError
@@ -38,11 +42,25 @@ from conveyor.reports.inputs import (
 )
 from conveyor.reports.svg import PALETTE, render_svg
 
-__all__ = ["EVENT_STYLES", "bar_chart", "heatmap", "histogram_pair", "line_chart", "timeline"]
+__all__ = [
+    "EVENT_STYLES",
+    "VersionSeries",
+    "bar_chart",
+    "heatmap",
+    "histogram_pair",
+    "line_chart",
+    "timeline",
+    "version_chart",
+]
 
 _NEUTRAL = "#5f6670"
 _REFERENCE_GREY = "#9aa0a6"
 _WIDE = (7.2, 3.2)
+#: Colours of model versions, in turn: versions next to each other in time never share one.
+_VERSION_COLOURS = (*PALETTE[:6], "#332288", "#882255", "#117733", "#999933", "#44AA99")
+_VERSION_PLOT_IN = (8.8, 3.6)  # about the page's chart width at 1:1; the plot never shrinks
+_LEGEND_ROW_IN = 0.21
+_LEGEND_COLUMNS = 10
 
 
 def line_chart(
@@ -135,6 +153,156 @@ def line_chart(
             ax.legend(loc="best")
 
     return render_svg(draw, size_in=_WIDE)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSeries:
+    """One model version's points for :func:`version_chart`.
+
+    ``x`` are the points' positions (such as window starts); ``realised`` the metric measured
+    on labels, ``estimated`` a label-free estimate and ``low``/``high`` its range, each one
+    value per point (``None`` or NaN where there is none; an empty sequence for none at all).
+    """
+
+    label: str
+    x: Sequence[Any]
+    realised: Sequence[Any] = ()
+    estimated: Sequence[Any] = ()
+    low: Sequence[Any] = ()
+    high: Sequence[Any] = ()
+
+
+def version_chart(
+    versions: Sequence[VersionSeries],
+    *,
+    title: str,
+    x_label: str = "",
+    y_label: str = "",
+    markers: Sequence[tuple[Any, ...]] = (),
+) -> str:
+    """Draw a metric per model version over a shared x axis, readable with dozens of versions.
+
+    Each version has its own colour (adjacent versions never share one) and its label written
+    at the end of its line; realised values are solid lines with dots, estimates dashed lines
+    over a shaded band (their range). The legend sits under the plot in up to ten columns and
+    the figure grows by its rows, so the plot keeps its size however many versions there are.
+
+    Parameters
+    ----------
+    versions : sequence of VersionSeries
+        One entry per version, in legend order.
+    title, x_label, y_label : str
+        Chart title and axis labels.
+    markers : sequence of (x, label) or (x, label, kind)
+        Vertical lines, such as promotions and rollbacks (see :func:`line_chart`).
+
+    Returns
+    -------
+    str
+        The chart as an ``<svg>`` element.
+
+    Raises
+    ------
+    InvalidInputError
+        If a version's sequences are not as long as its x values (empty ones aside), a value
+        is not a number, or x values are of different kinds.
+
+    Examples
+    --------
+    >>> svg = version_chart([VersionSeries("v1", [1, 2], [0.8, 0.7], [0.79, 0.72],
+    ...                                    [0.75, 0.68], [0.83, 0.76])], title="AUC")
+    >>> svg.startswith("<svg") and ">v1<" in svg
+    True
+    """
+    parsed = [_version_points(v) for v in versions]
+    check_same_x_kind([xs for _, xs, _ in parsed], what="versions of version_chart()")
+    vlines = [_as_marker(marker) for marker in markers]
+    rows = math.ceil((len(parsed) + 3) / _LEGEND_COLUMNS)
+    width, plot_height = _VERSION_PLOT_IN
+    size = (width, plot_height + _LEGEND_ROW_IN * (rows + 1))
+
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot()
+        set_titles(ax, title, x_label, y_label)
+        if not any(len(xs) for _, xs, _ in parsed):
+            draw_no_data(ax)
+            return
+        for n, (label, xs, values) in enumerate(parsed):
+            colour = _VERSION_COLOURS[n % len(_VERSION_COLOURS)]
+            realised, estimated, low, high = values
+            if np.isfinite(low).any():
+                ax.fill_between(xs, low, high, color=colour, alpha=0.16, linewidth=0)
+            if np.isfinite(estimated).any():
+                ax.plot(xs, estimated, color=colour, linestyle="--", linewidth=1.2)
+            if np.isfinite(realised).any():
+                ax.plot(xs, realised, color=colour, marker="o", markersize=3, label=label)
+            else:
+                ax.plot([], [], color=colour, linestyle="--", label=label)
+            _label_line_end(ax, label, xs, realised, estimated, colour)
+        for x, text, colour in vlines:
+            ax.axvline(x, color=colour, linestyle=":", linewidth=1.0, alpha=0.8)
+            ax.text(
+                x, 0.99, f" {text}", transform=ax.get_xaxis_transform(), rotation=90,
+                ha="right", va="top", fontsize=7, color=colour, in_layout=False,
+            )  # fmt: skip
+        if any(is_dates(xs) for _, xs, _ in parsed):
+            use_date_axis(ax)
+        ax.margins(x=0.03)
+        styles = [
+            Line2D([], [], color=_NEUTRAL, marker="o", markersize=3, label="realised (labels)"),
+            Line2D([], [], color=_NEUTRAL, linestyle="--", linewidth=1.2, label="estimated"),
+            Patch(color=_NEUTRAL, alpha=0.25, linewidth=0, label="95% range of estimate"),
+        ]
+        handles, _ = ax.get_legend_handles_labels()
+        fig.legend(
+            handles=[*styles, *handles],
+            loc="outside lower center",
+            ncol=min(len(handles) + len(styles), _LEGEND_COLUMNS),
+            fontsize=7.5,
+            handlelength=1.6,
+            columnspacing=1.2,
+        )
+
+    return render_svg(draw, size_in=size)
+
+
+def _version_points(
+    version: VersionSeries,
+) -> tuple[str, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    what = f"version {version.label!r} of version_chart()"
+    xs = as_x(version.x, what=f"x values of {what}")
+    columns = []
+    for name in ("realised", "estimated", "low", "high"):
+        raw = getattr(version, name)
+        values = (
+            as_floats(raw, what=f"{name} values of {what}")
+            if len(raw)
+            else np.full(len(xs), np.nan)
+        )
+        if len(values) != len(xs):
+            raise InvalidInputError(
+                f"The {name} values of {what} must be one per x value ({len(xs)}) or none. "
+                f"Got {len(values)} instead."
+            )
+        columns.append(values)
+    realised, estimated, low, high = columns
+    return str(version.label), xs, (realised, estimated, low, high)
+
+
+def _label_line_end(
+    ax: Any, label: str, xs: np.ndarray, realised: np.ndarray, estimated: np.ndarray, colour: str
+) -> None:
+    """Write ``label`` just right of the last point of its line (realised, else estimated)."""
+    for ys in (realised, estimated):
+        finite = np.flatnonzero(np.isfinite(ys))
+        if finite.size:
+            last = finite[-1]
+            ax.annotate(
+                label, (xs[last], ys[last]), xytext=(4, 0), textcoords="offset points",
+                fontsize=7.5, fontweight="bold", color=colour, va="center",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.3},
+            )  # fmt: skip
+            return
 
 
 def bar_chart(

@@ -109,11 +109,16 @@ def test_repeated_alerts_are_suppressed_during_the_cooldown_then_raised_again(ws
     assert all(orjson.loads(x)["report"] == "/r/monitor.html" for x in lines)
 
 
-def test_alerts_link_to_the_report_id_when_no_page_was_written(ws):
+def test_without_a_page_alerts_link_to_the_command_that_writes_the_history_of_their_window(ws):
     report = make_report(**BAD)
     del report.stats["html"]
     raised = raise_alerts(ws, make_spec(cooldown_hours=0), report)
-    assert all(a.report == report.id for a in raised.raised)
+    since = f"{report.window_start:%Y-%m-%dT%H:%M:%S}"
+    assert raised.raised
+    for a in raised.raised:  # a report id alone opens nothing
+        assert a.report == f"conveyor monitor --report monitoring.html --since {since}"
+        assert a.evidence["report"] == report.id
+        assert a.evidence["window_start"] == report.window_start.isoformat()
 
 
 def test_ack_keeps_the_first_acknowledgement_and_filters_open_alerts(ws):
