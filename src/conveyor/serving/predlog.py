@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from conveyor.core.clock import as_utc
 from conveyor.core.errors import StoreError
+from conveyor.serving.temporaries import locked_temporary, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -454,9 +455,10 @@ def compact_predictions(directory: Path) -> int:
                     part = table.filter(pc.equal(days, day))
                     target = directory / f"date={day}" / f"part-{segment.stem}.parquet"
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                    pq.write_table(part, tmp)
-                    os.replace(tmp, target)
+                    remove_stale_temporaries(target.parent)  # of compactions that were killed
+                    with locked_temporary(target) as tmp:
+                        pq.write_table(part, tmp)
+                        os.replace(tmp, target)
                 moved += table.num_rows
             segment.unlink()
     return moved
