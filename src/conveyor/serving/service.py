@@ -187,20 +187,50 @@ def serve(
     paths = [spec_path] if isinstance(spec_path, Path) else list(spec_path)
     os.environ.update({k: v for k, v in ws.env().items() if k.startswith("CONVEYOR_")})
     os.environ[SPEC_ENV] = os.pathsep.join(str(p.resolve()) for p in paths)
+    run_app(
+        "conveyor.serving.service:app_from_env",
+        host=host,
+        port=port,
+        workers=workers,
+        graceful_timeout_s=graceful_timeout_s,
+    )
+
+
+def run_app(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    graceful_timeout_s: float = 30.0,
+) -> None:
+    """Run the app that ``factory`` (``"module:function"``) builds in each worker, until stopped.
+
+    Sets up what every serving run needs around uvicorn: a private multiprocess metrics
+    directory (in the environment before any worker starts) and exit status 0 after a clean
+    SIGTERM drain. Returns once the server has shut down.
+    """
     with metrics_directory() as directory, _sigterm_after_uvicorn():
+        previous = os.environ.get(MULTIPROC_ENV)
         os.environ[MULTIPROC_ENV] = str(directory)
-        uvicorn.run(
-            "conveyor.serving.service:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=int(graceful_timeout_s),
-            # a worker importing the model stack on a busy machine must not be killed as hung
-            timeout_worker_healthcheck=60,
-        )
+        try:
+            uvicorn.run(
+                factory,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=int(graceful_timeout_s),
+                # a worker importing the model stack on a busy machine must not be killed as hung
+                timeout_worker_healthcheck=60,
+            )
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
 
 
 @contextlib.contextmanager
