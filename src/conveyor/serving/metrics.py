@@ -314,6 +314,6 @@ class ServingMetrics:
         self.sample(slots or {}, logs)
         if is_multiprocess():
             registry = CollectorRegistry()
-            MultiProcessCollector(registry)
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry).decode()
         return generate_latest(self.registry).decode()
