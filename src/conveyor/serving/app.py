@@ -19,12 +19,17 @@ Routes
 
 Statuses: 400 invalid JSON, 404 unknown model name, 413 body too large, 422 invalid records
 (with the per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in
-flight than ``max_queue``. Every unexpected failure is caught at the edge, logged and counted,
-and answered 503 so a client retries; none escapes to kill a worker.
+flight than ``max_queue``, queued work past the time budget (see
+:mod:`conveyor.serving.admission`) or a full prediction-log buffer. Every unexpected failure
+is caught at the edge, logged and counted, and answered 503 so a client retries; none escapes
+to kill a worker.
 
-Every scored row is written to the prediction log, in one write per request, before the
-response is sent: a prediction a client has seen is always in the log. Shadow scoring runs
-after the response has been sent.
+Every scored row is written to the prediction log before the response is sent: a prediction a
+client has seen is always in the log. The log's writer thread does the writing (grouping
+concurrent requests into one write), so nothing on the event loop waits for the disk: the
+liveness routes answer while the log is slow, and each route does no I/O of its own on the
+loop (``/metrics`` reads the workers' files in a thread). Shadow scoring runs after the
+response has been sent.
 """
 
 from __future__ import annotations

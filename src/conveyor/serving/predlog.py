@@ -5,8 +5,9 @@ Layout of a log directory::
     seg-<UTC start>-<pid>-<n>.jsonl      segments, one writer process each, appended to
     date=YYYY-MM-DD/part-<segment>.parquet   compacted segments, partitioned by day (UTC)
 
-Durability: a writer sends all lines of one request in a single ``os.write`` on a file opened
-with ``O_APPEND``, before the response leaves the server, so a ``kill -9`` of the worker never
+Durability: a writer sends all lines of one request (with those of the requests grouped with
+it) in a single ``os.write`` on a file opened with ``O_APPEND``, before the response leaves
+the server, so a ``kill -9`` of the worker never
 tears an acknowledged record (with ``fsync=True`` neither does a power cut). A trailing partial
 line (a torn write on a full disk or a crash mid-write) is ignored by every reader.
 
