@@ -57,7 +57,7 @@ from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.oip import model_metadata, tensors_to_records
 from conveyor.serving.predlog import PredictionLogError, PredictionLogWriter, iso_now
-from conveyor.serving.routing import SHADOW, Canary, Deployment, Shadow
+from conveyor.serving.routing import PRODUCTION, SHADOW, Canary, Deployment, Shadow
 from conveyor.serving.slot import LoadedModel, ModelSlot
 from conveyor.serving.validation import REQUEST_ID_FIELD, ServingLimits, columns_to_records
 
@@ -203,7 +203,7 @@ async def _write(log: PredictionLogWriter, data: bytes) -> None:
 
 def _logs(dep: Deployment) -> dict[str, PredictionLogWriter]:
     """The prediction logs of a deployment by role: production's and the shadow's."""
-    found = {"production": dep.log}
+    found = {PRODUCTION: dep.log}
     if dep.shadow is not None:
         found[SHADOW] = dep.shadow.log
     return found

@@ -32,6 +32,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from conveyor.serving.routing import PRODUCTION
+
 if TYPE_CHECKING:
     from conveyor.serving.predlog import PredictionLogWriter
     from conveyor.serving.slot import ModelSlot
@@ -282,7 +284,7 @@ class ServingMetrics:
                     loaded = slot.model
                     version = loaded.version if loaded is not None else 0
                     families.model_version.labels(project, name, role).set(version)
-                production = roles.get("production")
+                production = roles.get(PRODUCTION)
                 if production is not None:
                     for attr, family in families.slot.items():
                         child = family.labels(project, name)
