@@ -250,7 +250,12 @@ class PredictionLogWriter:
                 group, self._queue, self._queued_bytes = self._queue, [], 0
             if self.write_delay_s:
                 time.sleep(self.write_delay_s)
-            error = self._write_group(b"".join(data for data, _ in group))
+            error: Exception | None
+            try:
+                error = self._write_group(b"".join(data for data, _ in group))
+            except Exception as exc:  # a caller must never wait forever on its future
+                log.exception("writing to the prediction log at %s failed", self.directory)
+                error = exc
             with self._cond:
                 if error is None:
                     self.written_writes += len(group)
