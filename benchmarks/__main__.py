@@ -16,6 +16,7 @@ from benchmarks import (
     ct,
     gate_bench,
     serving,
+    slow_log,
     tracking,
 )
 from benchmarks import drift as drift_bench
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "gate": gate_bench.run,
     "monitoring": monitoring_bench.run,
     "serving": serving.run,
+    "slow_log": slow_log.run,
     "tracking": tracking.run,
     "training": training_bench.run,
 }

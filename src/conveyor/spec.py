@@ -278,6 +278,17 @@ class ServingSpec(_Section):
     max_queue: int = Field(
         default=1024, ge=1, description="Requests in flight per worker past which 503 is answered."
     )
+    max_queue_wait_ms: float = Field(
+        default=250.0,
+        gt=0.0,
+        le=600_000.0,
+        description="Expected wait for scoring past which new requests get 503 (measured).",
+    )
+    log_buffer_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="Prediction log bytes waiting for the disk past which requests get 503.",
+    )
     allow_extra_fields: bool = False
     batching: BatchingSpec = BatchingSpec()
     canary: CanarySpec | None = None

@@ -8,28 +8,72 @@ report, or the snapshot itself when a counter went down (the server restarted).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from conveyor.core.errors import InvalidInputError
 
-_LINE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)$"
-)
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_SIMPLE = {
+    "conveyor_serving_rows_total": "rows",
+    "conveyor_serving_rejected_rows_total": "rejected_rows",
+    "conveyor_serving_errors_total": "errors",
+    "conveyor_serving_unseen_categories_total": "unseen_categories",
+}
+_PREDICT_ENDPOINTS = ("v1_predict", "v2_infer")
+
+
+def iter_samples(text: str) -> Iterator[Sample]:
+    """Every sample of a Prometheus text page, parsed by ``prometheus_client``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the page is not in the Prometheus text format.
+    """
+    try:
+        for family in text_string_to_metric_families(text):
+            yield from family.samples
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"The metrics page is not in the Prometheus text format: {exc}"
+        ) from exc
+
+
+def sample_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples named ``name`` whose labels include ``labels`` (0 if none).
+
+    Examples
+    --------
+    >>> page = 'c_total{model="a",status="200"} 3\\nc_total{model="b",status="200"} 4\\n'
+    >>> sample_value(page, "c_total"), sample_value(page, "c_total", model="b")
+    (7.0, 4.0)
+    """
+    return float(
+        sum(
+            s.value
+            for s in iter_samples(text)
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+    )
 
 
 def parse_counters(text: str, *, model: str | None = None) -> dict[str, float]:
     """Totals of the serving counters in a Prometheus text page.
 
-    With ``model``, lines labelled with another model are left out (a server may serve
-    several); unlabelled lines always count.
+    With ``model``, samples labelled with another model are left out (a server may serve
+    several); samples without a model label always count.
 
     Returns ``requests``, ``requests_4xx``, ``requests_5xx`` (prediction endpoints only),
     ``rows``, ``rejected_rows``, ``errors`` and ``unseen_categories``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the page is not in the Prometheus text format.
 
     Examples
     --------
@@ -46,35 +90,22 @@ def parse_counters(text: str, *, model: str | None = None) -> dict[str, float]:
          "unseen_categories"),
         0.0,
     )  # fmt: skip
-    simple = {
-        "conveyor_serving_rows_total": "rows",
-        "conveyor_serving_rejected_rows_total": "rejected_rows",
-        "conveyor_serving_errors_total": "errors",
-        "conveyor_serving_unseen_categories_total": "unseen_categories",
-    }
-    for raw in text.splitlines():
-        match = _LINE.match(raw.strip())
-        if not match:
+    for sample in iter_samples(text):
+        labels = sample.labels
+        if model is not None and labels.get("model") not in (None, "", model):
             continue
-        try:
-            value = float(match["value"])
-        except ValueError:
-            continue
-        name = match["name"]
-        labels = dict(_LABEL.findall(match["labels"] or ""))
-        if model is not None and labels.get("model", model) != model:
-            continue
-        if name in simple:
-            totals[simple[name]] += value
-        elif name == "conveyor_serving_requests_total":
-            if labels.get("endpoint") not in ("v1_predict", "v2_infer"):
+        key = _SIMPLE.get(sample.name)
+        if key is not None:
+            totals[key] += sample.value
+        elif sample.name == "conveyor_serving_requests_total":
+            if labels.get("endpoint") not in _PREDICT_ENDPOINTS:
                 continue
-            totals["requests"] += value
+            totals["requests"] += sample.value
             status = labels.get("status", "")
             if status.startswith("4"):
-                totals["requests_4xx"] += value
+                totals["requests_4xx"] += sample.value
             elif status.startswith("5"):
-                totals["requests_5xx"] += value
+                totals["requests_5xx"] += sample.value
     return totals
 
 

@@ -19,16 +19,22 @@ Routes
 
 Statuses: 400 invalid JSON, 404 unknown model name, 413 body too large, 422 invalid records
 (with the per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in
-flight than ``max_queue``. Every unexpected failure is caught at the edge, logged and counted,
-and answered 503 so a client retries; none escapes to kill a worker.
+flight than ``max_queue``, queued work past the time budget (see
+:mod:`conveyor.serving.admission`) or a full prediction-log buffer. Every unexpected failure
+is caught at the edge, logged and counted, and answered 503 so a client retries; none escapes
+to kill a worker.
 
-Every scored row is written to the prediction log, in one write per request, before the
-response is sent: a prediction a client has seen is always in the log. Shadow scoring runs
-after the response has been sent.
+Every scored row is written to the prediction log before the response is sent: a prediction a
+client has seen is always in the log. The log's writer thread does the writing (grouping
+concurrent requests into one write), so nothing on the event loop waits for the disk: the
+liveness routes answer while the log is slow, and each route does no I/O of its own on the
+loop (``/metrics`` reads the workers' files in a thread). Shadow scoring runs after the
+response has been sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -45,16 +51,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from conveyor.serving.admission import AdmissionConfig, AdmissionControl, QueueFullError
 from conveyor.serving.batching import BatchingConfig, MicroBatcher
+from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.oip import model_metadata, tensors_to_records
-from conveyor.serving.predlog import (
-    PredictionLogError,
-    PredictionLogWriter,
-    iso_now,
-    render_log_metrics,
-)
-from conveyor.serving.routing import SHADOW, Canary, Deployment, Shadow
+from conveyor.serving.predlog import PredictionLogError, PredictionLogWriter, iso_now
+from conveyor.serving.routing import PRODUCTION, SHADOW, Canary, Deployment, Shadow
 from conveyor.serving.slot import LoadedModel, ModelSlot
 from conveyor.serving.validation import REQUEST_ID_FIELD, ServingLimits, columns_to_records
 
@@ -187,14 +190,23 @@ def _log_lines(
 
 
 async def _write(log: PredictionLogWriter, data: bytes) -> None:
-    """Append to the log before answering; a refused or failed write is a 503, never a 200."""
+    """Append to the log before answering; a refused or failed write is a 503, never a 200.
+
+    The log's writer thread does the disk work; the event loop only waits on its future, so a
+    slow disk delays the requests it logs and nothing else.
+    """
     try:
-        if log.fsync:
-            await anyio.to_thread.run_sync(log.write_bytes, data)
-        else:
-            log.write_bytes(data)
+        await asyncio.wrap_future(log.submit(data))
     except PredictionLogError as exc:
         raise HttpError(503, str(exc), headers={"retry-after": _RETRY_AFTER_S}) from exc
+
+
+def _logs(dep: Deployment) -> dict[str, PredictionLogWriter]:
+    """The prediction logs of a deployment by role: production's and the shadow's."""
+    found = {PRODUCTION: dep.log}
+    if dep.shadow is not None:
+        found[SHADOW] = dep.shadow.log
+    return found
 
 
 class _Scored:
@@ -228,10 +240,12 @@ class _Server:
         limits: ServingLimits,
         batching: BatchingConfig,
         max_queue: int,
+        admission: AdmissionConfig,
     ) -> None:
         self.deployments = {d.model_name: d for d in deployments}
         self.default = deployments[0]
         self.limits, self.max_queue = limits, max_queue
+        self.admission = AdmissionControl(admission)
         self.metrics = ServingMetrics()
         self.batcher = MicroBatcher(batching, self.metrics)
         self.model_metrics = {
@@ -262,17 +276,11 @@ class _Server:
     ) -> _Scored:
         """Run one prediction request through admission, validation, scoring and logging."""
         metrics, batcher = self.metrics, self.batcher
-        if metrics.in_flight >= self.max_queue:
-            metrics.shed += 1
-            raise HttpError(
-                503,
-                f"the server is at its limit of {self.max_queue} requests in flight; retry",
-                headers={"retry-after": _RETRY_AFTER_S},
-            )
+        self.admit()
         started = time.perf_counter()
         metrics.in_flight += 1
         batcher.arriving()
-        waiting = True
+        waiting = queued = True
         try:
             payload = _parse_json(await _read_body(request, self.limits.max_body_bytes))
             records = parse(payload, dep)
@@ -290,6 +298,8 @@ class _Server:
             batcher.arrived()
             waiting = False
             raw = await batcher.score(model, batch.matrix)
+            queued = False
+            self.admission.leave()
             scores: list[float] = raw.tolist()
             n = len(scores)
             if model.is_binary:
@@ -320,8 +330,25 @@ class _Server:
         finally:
             if waiting:
                 batcher.arrived()
+            if queued:
+                self.admission.leave()
             batcher.finished()
             metrics.in_flight -= 1
+
+    def admit(self) -> None:
+        """Refuse a request (503, ``Retry-After``) past the in-flight cap or the time budget."""
+        metrics = self.metrics
+        reason = None
+        if metrics.in_flight >= self.max_queue:
+            reason = f"the server is at its limit of {self.max_queue} requests in flight"
+        else:
+            try:
+                self.admission.admit()
+            except QueueFullError as exc:
+                reason = f"the server is at its queue limit: {exc}"
+        if reason is not None:
+            metrics.shed += 1
+            raise HttpError(503, f"{reason}; retry", headers={"retry-after": _RETRY_AFTER_S})
 
     async def score_shadow(
         self,
@@ -490,6 +517,7 @@ def create_serving_app(
     deployments: Sequence[Deployment] = (),
     batching: BatchingConfig | None = None,
     max_queue: int = 1024,
+    admission: AdmissionConfig | None = None,
 ) -> Starlette:
     """Build the online prediction app.
 
@@ -521,6 +549,9 @@ def create_serving_app(
         Micro-batching; by default on, with ``inline_rows`` from ``limits``.
     max_queue : int
         Prediction requests in flight past which new ones get 503 with ``Retry-After``.
+    admission : AdmissionConfig, optional
+        The time budget of the queue: past it new requests get 503 with ``Retry-After``
+        (see :mod:`conveyor.serving.admission`); by default 250 ms.
 
     Returns
     -------
@@ -564,7 +595,11 @@ def create_serving_app(
         for each in dep.slots().values():
             each.configure(limits=limits, passthrough=dep.passthrough)
     server = _Server(
-        served, limits, batching or BatchingConfig(inline_rows=limits.inline_rows), max_queue
+        served,
+        limits,
+        batching or BatchingConfig(inline_rows=limits.inline_rows),
+        max_queue,
+        admission or AdmissionConfig(),
     )
     metrics = server.metrics
 
@@ -616,11 +651,26 @@ def create_serving_app(
             }
         )
 
+    def sample_metrics() -> None:
+        metrics.sample(
+            {d.model_name: d.slots() for d in served},
+            {d.model_name: _logs(d) for d in served},
+        )
+
+    def render_metrics() -> str:
+        sample_metrics()
+        return metrics.render()
+
     @_guarded(metrics, "metrics")
     async def prometheus(request: Request) -> Response:
-        text = metrics.render({d.model_name: d.slots() for d in served})
-        text += render_log_metrics({d.model_name: d.log for d in served})
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        # every worker's figures are read from files: off the event loop
+        text = await anyio.to_thread.run_sync(render_metrics)
+        return Response(text, media_type=METRICS_CONTENT_TYPE)
+
+    async def sample_periodically() -> None:
+        while True:  # so a scrape answered by another worker sees this one's slots and logs
+            await anyio.to_thread.run_sync(sample_metrics)
+            await anyio.sleep(poll_interval_s)
 
     def named_model(request: Request) -> tuple[Deployment, LoadedModel]:
         dep = server.deployment(request.path_params["name"])
@@ -664,14 +714,15 @@ def create_serving_app(
             for dep in served:
                 for each in dep.slots().values():
                     tasks.start_soon(each.watch, poll_interval_s)
+            tasks.start_soon(sample_periodically)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
-                for dep in served:
-                    dep.log.close()
-                    if dep.shadow is not None:
-                        dep.shadow.log.close()
+        with anyio.CancelScope(shield=True):  # write what is buffered, off the event loop
+            for dep in served:
+                for each_log in _logs(dep).values():
+                    await anyio.to_thread.run_sync(each_log.close)
 
     routes = [
         Route("/v1/predict", predict, methods=["POST"]),

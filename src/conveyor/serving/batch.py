@@ -11,7 +11,9 @@ The output keeps every input column and adds ``score``, ``label`` (binary tasks;
 and ``model_version``; with a post-processing chain also ``post_score``, ``post_label``,
 ``withheld``, ``reason`` and (re-ranking) ``rank``. It is written to a temporary file beside the
 target and renamed into place, so an interrupted run leaves no partial output and a rerun
-yields exactly one output row per input row. The model version, model name and the input's
+yields exactly one output row per input row. Each temporary is locked by the run writing it,
+and every run removes the temporaries (of any output in the same directory) whose run died
+(see :mod:`conveyor.serving.temporaries`). The model version, model name and the input's
 SHA-256 are recorded in the Parquet schema metadata (key ``conveyor``) and in a sidecar
 ``<output>.meta.json`` (written before the output is renamed into place).
 """
@@ -19,7 +21,6 @@ SHA-256 are recorded in the Parquet schema metadata (key ``conveyor``) and in a 
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.serving.postprocess import PostProcessor
+from conveyor.serving.temporaries import locked_temporary, remove_stale_temporaries
 
 Progress = Callable[[int, int | None], None]
 """Called after each chunk with (rows scored so far, total rows or ``None`` if unknown)."""
@@ -205,21 +207,6 @@ class ChunkScorer:
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def _remove_stale_temporaries(output: Path) -> None:
-    """Delete temporary outputs (and sidecars) left by runs that died (their process is gone)."""
-    for tmp in output.parent.glob(f".{output.name}.*.tmp"):
-        pid_text = tmp.name.removesuffix(".tmp").rsplit(".", 1)[-1]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        except PermissionError:
-            continue
-
-
 def score_file(
     predictor: Predictor,
     input_path: Path,
@@ -279,13 +266,44 @@ def score_file(
             )
     if not input_path.is_file():
         raise NotFoundError(f"The input file {str(input_path)!r} does not exist.")
-    in_fmt, out_fmt = format_of(input_path, "input"), format_of(output_path, "output")
+    format_of(input_path, "input"), format_of(output_path, "output")  # refuse before any write
     threads = workers or os.cpu_count() or 1
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(output_path)
-    tmp = output_path.with_name(f".{output_path.name}.{os.getpid()}.tmp")
+    remove_stale_temporaries(output_path.parent)
     meta_path = output_path.with_name(output_path.name + META_SUFFIX)
-    meta_tmp = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    with locked_temporary(output_path) as tmp, locked_temporary(meta_path) as meta_tmp:
+        return _score_into(
+            predictor,
+            input_path,
+            (output_path, tmp),
+            (meta_path, meta_tmp),
+            chunk_rows=chunk_rows,
+            threshold=threshold,
+            version=version,
+            progress=progress,
+            threads=threads,
+            postprocessor=postprocessor,
+            model_name=model_name,
+        )
+
+
+def _score_into(
+    predictor: Predictor,
+    input_path: Path,
+    output: tuple[Path, Path],
+    meta: tuple[Path, Path],
+    *,
+    chunk_rows: int,
+    threshold: float,
+    version: int,
+    progress: Progress | None,
+    threads: int,
+    postprocessor: PostProcessor | None,
+    model_name: str | None,
+) -> dict[str, Any]:
+    """Score into the temporary ``output[1]`` and rename it onto ``output[0]`` (sidecar: meta)."""
+    (output_path, tmp), (meta_path, meta_tmp) = output, meta
+    in_fmt, out_fmt = format_of(input_path, "input"), format_of(output_path, "output")
     scorer = ChunkScorer(predictor, version, threshold, postprocessor, input_path)
     rows = 0
     writer: _Writer | None = None
@@ -340,9 +358,6 @@ def score_file(
                 future.cancel()
             if writer is not None:
                 writer.discard()
-            for leftover in (tmp, meta_tmp):
-                with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
     return {
         "rows": rows,
         "input_sha256": input_sha256,

@@ -5,8 +5,9 @@ Layout of a log directory::
     seg-<UTC start>-<pid>-<n>.jsonl      segments, one writer process each, appended to
     date=YYYY-MM-DD/part-<segment>.parquet   compacted segments, partitioned by day (UTC)
 
-Durability: a writer sends all lines of one request in a single ``os.write`` on a file opened
-with ``O_APPEND``, before the response leaves the server, so a ``kill -9`` of the worker never
+Durability: a writer sends all lines of one request (with those of the requests grouped with
+it) in a single ``os.write`` on a file opened with ``O_APPEND``, before the response leaves
+the server, so a ``kill -9`` of the worker never
 tears an acknowledged record (with ``fsync=True`` neither does a power cut). A trailing partial
 line (a torn write on a full disk or a crash mid-write) is ignored by every reader.
 
@@ -26,6 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,10 +41,14 @@ import pyarrow.parquet as pq
 
 from conveyor.core.clock import as_utc
 from conveyor.core.errors import StoreError
+from conveyor.serving.temporaries import locked_temporary, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
 SEGMENT_GLOB = "seg-*.jsonl"
+_IDLE_EXIT_S = 1.0
+DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024
+"""Bytes a writer buffers for its thread by default before it refuses writes (back-pressure)."""
 INPUT_PREFIX = "in_"
 
 LOG_SCHEMA = pa.schema(
@@ -69,16 +75,19 @@ class PredictionLogError(StoreError):
 class PredictionLogWriter:
     """Append prediction entries to this process's current segment.
 
-    Sink policy: a prediction is acknowledged only once its entry is in the log. Concurrent
-    writers are group-committed: one thread writes (and with ``fsync`` syncs) everything queued
-    while the previous write ran, in one ``os.write``, so a slow disk is paid once per group.
-    The queue is bounded by ``max_pending_bytes``; past it a write fails at once with
-    :class:`PredictionLogError` (counted in ``rejected_writes``) instead of waiting (a single
-    larger write is let through when nothing else waits). A write the
-    disk refuses (full disk, I/O error) fails with :class:`PredictionLogError` (counted in
+    Sink policy: a prediction is acknowledged only once its entry is in the log. Writes are
+    group-committed by one writer thread per writer: callers :meth:`submit` their bytes to a
+    bounded buffer and wait on the returned future; the thread takes everything buffered while
+    its previous write ran and writes it (and with ``fsync`` syncs it) in one ``os.write``, so
+    a slow disk is paid once per group and no caller's thread, nor a server's event loop, ever
+    blocks on the disk. The buffer is bounded by ``max_pending_bytes``; past it a write fails
+    at once with :class:`PredictionLogError` (counted in ``rejected_writes``) instead of
+    waiting (a single larger write is let through when nothing else waits). A write the disk
+    refuses (full disk, I/O error) fails with :class:`PredictionLogError` (counted in
     ``failed_writes``); whatever part of it reached the segment is truncated away and the next
     write starts a fresh segment, so no torn line is followed by acknowledged ones. The online
-    server answers a failed write with 503 and a ``Retry-After``, never with a prediction.
+    server answers a failed or refused write with 503 and a ``Retry-After``, never with a
+    prediction.
 
     Parameters
     ----------
@@ -93,6 +102,10 @@ class PredictionLogWriter:
         segments reach compaction steadily even under light traffic.
     max_pending_bytes : int
         Bytes that may wait for the writer at once; more are refused (back-pressure).
+    write_delay_s : float
+        Fault injection: the writer thread sleeps this long before each group write, as a
+        disk that takes this long per write would. For drills and tests of a slow disk; keep
+        it 0 in service.
 
     Examples
     --------
@@ -112,28 +125,37 @@ class PredictionLogWriter:
         fsync: bool = False,
         segment_max_bytes: int = 16 * 1024 * 1024,
         segment_max_age_s: float = 60.0,
-        max_pending_bytes: int = 64 * 1024 * 1024,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        write_delay_s: float = 0.0,
     ) -> None:
         for name, value in (
             ("segment_max_bytes", segment_max_bytes),
             ("max_pending_bytes", max_pending_bytes),
         ):
-            if value < 1:
+            if not isinstance(value, int) or value < 1:
                 raise ValueError(
                     f"The '{name}' parameter of PredictionLogWriter must be an int in "
                     f"[1, inf). Got {value!r} instead."
                 )
+        if not 0.0 <= write_delay_s < float("inf"):
+            raise ValueError(
+                "The 'write_delay_s' parameter of PredictionLogWriter must be a float in "
+                f"[0, inf). Got {write_delay_s!r} instead."
+            )
         self.directory = Path(directory)
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
         self.segment_max_age_s = segment_max_age_s
         self.max_pending_bytes = max_pending_bytes
+        self.write_delay_s = write_delay_s
         self._opened = 0.0
         self._lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Pending] = []
+        self._queue: list[tuple[bytes, Future[None]]] = []
         self._queued_bytes = 0
-        self._flushing = False
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._last: Future[None] | None = None
         self._fd: int | None = None
         self._pid = 0
         self._size = 0
@@ -160,14 +182,28 @@ class PredictionLogWriter:
         self.write_bytes(data)
 
     def write_bytes(self, data: bytes) -> None:
-        """Append pre-serialised JSON lines (each ending in a newline); see the class policy.
+        """Append pre-serialised JSON lines (each ending in a newline) and wait until written.
 
         Raises
         ------
         PredictionLogError
-            When the queue is full or the disk refused the write.
+            When the buffer is full or the disk refused the write.
         """
-        pending = _Pending(data)
+        self.submit(data).result()
+
+    def submit(self, data: bytes) -> Future[None]:
+        """Hand pre-serialised JSON lines to the writer thread without waiting for the disk.
+
+        The returned future completes once the lines are in the segment (synced with
+        ``fsync``), or fails with :class:`PredictionLogError`; acknowledge nothing before.
+        A server awaits it with ``asyncio.wrap_future``.
+
+        Raises
+        ------
+        PredictionLogError
+            At once, when the buffer already holds ``max_pending_bytes`` (nothing is queued).
+        """
+        future: Future[None] = Future()
         with self._cond:
             if self._queue and self._queued_bytes + len(data) > self.max_pending_bytes:
                 self.rejected_writes += 1
@@ -175,36 +211,15 @@ class PredictionLogWriter:
                     f"The prediction log at '{self.directory}' has {self._queued_bytes} bytes "
                     f"waiting, past its {self.max_pending_bytes}-byte limit; retry later."
                 )
-            self._queue.append(pending)
+            self._queue.append((data, future))
             self._queued_bytes += len(data)
-            while not pending.done:
-                if self._flushing:
-                    self._cond.wait()
-                    continue
-                group, self._queue, self._queued_bytes = self._queue, [], 0
-                self._flushing = True
-                self._cond.release()
-                try:
-                    error = self._write_group(b"".join(p.data for p in group))
-                finally:
-                    self._cond.acquire()
-                    self._flushing = False
-                for member in group:
-                    member.done, member.error = True, error
-                if error is not None:
-                    self.failed_writes += len(group)
-                else:
-                    self.written_writes += len(group)
-                    self.group_commits += 1
-                self._cond.notify_all()
-        if pending.error is not None:
-            raise PredictionLogError(
-                f"The prediction log at '{self.directory}' could not be written: "
-                f"{pending.error}; the predictions were not acknowledged."
-            ) from pending.error
+            self._last = future
+            self._start_locked()
+            self._cond.notify()
+        return future
 
     def stats(self) -> dict[str, int]:
-        """Counters of the sink: writes done, failed, refused (queue full) and queued bytes."""
+        """Counters of the sink: writes done, failed, refused (buffer full) and queued bytes."""
         return {
             "written_writes": self.written_writes,
             "failed_writes": self.failed_writes,
@@ -212,6 +227,58 @@ class PredictionLogWriter:
             "group_commits": self.group_commits,
             "queued_bytes": self._queued_bytes,
         }
+
+    def _start_locked(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._thread_pid == pid and self._thread.is_alive():
+            return
+        self._thread_pid = pid  # after a fork the parent's thread does not exist here
+        self._thread = threading.Thread(
+            target=self._drain, name=f"predlog-{self.directory.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _drain(self) -> None:
+        """The writer thread: write whatever is buffered, one group at a time, until idle."""
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(_IDLE_EXIT_S)
+                if not self._queue:  # idle: end; the next submit starts a new thread
+                    self._thread = None
+                    return
+                group, self._queue, self._queued_bytes = self._queue, [], 0
+            if self.write_delay_s:
+                time.sleep(self.write_delay_s)
+            error: Exception | None
+            try:
+                error = self._write_group(b"".join(data for data, _ in group))
+            except Exception as exc:  # a caller must never wait forever on its future
+                log.exception("writing to the prediction log at %s failed", self.directory)
+                error = exc
+            with self._cond:
+                if error is None:
+                    self.written_writes += len(group)
+                    self.group_commits += 1
+                else:
+                    self.failed_writes += len(group)
+            for _, future in group:
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(
+                        PredictionLogError(
+                            f"The prediction log at '{self.directory}' could not be written: "
+                            f"{error}; the predictions were not acknowledged."
+                        )
+                    )
+
+    def flush(self) -> None:
+        """Wait until everything submitted so far is written (or has failed)."""
+        last = self._last
+        if last is not None and self._thread_pid == os.getpid():
+            with contextlib.suppress(PredictionLogError):
+                last.result()
 
     def _write_group(self, data: bytes) -> OSError | None:
         with self._lock:
@@ -244,7 +311,11 @@ class PredictionLogWriter:
         self._close_locked()
 
     def close(self) -> None:
-        """Close the current segment; it becomes eligible for compaction."""
+        """Write what is buffered, then close the current segment (it can be compacted).
+
+        Blocking: a server calls it from a worker thread. A later write opens a new segment.
+        """
+        self.flush()
         with self._lock:
             self._close_locked()
 
@@ -269,38 +340,6 @@ class PredictionLogWriter:
             os.close(self._fd)
         self._fd = None
         self.path = None
-
-
-def render_log_metrics(writers: Mapping[str, PredictionLogWriter]) -> str:
-    """The sink counters of each model's log writer in the Prometheus text format.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> text = render_log_metrics({"m": PredictionLogWriter(Path(tempfile.mkdtemp()))})
-    >>> 'conveyor_predlog_failed_writes_total{model="m"} 0' in text
-    True
-    """
-    lines = []
-    for name in ("written_writes", "failed_writes", "rejected_writes", "group_commits",
-                 "queued_bytes"):  # fmt: skip
-        gauge = name == "queued_bytes"
-        metric = f"conveyor_predlog_{name}" + ("" if gauge else "_total")
-        lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
-        for model, writer in writers.items():
-            lines.append(f'{metric}{{model="{model}"}} {writer.stats()[name]}')
-    return "\n".join(lines) + "\n"
-
-
-class _Pending:
-    """One caller's bytes waiting for a group commit."""
-
-    __slots__ = ("data", "done", "error")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.done = False
-        self.error: OSError | None = None
 
 
 def parse_json_lines(data: bytes, source: Path) -> list[dict[str, Any]]:
@@ -422,9 +461,10 @@ def compact_predictions(directory: Path) -> int:
                     part = table.filter(pc.equal(days, day))
                     target = directory / f"date={day}" / f"part-{segment.stem}.parquet"
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                    pq.write_table(part, tmp)
-                    os.replace(tmp, target)
+                    remove_stale_temporaries(target.parent)  # of compactions that were killed
+                    with locked_temporary(target) as tmp:
+                        pq.write_table(part, tmp)
+                        os.replace(tmp, target)
                 moved += table.num_rows
             segment.unlink()
     return moved

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -17,6 +22,7 @@ from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.core.model import Predictor
 from conveyor.evaluation.metrics import evaluate
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
+from conveyor.serving.admission import AdmissionConfig
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.batching import BatchingConfig
 from conveyor.serving.feedback import join_feedback
@@ -24,6 +30,7 @@ from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
 from conveyor.serving.scoring import mount_scoring_routes
+from conveyor.serving.temporaries import held_lock
 from conveyor.serving.validation import ServingLimits
 from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version
@@ -34,6 +41,12 @@ SPEC_ENV = "CONVEYOR_SPEC"
 
 SHADOW_KIND = "shadow_predictions"
 """The project directory holding the shadow version's prediction log."""
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where ``prometheus_client`` workers keep their values; set per run by :func:`serve`."""
+
+_METRICS_PREFIX = "conveyor-serve-metrics-"
+_LOCK_NAME = ".lock"
 
 
 def alias_loader(
@@ -90,7 +103,10 @@ def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
     if serving.shadow is not None:
         shadow = Shadow(
             _slot(ws, spec, serving.shadow.alias),
-            PredictionLogWriter(ws.project_dir(spec.project, SHADOW_KIND)),
+            PredictionLogWriter(
+                ws.project_dir(spec.project, SHADOW_KIND),
+                max_pending_bytes=serving.log_buffer_bytes,
+            ),
         )
     post = PostProcessor(spec.postprocess, task=spec.task, threshold=serving.threshold)
     passthrough = [*spec.entities, *post.fields]
@@ -100,7 +116,9 @@ def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
         project=spec.project,
         model_name=spec.model_name,
         slot=_slot(ws, spec, PRODUCTION),
-        log=PredictionLogWriter(ws.project_dir(spec.project, "predictions")),
+        log=PredictionLogWriter(
+            ws.project_dir(spec.project, "predictions"), max_pending_bytes=serving.log_buffer_bytes
+        ),
         threshold=serving.threshold,
         passthrough=tuple(dict.fromkeys(passthrough)),
         canary=canary,
@@ -133,6 +151,7 @@ def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette
             max_wait_s=serving.batching.max_wait_ms / 1000.0,
         ),
         max_queue=serving.max_queue,
+        admission=AdmissionConfig(max_wait_s=serving.max_queue_wait_ms / 1000.0),
     )
     # feedback, live metrics and offline lookup of the default project
     first = deployments[0]
@@ -160,24 +179,104 @@ def serve(
 
     Every spec in ``spec_path`` is served side by side, the first as the default. On SIGTERM
     the server stops accepting connections, answers the requests in flight (for at most
-    ``graceful_timeout_s``), then closes the prediction logs. With ``workers`` > 1 each worker
-    process writes its own log segments.
+    ``graceful_timeout_s``), writes and closes the prediction logs, then returns (the CLI
+    exits 0: a requested, clean stop). With ``workers`` > 1 each worker process writes its
+    own log segments, and ``/metrics`` adds up every worker's figures through a private
+    ``prometheus_client`` multiprocess directory made for this run and removed after it.
     """
     paths = [spec_path] if isinstance(spec_path, Path) else list(spec_path)
     os.environ.update({k: v for k, v in ws.env().items() if k.startswith("CONVEYOR_")})
     os.environ[SPEC_ENV] = os.pathsep.join(str(p.resolve()) for p in paths)
-    uvicorn.run(
+    run_app(
         "conveyor.serving.service:app_from_env",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=int(graceful_timeout_s),
-        # a worker importing the model stack on a busy machine must not be killed as hung
-        timeout_worker_healthcheck=60,
+        graceful_timeout_s=graceful_timeout_s,
     )
+
+
+def run_app(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    graceful_timeout_s: float = 30.0,
+) -> None:
+    """Run the app that ``factory`` (``"module:function"``) builds in each worker, until stopped.
+
+    Sets up what every serving run needs around uvicorn: a private multiprocess metrics
+    directory (in the environment before any worker starts) and exit status 0 after a clean
+    SIGTERM drain. Returns once the server has shut down.
+    """
+    with metrics_directory() as directory, _sigterm_after_uvicorn():
+        previous = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = str(directory)
+        try:
+            uvicorn.run(
+                factory,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=int(graceful_timeout_s),
+                # a worker importing the model stack on a busy machine must not be killed as hung
+                timeout_worker_healthcheck=60,
+            )
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+
+
+@contextlib.contextmanager
+def _sigterm_after_uvicorn() -> Iterator[None]:
+    """End the run with exit status 0 on SIGTERM, after uvicorn's clean shutdown.
+
+    uvicorn catches SIGTERM, drains and shuts down, then restores the previous handler and
+    raises the signal again: with the default handler the process would die of it (status
+    -15, "killed") after a clean drain. This handler turns it into ``SystemExit(0)``, as it
+    does a SIGTERM that comes before uvicorn has taken the signal (nothing was served yet).
+    """
+
+    def stopped(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stale_metrics_directories() -> Iterator[Path]:
+    for path in Path(tempfile.gettempdir()).glob(f"{_METRICS_PREFIX}*"):
+        if path.is_dir():
+            yield path
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """A private, empty ``prometheus_client`` multiprocess directory for one server run.
+
+    Made under the system's temporary directory and locked for the run; directories of
+    earlier runs that died (their lock is free) are removed first, and this one is removed
+    at the end.
+    """
+    for stale in _stale_metrics_directories():
+        with held_lock(stale / _LOCK_NAME, create=False) as held:
+            if held:
+                shutil.rmtree(stale, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(prefix=_METRICS_PREFIX))
+    try:
+        with held_lock(directory / _LOCK_NAME, create=True):
+            yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def compare_shadow(

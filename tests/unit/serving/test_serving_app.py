@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from conveyor.core.signature import encode_records
+from conveyor.monitoring.scrape import sample_value
 from conveyor.serving.app import create_serving_app
 from conveyor.serving.predlog import PredictionLogWriter, read_predictions
 from conveyor.serving.slot import ModelSlot
@@ -87,7 +88,7 @@ def test_invalid_records_get_422_with_field_errors_and_nothing_logged(client, lo
     ]
     assert read_predictions(log_dir).empty
     metrics = client.get("/metrics").text
-    assert 'conveyor_serving_rejected_rows_total{project="flights",model="delays"} 2' in metrics
+    assert sample_value(metrics, "conveyor_serving_rejected_rows_total", model="delays") == 2
 
 
 def test_bad_bodies_get_clear_statuses(slot, predlog, record):
@@ -125,9 +126,9 @@ def test_version_change_swaps_the_model_and_a_failed_load_keeps_it(client, sourc
     response = client.post("/v1/predict", json=record())
     assert response.status_code == 200 and response.headers["x-model-version"] == "2"
     metrics = client.get("/metrics").text
-    version = 'conveyor_serving_model_version{project="flights",model="delays",role="production"}'
-    assert f"{version} 2" in metrics
-    assert 'conveyor_serving_model_swaps_total{project="flights",model="delays"} 2' in metrics
+    version = sample_value(metrics, "conveyor_serving_model_version", role="production")
+    assert version == 2
+    assert sample_value(metrics, "conveyor_serving_model_swaps_total", model="delays") == 2
 
 
 class FragilePredictor:
@@ -153,7 +154,7 @@ def test_a_failing_model_gives_503_and_the_server_keeps_serving(predictor, predl
         response = client.post("/v1/predict", json=record(distance=1e12))
         assert response.status_code == 503 and "RuntimeError" in response.json()["error"]
         assert client.post("/v1/predict", json=record()).status_code == 200
-        assert "\nconveyor_serving_errors_total 1\n" in client.get("/metrics").text
+        assert sample_value(client.get("/metrics").text, "conveyor_serving_errors_total") == 1
 
 
 def test_model_endpoint_and_metrics(client, signature, record):
@@ -162,10 +163,13 @@ def test_model_endpoint_and_metrics(client, signature, record):
     assert [c["name"] for c in info["signature"]["inputs"]] == signature.names
     client.post("/v1/predict", json={"records": [record(carrier="ZZ"), record()]})
     text = client.get("/metrics").text
-    assert 'conveyor_serving_rows_total{project="flights",model="delays"} 2' in text
-    assert 'endpoint="v1_predict",status="200"} 1' in text
-    assert 'unseen_categories_total{project="flights",model="delays",field="carrier"} 1' in text
-    assert 'request_latency_seconds_count{project="flights",model="delays"} 1' in text
+    assert sample_value(text, "conveyor_serving_rows_total", model="delays") == 2
+    requests = "conveyor_serving_requests_total"
+    assert sample_value(text, requests, endpoint="v1_predict", status="200") == 1
+    unseen = "conveyor_serving_unseen_categories_total"
+    assert sample_value(text, unseen, project="flights", model="delays", field="carrier") == 1
+    latency = "conveyor_serving_request_latency_seconds_count"
+    assert sample_value(text, latency, project="flights", model="delays") == 1
 
 
 def v2_body(records: list[dict]) -> dict:

@@ -7,6 +7,7 @@ import pytest
 
 from conveyor.core.clock import utcnow
 from conveyor.core.signature import encode_records
+from conveyor.monitoring.scrape import sample_value
 from conveyor.serving.batching import BatchingConfig, MicroBatcher
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.slot import LoadedModel
@@ -60,8 +61,10 @@ def test_concurrent_requests_share_one_predict_call_and_get_their_own_scores(pre
     results = asyncio.run(score_concurrently(batcher, loaded(counting), parts))
     assert counting.calls == [len(rows)]
     np.testing.assert_allclose(np.concatenate(results), predictor.predict_encoded(rows))
-    assert metrics.batch_requests.counts[0] == 0 and metrics.batch_requests.total == len(rows)
-    assert metrics.batch_rows.total == len(rows)
+    page = metrics.render()
+    assert sample_value(page, "conveyor_serving_batch_requests_bucket", le="1.0") == 0
+    assert sample_value(page, "conveyor_serving_batch_requests_sum") == len(rows)
+    assert sample_value(page, "conveyor_serving_batch_rows_sum") == len(rows)
 
 
 def test_batching_off_scores_each_request_alone(predictor, rows):

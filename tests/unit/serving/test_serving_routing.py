@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from conveyor.core.signature import encode_records
+from conveyor.monitoring.scrape import sample_value
 from conveyor.serving.app import create_serving_app
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter, read_predictions
@@ -90,10 +91,8 @@ def test_canary_answers_name_their_version_and_shadow_scores_are_logged_only(
         ids = [p["request_id"] for p in response.json()["predictions"]]
         wait_for(lambda: len(read_predictions(shadow_dir)) == 2)
         text = client.get("/metrics").text
-    assert (
-        'conveyor_serving_model_version{project="flights",model="delays",role="shadow"} 3' in text
-    )
-    assert 'conveyor_serving_shadow_rows_total{project="flights",model="delays"} 2' in text
+    assert sample_value(text, "conveyor_serving_model_version", role="shadow") == 3
+    assert sample_value(text, "conveyor_serving_shadow_rows_total", model="delays") == 2
     shadow = read_predictions(shadow_dir)
     assert sorted(shadow["request_id"]) == sorted(ids) and set(shadow["model_version"]) == {3}
     line = orjson.loads(next(shadow_dir.glob("seg-*.jsonl")).read_bytes().splitlines()[0])
