@@ -13,8 +13,8 @@ from rich.markup import escape
 
 from conveyor.cli.context import get
 from conveyor.monitoring.service import monitor, write_monitoring_report
-from conveyor.pipeline.agent import Agent, AgentConfig, TickReport
-from conveyor.pipeline.cycle import run_cycle
+from conveyor.pipeline.agent import MIN_LEASE_TTL_S, Agent, AgentConfig, TickReport
+from conveyor.pipeline.cycle import LEASE_TTL_S, run_cycle
 from conveyor.pipeline.watch import watch_release
 
 
@@ -156,6 +156,14 @@ def agent(
     max_ticks: Annotated[
         int | None, typer.Option(help="Stop after this many ticks (default: run until stopped).")
     ] = None,
+    lease_s: Annotated[
+        float,
+        typer.Option(
+            "--lease-s",
+            help="Seconds the project's lease lives unrenewed: after a crash, another agent "
+            f"takes over once it expires (at least {MIN_LEASE_TTL_S:g}).",
+        ),
+    ] = LEASE_TTL_S,
 ) -> None:
     """The long-running controller: monitoring, watch, landed batches, triggers and cycles.
 
@@ -168,6 +176,7 @@ def agent(
         interval_s=interval,
         monitor_every_s=monitor_every or None,
         watch=not no_watch,
+        lease_ttl_s=lease_s,
     )
     controller = Agent(c.ws, c.spec, config, progress=c.progress())
 
