@@ -73,7 +73,8 @@ class AgentConfig:
             )
         if not (self.lease_ttl_s >= MIN_LEASE_TTL_S and math.isfinite(self.lease_ttl_s)):
             raise InvalidInputError(
-                f"The agent's 'lease_ttl_s' must be a number of seconds in "
+                f"The agent's lease time ('lease_ttl_s', `conveyor agent --lease-s`) must be "
+                f"a number of seconds in "
                 f"[{MIN_LEASE_TTL_S}, inf). Got {self.lease_ttl_s!r} instead."
             )
         if self.monitor_every_s is not None and not self.monitor_every_s > 0:
