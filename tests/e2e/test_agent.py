@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.integration.pipeline.traffic import serve_and_label
 
 from conveyor.config import Settings
 from conveyor.core.clock import utcnow
@@ -242,3 +243,39 @@ def test_a_second_agent_takes_the_lease_only_after_the_dead_holders_expires(
         time.sleep(0.1)
     assert not report.errors, report.errors
     assert ws.stores.pipeline.find_lease(name) is None  # taken, used and released
+
+
+@pytest.mark.slow
+def test_conveyor_watch_prints_where_production_went_and_never_judges_its_rollback(
+    project_dir: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    for w in range(3):
+        make_batch(w).to_csv(project_dir / f"w{w}.csv", index=False)
+    cli("ingest", "w0.csv", "w1.csv", "w2.csv")
+    cli("train")
+    cli("promote", "1", "--reason", "first release")
+    cli("train")
+    cli("promote", "2", "--reason", "second release")
+    spec = load_spec(project_dir / "conveyor.yaml")
+    ws = _workspace(project_dir)
+    rng = np.random.default_rng(4)
+    bad = train_model(
+        ws, spec, label_noise=lambda f: f.assign(late=rng.permutation(f["late"].to_numpy()))
+    ).version.version
+    promote(ws, "toy", bad, reason="forced for the test")
+    serve_and_label(ws, spec, make_batch(7), bad)
+
+    judged = json.loads(cli("--json", "watch").stdout)
+    assert (judged["status"], judged["version"], judged["moved_to"]) == ("rolled_back", bad, 2)
+    # the restored version now serves traffic on which it looks worse than the blocked release
+    batch = make_batch(8)
+    serve_and_label(ws, spec, batch, 2, labels=(1 - batch["late"]).tolist())
+    again = json.loads(cli("--json", "watch").stdout)
+    assert (again["status"], again["version"]) == ("no_release", 2)
+    history = json.loads(cli("--json", "history").stdout)
+    assert [(m["action"], m["from"], m["to"]) for m in history] == [
+        ("promote", None, 1),
+        ("promote", 1, 2),
+        ("promote", 2, bad),
+        ("rollback", bad, 2),
+    ]

@@ -73,9 +73,11 @@ def watch(ctx: typer.Context) -> None:
             "status": outcome.status,
             "version": outcome.version,
             "previous": outcome.previous,
+            "moved_to": outcome.moved_to,
             "evidence": outcome.evidence,
         },
-        f"release v{outcome.version}: {outcome.status}",
+        f"release v{outcome.version}: {outcome.status}"
+        + (f", production moved to v{outcome.moved_to}" if outcome.rolled_back else ""),
     )
 
 
