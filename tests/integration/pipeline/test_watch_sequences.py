@@ -179,3 +179,12 @@ def test_a_bad_release_whose_predecessor_cannot_return_stays_and_alerts_once(ws,
 def test_the_agent_refuses_a_lease_time_out_of_range(lease_s):
     with pytest.raises(ValueError, match=r"--lease-s.*\[1\.0, inf\)"):
         AgentConfig(lease_ttl_s=lease_s)
+
+
+def test_a_second_manual_rollback_goes_further_back_never_to_the_version_rolled_back(ws, spec):
+    first, good = _released(ws, spec)
+    third = _good(ws, spec)
+    promote(ws, "toy", third, reason="a third release")
+    assert rollback(ws, "toy", reason="operator: back once").version == good
+    assert rollback(ws, "toy", reason="operator: back twice").version == first
+    assert _moves(ws)[-2:] == [("rollback", third, good), ("rollback", good, first)]
