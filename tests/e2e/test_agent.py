@@ -10,15 +10,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from tests.integration.pipeline.traffic import serve_and_label
 
 from conveyor.config import Settings
+from conveyor.core.clock import utcnow
 from conveyor.core.entities import VersionStatus
 from conveyor.demo.server import free_port
+from conveyor.pipeline.agent import Agent, AgentConfig
 from conveyor.pipeline.cycle import lease_name
 from conveyor.registry.service import PRODUCTION, find_alias_version, promote
 from conveyor.serving.scoring import record_project_feedback
@@ -177,3 +181,101 @@ def test_the_agent_rolls_back_a_bad_release_and_the_server_follows(
         served.post("/v1/predict", json={"records": payload[:50]}).status_code for _ in range(5)
     ]
     assert failures == [200] * 5
+
+
+def test_the_agent_refuses_a_lease_shorter_than_a_second(project_dir: Path) -> None:
+    proc = _agent(project_dir, "--lease-s", "0.5", "--max-ticks", "1")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    assert "--lease-s" in err and "[1.0, inf)" in err and "0.5" in err
+
+
+@pytest.mark.slow
+def test_a_second_agent_takes_the_lease_only_after_the_dead_holders_expires(
+    project_dir: Path,
+) -> None:
+    lease_s = 5.0
+    landing = project_dir / "landing"
+    landing.mkdir()
+    for w in range(3):
+        make_batch(w).to_parquet(landing / f".w{w}.tmp")
+        (landing / f".w{w}.tmp").rename(landing / f"week-{w:02d}.parquet")
+    spec = load_spec(project_dir / "conveyor.yaml")
+    name = lease_name(spec)
+    ws = _workspace(project_dir)
+    first = _agent(
+        project_dir, "--landing", "landing", "--monitor-every", "0", "--lease-s", str(lease_s)
+    )
+
+    def frozen_holding_the_lease() -> bool:
+        """Freeze the first agent; keep it frozen only if its cycle holds the lease."""
+        first.send_signal(signal.SIGSTOP)
+        lease = ws.stores.pipeline.find_lease(name)
+        if lease is not None and f":{first.pid}:" in lease.holder:
+            return True
+        first.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+        return False
+
+    try:
+        _until(frozen_holding_the_lease, what="the first agent's cycle to hold the lease")
+    finally:
+        first.kill()  # dies holding the lease, as a crashed host would
+        first.communicate(timeout=60)
+    killed_at = utcnow()
+    dead = ws.stores.pipeline.find_lease(name)
+    assert dead is not None and f":{first.pid}:" in dead.holder
+    assert dead.expires_at <= killed_at + timedelta(seconds=lease_s)  # --lease-s was used
+
+    second = Agent(
+        ws,
+        spec,
+        AgentConfig(landing=landing, monitor_every_s=None, watch=False, lease_ttl_s=lease_s),
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        report = second.tick()
+        if utcnow() < dead.expires_at:  # the whole tick ran while the dead holder's lease lived
+            assert report.busy and report.cycle is None, report.to_dict()
+        elif report.cycle is not None:
+            break
+        assert time.monotonic() < deadline, "the second agent never took the expired lease"
+        time.sleep(0.1)
+    assert not report.errors, report.errors
+    assert ws.stores.pipeline.find_lease(name) is None  # taken, used and released
+
+
+@pytest.mark.slow
+def test_conveyor_watch_prints_where_production_went_and_never_judges_its_rollback(
+    project_dir: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    for w in range(3):
+        make_batch(w).to_csv(project_dir / f"w{w}.csv", index=False)
+    cli("ingest", "w0.csv", "w1.csv", "w2.csv")
+    cli("train")
+    cli("promote", "1", "--reason", "first release")
+    cli("train")
+    cli("promote", "2", "--reason", "second release")
+    spec = load_spec(project_dir / "conveyor.yaml")
+    ws = _workspace(project_dir)
+    rng = np.random.default_rng(4)
+    bad = train_model(
+        ws, spec, label_noise=lambda f: f.assign(late=rng.permutation(f["late"].to_numpy()))
+    ).version.version
+    promote(ws, "toy", bad, reason="forced for the test")
+    serve_and_label(ws, spec, make_batch(7), bad)
+
+    judged = json.loads(cli("--json", "watch").stdout)
+    assert (judged["status"], judged["version"], judged["moved_to"]) == ("rolled_back", bad, 2)
+    # the restored version now serves traffic on which it looks worse than the blocked release
+    batch = make_batch(8)
+    serve_and_label(ws, spec, batch, 2, labels=(1 - batch["late"]).tolist())
+    again = json.loads(cli("--json", "watch").stdout)
+    assert (again["status"], again["version"]) == ("no_release", 2)
+    history = json.loads(cli("--json", "history").stdout)
+    assert [(m["action"], m["from"], m["to"]) for m in history] == [
+        ("promote", None, 1),
+        ("promote", 1, 2),
+        ("promote", 2, bad),
+        ("rollback", bad, 2),
+    ]

@@ -10,43 +10,16 @@ import pytest
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import VersionStatus
 from conveyor.core.errors import ConflictError
-from conveyor.core.signature import encode_frame
 from conveyor.monitoring.service import monitor
 from conveyor.pipeline.cycle import run_cycle
 from conveyor.pipeline.triggers import evaluate_triggers
 from conveyor.pipeline.watch import watch_release
 from conveyor.registry.service import PRODUCTION, find_alias_version, promote
-from conveyor.serving.feedback import FeedbackLog
-from conveyor.serving.predlog import PredictionLogWriter, iso_now, prediction_entry
 from conveyor.spec import parse_spec
-from conveyor.training.service import load_version, train_model
+from conveyor.training.service import train_model
 
 from .conftest import SPEC, make_batch
-
-
-def _serve(ws, spec, batch, version):
-    """Log what `version` answers for `batch`, then the labels, as the server and users would."""
-    model = load_version(ws, spec.model_name, version)
-    scores = model.predict_encoded(encode_frame(batch, model.signature))
-    writer = PredictionLogWriter(ws.project_dir(spec.project, "predictions"))
-    writer.write(
-        [
-            prediction_entry(
-                request_id=r["flight_id"],
-                ts=iso_now(),
-                model_version=version,
-                inputs={k: r[k] for k in ("hour", "distance", "carrier")},
-                score=float(s),
-                label=int(s > 0.5),
-                latency_ms=1.0,
-            )
-            for r, s in zip(batch.to_dict(orient="records"), scores, strict=True)
-        ]
-    )
-    writer.close()
-    FeedbackLog(ws.project_dir(spec.project, "feedback")).record(
-        [{"request_id": r["flight_id"], "label": int(r["late"])} for r in batch.to_dict("records")]
-    )
+from .pipeline.traffic import serve_and_label
 
 
 def test_watch_rolls_back_a_release_worse_on_the_same_traffic(ws, spec):
@@ -58,7 +31,7 @@ def test_watch_rolls_back_a_release_worse_on_the_same_traffic(ws, spec):
     ).version.version
     promote(ws, "toy", bad, reason="forced for the test")
     assert watch_release(ws, spec).status == "waiting"
-    _serve(ws, spec, make_batch(7), bad)
+    serve_and_label(ws, spec, make_batch(7), bad)
     outcome = watch_release(ws, spec)
     assert outcome.rolled_back and outcome.previous == good
     assert find_alias_version(ws, "toy", PRODUCTION) == good
@@ -71,7 +44,7 @@ def test_watch_keeps_a_healthy_release(ws, spec):
     first = find_alias_version(ws, "toy", PRODUCTION)
     second = train_model(ws, spec).version.version
     promote(ws, "toy", second, reason="same data, same quality")
-    _serve(ws, spec, make_batch(8), second)
+    serve_and_label(ws, spec, make_batch(8), second)
     assert watch_release(ws, spec).status == "healthy"
     assert find_alias_version(ws, "toy", PRODUCTION) == second != first
 
@@ -90,7 +63,7 @@ def test_schedule_and_decay_triggers(ws):
     later = {t.name for t in evaluate_triggers(ws, spec, now=now + timedelta(hours=25))}
     assert "schedule" in later
     run_cycle(ws, spec, sources=[make_batch(2)])
-    _serve(ws, spec, make_batch(9), find_alias_version(ws, "toy", PRODUCTION))
+    serve_and_label(ws, spec, make_batch(9), find_alias_version(ws, "toy", PRODUCTION))
     monitor(ws, spec)
     fired = run_cycle(ws, spec, sources=[make_batch(3)]).run
     assert "decay" in fired.trigger and fired.evidence["decay"]["live_metric"] < 0.99

@@ -13,8 +13,8 @@ from rich.markup import escape
 
 from conveyor.cli.context import get
 from conveyor.monitoring.service import monitor, write_monitoring_report
-from conveyor.pipeline.agent import Agent, AgentConfig, TickReport
-from conveyor.pipeline.cycle import run_cycle
+from conveyor.pipeline.agent import MIN_LEASE_TTL_S, Agent, AgentConfig, TickReport
+from conveyor.pipeline.cycle import LEASE_TTL_S, run_cycle
 from conveyor.pipeline.watch import watch_release
 
 
@@ -73,9 +73,11 @@ def watch(ctx: typer.Context) -> None:
             "status": outcome.status,
             "version": outcome.version,
             "previous": outcome.previous,
+            "moved_to": outcome.moved_to,
             "evidence": outcome.evidence,
         },
-        f"release v{outcome.version}: {outcome.status}",
+        f"release v{outcome.version}: {outcome.status}"
+        + (f", production moved to v{outcome.moved_to}" if outcome.rolled_back else ""),
     )
 
 
@@ -156,6 +158,14 @@ def agent(
     max_ticks: Annotated[
         int | None, typer.Option(help="Stop after this many ticks (default: run until stopped).")
     ] = None,
+    lease_s: Annotated[
+        float,
+        typer.Option(
+            "--lease-s",
+            help="Seconds the project's lease lives unrenewed: after a crash, another agent "
+            f"takes over once it expires (at least {MIN_LEASE_TTL_S:g}).",
+        ),
+    ] = LEASE_TTL_S,
 ) -> None:
     """The long-running controller: monitoring, watch, landed batches, triggers and cycles.
 
@@ -168,6 +178,7 @@ def agent(
         interval_s=interval,
         monitor_every_s=monitor_every or None,
         watch=not no_watch,
+        lease_ttl_s=lease_s,
     )
     controller = Agent(c.ws, c.spec, config, progress=c.progress())
 

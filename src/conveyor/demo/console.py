@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from conveyor.reports.events import move_label
 
 _STYLE = {
     "promotion": "green",
@@ -60,7 +63,8 @@ class DemoConsole:
             f"AUC ct {record.ct['auc']:.3f} static {record.static['auc']:.3f}  {events}"
         )
 
-    def finish(self, summary: dict[str, Any], out: Path) -> None:
+    def finish(self, summary: dict[str, Any], out: Path, *, home: Path, spec_path: Path) -> None:
+        """Print the summary tables, then where everything is and what to try next."""
         table = Table(title="Conveyor demo: New York flights, 2013", show_header=True)
         table.add_column("")
         table.add_column("continuous training", justify="right")
@@ -97,4 +101,38 @@ class DemoConsole:
         ):
             counts.add_row(key.replace("_", " "), str(summary[key]))
         self.console.print(counts)
-        self.console.print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
+        moves = [r for r in summary["history"] if r["action"] == "rollback"]
+        for move in moves:
+            self.console.print(
+                f"rollback {move_label(move['from'], move['to'])}: {escape(str(move['reason']))}",
+                soft_wrap=True,
+            )
+        for line in next_steps(out, home=home, spec_path=spec_path):
+            self.console.print(escape(line), soft_wrap=True)  # whole lines, ready to copy
+
+
+def next_steps(out: Path, *, home: Path, spec_path: Path) -> list[str]:
+    """The demo's last lines: where its files and workspace are, and commands to try next.
+
+    Parameters
+    ----------
+    out : Path
+        The demo's output folder (report.html, summary.json).
+    home, spec_path : Path
+        The demo's workspace and project spec, as ``--home`` and ``--spec`` take them.
+
+    Returns
+    -------
+    list of str
+        Lines to print, commands quoted for a POSIX shell.
+    """
+    base = f"conveyor --home {shlex.quote(str(home))} --spec {shlex.quote(str(spec_path))}"
+    return [
+        f"report:    {out / 'report.html'} (open it in a browser)",
+        f"summary:   {out / 'summary.json'}",
+        f"workspace: {home}",
+        "try next:",
+        f"  {base} history         # every move of production, who and why",
+        f"  {base} alerts list     # what monitoring and the release watch raised",
+        f"  {base} serve           # serve the production model over HTTP on 127.0.0.1",
+    ]

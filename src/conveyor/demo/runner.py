@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from conveyor.config import Settings
-from conveyor.core.errors import ConveyorError
+from conveyor.core.entities import AuditEvent
+from conveyor.core.errors import ConveyorError, InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.signature import encode_frame
 from conveyor.demo import flights
@@ -35,7 +36,14 @@ from conveyor.evaluation.metrics import evaluate
 from conveyor.monitoring.service import monitor
 from conveyor.pipeline.agent import Agent, AgentConfig
 from conveyor.pipeline.cycle import run_cycle
-from conveyor.registry.service import PRODUCTION, find_alias_version, promote
+from conveyor.pipeline.watch import is_rollback
+from conveyor.registry.service import (
+    PRODUCTION,
+    find_alias_version,
+    production_history,
+    promote,
+)
+from conveyor.reports.events import audit_record, move_label
 from conveyor.serving.scoring import record_project_feedback
 from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version, train_model
@@ -76,8 +84,48 @@ def _fresh_dir(path: Path) -> Path:
     return path
 
 
-def run_demo(out: Path, *, weeks: int = 52, console_json: bool = False) -> dict[str, Any]:
-    """Run the replay; write ``report.html`` and ``summary.json`` under ``out``."""
+def run_demo(
+    out: Path,
+    *,
+    weeks: int = 52,
+    console_json: bool = False,
+    bad_release_week: int | None = None,
+) -> dict[str, Any]:
+    """Run the replay; write ``report.html`` and ``summary.json`` under ``out``.
+
+    Parameters
+    ----------
+    out : Path
+        Folder for the report, the summary, the spec and the demo's own workspace.
+    weeks : int
+        Weeks of 2013 to replay, in [BOOTSTRAP_WEEKS + 2, 52].
+    console_json : bool
+        Keep the terminal quiet (``--json``).
+    bad_release_week : int or None
+        Zero-based week after which an operator force-promotes a bad model (the post-release
+        watch should roll it back a week later), in [BOOTSTRAP_WEEKS, weeks - 2]. None means
+        ``BAD_RELEASE_WEEK`` (38), or ``weeks - 4`` when the replay is shorter (the first
+        served week at the least), so that served weeks follow the rollback.
+
+    Returns
+    -------
+    dict
+        The summary written to ``summary.json``; its ``history`` lists every move of the
+        production alias as ``conveyor history`` prints it.
+    """
+    if not BOOTSTRAP_WEEKS + 2 <= weeks <= flights.WEEKS:
+        raise InvalidInputError(
+            f"The 'weeks' parameter of run_demo() must be an int in "
+            f"[{BOOTSTRAP_WEEKS + 2}, {flights.WEEKS}]. Got {weeks!r} instead."
+        )
+    if bad_release_week is None:
+        bad_release_week = max(BOOTSTRAP_WEEKS, min(BAD_RELEASE_WEEK, weeks - 4))
+    if not BOOTSTRAP_WEEKS <= bad_release_week <= weeks - 2:
+        raise InvalidInputError(
+            f"The 'bad_release_week' parameter of run_demo() must be an int in "
+            f"[{BOOTSTRAP_WEEKS}, {weeks - 2}] for {weeks} weeks. Got {bad_release_week!r} "
+            f"instead."
+        )
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     home = _fresh_dir(out / "workspace")
@@ -106,11 +154,13 @@ def run_demo(out: Path, *, weeks: int = 52, console_json: bool = False) -> dict[
         )
         with ServerProcess(spec=spec_path, home=home, env=ws.env(), log=out / "server.log") as srv:
             for w in range(BOOTSTRAP_WEEKS, weeks):
-                records.append(_week(ws, spec, srv, agent, batches[w], w, static_model, ui))
+                records.append(
+                    _week(ws, spec, srv, agent, batches[w], w, static_model, ui, bad_release_week)
+                )
                 ui.advance(records[-1])
     summary = _summary(records, ws, spec, time.monotonic() - started, static_version)
     write_report(out, summary, records)
-    ui.finish(summary, out)
+    ui.finish(summary, out, home=home, spec_path=spec_path)
     return summary
 
 
@@ -123,6 +173,7 @@ def _week(
     w: int,
     static_model: Predictor,
     ui: DemoConsole,
+    bad_release_week: int,
 ) -> WeekRecord:
     rec = WeekRecord(week=w + 1, start=str(batch[flights.TIME].min().date()), rows=len(batch))
     features = batch[flights.FEATURES + [flights.ENTITY]]
@@ -156,11 +207,13 @@ def _week(
     partial = landed.with_name(f".{landed.name}.tmp")
     incoming.to_parquet(partial)
     partial.replace(landed)  # the agent never sees a half-written file
+    seen = _last_move_id(ws, spec)
     tick = agent.tick()
-    watched = tick.watched
-    if watched is not None and watched.rolled_back:
-        rec.events.append({"kind": "rollback", "label": f"v{watched.version}→v{watched.previous}"})
-        ui.step(f"week {rec.week}: watch rolled back v{watched.version} to v{watched.previous}")
+    moves = _moves_after(ws, spec, seen)
+    rolled = [_move_event("rollback", m) for m in moves if is_rollback(m)]
+    rec.events.extend(rolled)
+    for event in rolled:
+        ui.step(f"week {rec.week}: watch rolled back {event['label']}")
     outcome = tick.cycle
     if outcome is None:
         problems = "; ".join(tick.errors) or "the lease was held"
@@ -168,13 +221,15 @@ def _week(
     ingest = outcome.steps["ingest"][0]
     if ingest["status"] == "quarantined":
         rec.events.append({"kind": "quarantine", "label": name or "anomaly"})
-    if "gate" in outcome.steps:
-        gate = outcome.steps["gate"]
-        kind = "promotion" if gate["promoted"] else "rejection"
-        rec.events.append(
-            {"kind": kind, "label": f"v{gate['challenger']}", "trigger": outcome.run.trigger}
-        )
-    if w == BAD_RELEASE_WEEK:
+    trigger = {"trigger": outcome.run.trigger}
+    rec.events.extend(
+        {**_move_event("promotion", m), **trigger} for m in moves if not is_rollback(m)
+    )
+    gate = outcome.steps.get("gate")
+    if gate is not None and not gate["promoted"]:
+        rec.events.append({"kind": "rejection", "label": f"v{gate['challenger']}", **trigger})
+    if w == bad_release_week:
+        seen = _last_move_id(ws, spec)
         bad = train_model(
             ws,
             spec,
@@ -188,11 +243,31 @@ def _week(
             bad.version.version,
             reason="operator override without the gate (rehearsal of a bad release)",
         )
-        rec.events.append({"kind": "forced", "label": f"v{bad.version.version}"})
+        rec.events.extend(_move_event("forced", m) for m in _moves_after(ws, spec, seen))
     target = find_alias_version(ws, spec.model_name, PRODUCTION)
     if target is not None and target != rec.served_version:
         rec.swap_s = srv.wait_version(target)
     return rec
+
+
+def _last_move_id(ws: Workspace, spec: ProjectSpec) -> int:
+    moves = production_history(ws, spec.model_name)
+    return moves[-1].id if moves else 0
+
+
+def _moves_after(ws: Workspace, spec: ProjectSpec, seen: int) -> list[AuditEvent]:
+    """The production alias's audited moves after the event ``seen``, oldest first."""
+    return [e for e in production_history(ws, spec.model_name) if e.id > seen]
+
+
+def _move_event(kind: str, move: AuditEvent) -> dict[str, Any]:
+    """A week's event for a move of production, labelled with where it went from and to."""
+    return {
+        "kind": kind,
+        "label": move_label(move.from_version, move.to_version),
+        "from": move.from_version,
+        "to": move.to_version,
+    }
 
 
 def _metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
@@ -221,7 +296,7 @@ def _summary(
     def count(kind: str) -> int:
         return sum(e["kind"] == kind for r in records for e in r.events)
 
-    audit = ws.stores.models.list_audit_events(spec.model_name, alias=PRODUCTION)
+    audit = production_history(ws, spec.model_name)
     return {
         "weeks": len(records) + BOOTSTRAP_WEEKS,
         "ct": {
@@ -238,7 +313,7 @@ def _summary(
         "promotions": sum(e.action == "promote" for e in audit),
         "gate_promotions": count("promotion"),
         "rejections": count("rejection"),
-        "rollbacks": sum(e.action == "rollback" for e in audit),
+        "rollbacks": sum(is_rollback(e) for e in audit),
         "quarantined": count("quarantine"),
         "forced_releases": count("forced"),
         "alerts": len(ws.stores.monitor.list_alerts(spec.project)),
@@ -246,6 +321,7 @@ def _summary(
         "predictions_served": sum(r.rows for r in records),
         "max_swap_s": _max_rounded([r.swap_s for r in records if r.swap_s is not None]),
         "elapsed_s": round(elapsed_s, 1),
+        "history": [audit_record(e) for e in audit],
         "per_week": [
             {
                 "week": r.week,

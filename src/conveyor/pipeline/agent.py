@@ -14,6 +14,7 @@ hit) and the lease is released. A second request abandons the current step at on
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from conveyor.workspace import Workspace
 Progress = Callable[[str], None]
 Clock = Callable[[], datetime]
 LANDING_SUFFIXES = (".csv", ".csv.gz", ".csv.zip", ".parquet")
+#: The shortest lease an agent accepts: renewed every third of it, it must outlast a slow query.
+MIN_LEASE_TTL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,10 @@ class AgentConfig:
     watch : bool
         Run the post-release watch every tick.
     lease_ttl_s : float
-        Time to live of the cycle's lease (renewed while the cycle runs).
+        Seconds the project's lease lives without renewal. A running cycle renews it every
+        third of that time; when an agent dies holding it, another agent can take over once it
+        expires. Shorter means a faster takeover after a crash, but a cycle whose renewals are
+        delayed longer than this loses the lease. ``conveyor agent --lease-s``.
     """
 
     landing: Path | None = None
@@ -64,6 +70,12 @@ class AgentConfig:
             raise InvalidInputError(
                 f"The agent's 'interval_s' must be a number of seconds in (0, inf). "
                 f"Got {self.interval_s!r} instead."
+            )
+        if not (self.lease_ttl_s >= MIN_LEASE_TTL_S and math.isfinite(self.lease_ttl_s)):
+            raise InvalidInputError(
+                f"The agent's lease time ('lease_ttl_s', `conveyor agent --lease-s`) must be "
+                f"a number of seconds in "
+                f"[{MIN_LEASE_TTL_S}, inf). Got {self.lease_ttl_s!r} instead."
             )
         if self.monitor_every_s is not None and not self.monitor_every_s > 0:
             raise InvalidInputError(
@@ -91,6 +103,9 @@ class TickReport:
             "at": self.at.isoformat(),
             "monitored": self.monitored,
             "watch": self.watch,
+            "rolled_back": None
+            if self.watched is None or not self.watched.rolled_back
+            else {"from": self.watched.version, "to": self.watched.moved_to},
             "landed": self.landed,
             "busy": self.busy,
             "errors": self.errors,
@@ -193,7 +208,7 @@ class Agent:
         outcome = watch_release(self.ws, self.spec)
         report.watch, report.watched = outcome.status, outcome
         if outcome.rolled_back:
-            self.say(f"rolled back v{outcome.version} to v{outcome.previous}")
+            self.say(f"rolled back v{outcome.version} to v{outcome.moved_to}")
 
     def _cycle(self, report: TickReport) -> None:
         files = self.pending_files()

@@ -3,18 +3,26 @@
 Comparing the two versions on the very same served rows (paired) makes the decision immune to
 week-to-week changes in how hard the traffic is; the release is rolled back only when it is
 worse beyond the margin with the whole confidence interval below zero, or under the floor.
+
+The watch judges releases only. Which version is "the release" is read from the registry's
+audit log each time, so the watch keeps no state of its own and a restarted watch decides as
+the first one would: when the latest move of the production alias is a rollback (the watch's
+own, or an operator's), there is no release to watch until the next promotion. A rollback goes
+to the version the evidence was measured against (the release's predecessor), never to an
+older, unrelated one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from conveyor.core.clock import new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity
+from conveyor.core.entities import Alert, AlertId, AlertSeverity, AuditEvent, VersionStatus
 from conveyor.core.signature import encode_frame
 from conveyor.evaluation.gate import GatePolicy, compare_models
 from conveyor.monitoring.alerts import notify
@@ -23,37 +31,116 @@ from conveyor.monitoring.service import served_inputs
 from conveyor.registry.service import (
     PRODUCTION,
     find_alias_version,
+    get_version,
     production_history,
-    rollback,
+    set_alias,
 )
 from conveyor.serving.feedback import join_feedback
 from conveyor.spec import ProjectSpec
 from conveyor.training.service import load_version
 from conveyor.workspace import Workspace
 
+#: The audit action of a move of the production alias that undoes a release.
+ROLLBACK_ACTION = "rollback"
+#: The alert kind raised once per release that is worse but cannot be rolled back.
+REFUSED_ALERT = "rollback_refused"
+
+
+class WatchStatus(StrEnum):
+    """The watch's verdict on the current production version."""
+
+    NO_RELEASE = "no_release"
+    """Nothing to judge: no production, a first release, the watch is off, or production was
+    last moved by a rollback."""
+    WAITING = "waiting"
+    """Not enough labelled requests served by the release yet."""
+    HEALTHY = "healthy"
+    """The release is not worse than the version it replaced."""
+    ROLLED_BACK = "rolled_back"
+    """The release was worse; production went back to the version it replaced."""
+    SUPERSEDED = "superseded"
+    """Production moved while the watch judged; nothing was changed."""
+    CANNOT_ROLL_BACK = "cannot_roll_back"
+    """The release is worse, but the version it replaced can no longer take production; an
+    alert asks for a person and production stays."""
+
 
 @dataclass(frozen=True, slots=True)
 class WatchOutcome:
-    """The watch's verdict on the current release."""
+    """The watch's verdict on the current release.
 
-    status: str  # "no_release" | "waiting" | "healthy" | "rolled_back"
+    ``version`` is the release judged, ``previous`` the version it replaced (the one the
+    evidence compares it with) and, after a rollback, ``moved_to`` the version production
+    actually went to.
+    """
+
+    status: WatchStatus
     version: int | None = None
     previous: int | None = None
     evidence: dict[str, Any] | None = None
+    moved_to: int | None = None
 
     @property
     def rolled_back(self) -> bool:
-        return self.status == "rolled_back"
+        return self.status is WatchStatus.ROLLED_BACK
+
+
+def is_rollback(event: AuditEvent) -> bool:
+    """True if the audited move undid a release (a rollback), not a release of its own."""
+    return event.action == ROLLBACK_ACTION
+
+
+def find_release(ws: Workspace, model: str) -> AuditEvent | None:
+    """The move that released the current production version, or None if there is none to watch.
+
+    None when ``model`` has no production version, or when the latest move of the production
+    alias is a rollback: a rollback returns to a version already judged, it is not a release.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The workspace whose registry audit log is read.
+    model : str
+        The registered model's name.
+
+    Returns
+    -------
+    AuditEvent or None
+        The latest production move, when it is a release of the current production version.
+    """
+    current = find_alias_version(ws, model, PRODUCTION)
+    moves = production_history(ws, model)
+    if current is None or not moves:
+        return None
+    latest = moves[-1]
+    if latest.to_version != current or is_rollback(latest):
+        return None
+    return latest
 
 
 def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
-    """Check the current production release against the one it replaced; roll back if worse."""
+    """Judge the current release against the version it replaced; roll back if it is worse.
+
+    Parameters
+    ----------
+    ws : Workspace
+        The project's workspace (registry, prediction and feedback logs, alerts).
+    spec : ProjectSpec
+        The project; ``spec.watch`` holds the margin, floor and labels needed.
+
+    Returns
+    -------
+    WatchOutcome
+        The verdict. After a rollback, ``moved_to`` is the release's predecessor, the version
+        the evidence was measured against; the rolled-back release is blocked and an alert is
+        raised. A rollback is never itself judged: with production last moved by one, the
+        status is ``no_release``.
+    """
     model = spec.model_name
-    current = find_alias_version(ws, model, PRODUCTION)
-    moves = [e for e in production_history(ws, model) if e.to_version == current]
-    if current is None or not moves or moves[-1].from_version is None or not spec.watch.enabled:
-        return WatchOutcome("no_release", current)
-    release, previous = moves[-1], moves[-1].from_version
+    release = find_release(ws, model) if spec.watch.enabled else None
+    if release is None or release.from_version is None or release.to_version is None:
+        return WatchOutcome(WatchStatus.NO_RELEASE, find_alias_version(ws, model, PRODUCTION))
+    current, previous = release.to_version, release.from_version
     joined = join_feedback(
         ws.project_dir(spec.project, "predictions"),
         ws.project_dir(spec.project, "feedback"),
@@ -63,7 +150,7 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     if len(rows):
         rows = rows[(rows["model_version"] == current) & rows["label"].notna()]
     if len(rows) < spec.watch.min_labels:
-        return WatchOutcome("waiting", current, previous, {"labels": len(rows)})
+        return WatchOutcome(WatchStatus.WAITING, current, previous, {"labels": len(rows)})
     y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
     old = load_version(ws, model, previous)
     old_score = old.predict_encoded(encode_frame(served_inputs(rows), old.signature))
@@ -79,7 +166,11 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
             n_bootstrap=spec.gate.n_bootstrap,
         ),
     )
-    evidence = {"labels": len(rows), "decision": decision.to_dict()}
+    evidence: dict[str, Any] = {
+        "labels": len(rows),
+        "release": {"audit_id": release.id, "from_version": previous, "to_version": current},
+        "decision": decision.to_dict(),
+    }
     worse = (
         decision.delta is not None
         and decision.ci_high is not None
@@ -88,22 +179,70 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     )
     under_floor = spec.watch.floor is not None and decision.challenger < spec.watch.floor
     if not (worse or under_floor):
-        return WatchOutcome("healthy", current, previous, evidence)
+        return WatchOutcome(WatchStatus.HEALTHY, current, previous, evidence)
     reason = (
         f"post-release watch: v{current} {decision.metric} {decision.challenger:.3f} vs "
         f"v{previous} {decision.production:.3f} on the same {len(rows)} labelled requests"
     )
-    rollback(ws, model, reason=reason, block=True, evidence=evidence)
+    return _roll_back(ws, spec, release, reason=reason, evidence=evidence)
+
+
+def _roll_back(
+    ws: Workspace,
+    spec: ProjectSpec,
+    release: AuditEvent,
+    *,
+    reason: str,
+    evidence: dict[str, Any],
+) -> WatchOutcome:
+    """Move production from the release back to its predecessor, block the release, alert."""
+    model = spec.model_name
+    current, previous = release.to_version, release.from_version
+    assert current is not None and previous is not None
+    latest = find_release(ws, model)
+    if latest is None or latest.id != release.id:
+        return WatchOutcome(WatchStatus.SUPERSEDED, current, previous, evidence)
+    status = get_version(ws, model, previous).status
+    if status is not VersionStatus.READY:
+        message = (
+            f"v{current} is worse than v{previous}, the version it replaced, but v{previous} is "
+            f"{status} and cannot take production back; production stays on v{current}. "
+            f"Promote a good version by hand ({reason})."
+        )
+        known = ws.stores.monitor.list_alerts(spec.project, kind=REFUSED_ALERT)
+        if not any(a.evidence.get("release", {}).get("audit_id") == release.id for a in known):
+            _raise_alert(ws, spec, REFUSED_ALERT, message, {**evidence, "previous_status": status})
+        return WatchOutcome(WatchStatus.CANNOT_ROLL_BACK, current, previous, evidence)
+    pointer = set_alias(
+        ws,
+        model,
+        PRODUCTION,
+        previous,
+        action=ROLLBACK_ACTION,
+        reason=reason,
+        evidence={"from_version": current, **evidence},
+    )
+    ws.stores.models.set_version_status(
+        model, current, VersionStatus.BLOCKED, actor=ws.actor, reason=reason
+    )
+    _raise_alert(
+        ws, spec, "rollback", f"Rolled back v{current} to v{pointer.version}: {reason}.", evidence
+    )
+    return WatchOutcome(WatchStatus.ROLLED_BACK, current, previous, evidence, pointer.version)
+
+
+def _raise_alert(
+    ws: Workspace, spec: ProjectSpec, kind: str, message: str, evidence: dict[str, Any]
+) -> None:
     alert = Alert(
         id=AlertId(new_id("al_")),
         project=spec.project,
-        kind="rollback",
+        kind=kind,
         severity=AlertSeverity.CRITICAL,
-        message=f"Rolled back v{current}: {reason}.",
+        message=message,
         created_at=utcnow(),
         evidence=evidence,
         report=alert_link("rollback", evidence, model=model),
     )
     ws.stores.monitor.add_alert(alert)
     notify(ws, spec, alert)
-    return WatchOutcome("rolled_back", current, previous, evidence)

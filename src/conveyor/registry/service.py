@@ -227,8 +227,10 @@ def rollback(
 ) -> AliasPointer:
     """Return production to the version it had before the current one.
 
-    The target is the newest earlier production version that is still ``ready``; with
-    ``block`` the abandoned version is marked so that it is never promoted again.
+    The target is the newest earlier production version that is still ``ready``, read from
+    the releases only: a rollback is not a release, so rolling back twice never returns to the
+    version the first rollback left. With ``block`` the abandoned version is marked so that it
+    is never promoted again.
     """
     pointer = ws.stores.models.find_alias(model, PRODUCTION)
     if pointer is None:
@@ -237,7 +239,7 @@ def rollback(
     target = None
     for event in reversed(production_history(ws, model)):
         candidate = event.from_version
-        if candidate is None or candidate == current:
+        if event.action == "rollback" or candidate is None or candidate == current:
             continue
         if get_version(ws, model, candidate).status is VersionStatus.READY:
             target = candidate

@@ -9,12 +9,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from conveyor.core.entities import AuditEvent
 from conveyor.core.errors import InvalidInputError
 from conveyor.reports.drawing import draw_no_data, set_titles, use_date_axis
 from conveyor.reports.inputs import as_x, is_dates
 from conveyor.reports.svg import render_svg
 
-__all__ = ["EVENT_STYLES", "timeline"]
+__all__ = ["EVENT_STYLES", "audit_record", "move_label", "timeline"]
 
 #: Colour and marker of each known event kind, in the order timelines list them.
 EVENT_STYLES: Mapping[str, tuple[str, str]] = {
@@ -28,6 +29,53 @@ EVENT_STYLES: Mapping[str, tuple[str, str]] = {
 }
 _OTHER_KIND_COLOURS = ("#332288", "#117733", "#882255", "#999933", "#44AA99", "#AA4499")
 _LABEL_GREY = "#5f6670"
+
+
+def move_label(from_version: int | None, to_version: int | None) -> str:
+    """Where a move of an alias went: ``"v20→v19"``, or ``"→v1"`` for a first release.
+
+    Parameters
+    ----------
+    from_version, to_version : int or None
+        The version the alias pointed at before the move (None if it pointed nowhere) and
+        the one it points at after.
+
+    Returns
+    -------
+    str
+        The label reports print for the move.
+
+    Examples
+    --------
+    >>> move_label(20, 19), move_label(None, 1)
+    ('v20→v19', '→v1')
+    """
+    before = "" if from_version is None else f"v{from_version}"
+    after = "-" if to_version is None else f"v{to_version}"
+    return f"{before}→{after}"
+
+
+def audit_record(event: AuditEvent) -> dict[str, Any]:
+    """One registry audit event as ``conveyor history --json`` prints it.
+
+    Parameters
+    ----------
+    event : AuditEvent
+        A move of an alias (or another audited change).
+
+    Returns
+    -------
+    dict
+        ``at`` (ISO 8601), ``action``, ``from``, ``to``, ``actor`` and ``reason``.
+    """
+    return {
+        "at": event.at.isoformat(),
+        "action": event.action,
+        "from": event.from_version,
+        "to": event.to_version,
+        "actor": event.actor,
+        "reason": event.reason,
+    }
 
 
 def timeline(
