@@ -23,6 +23,7 @@ import pandas as pd
 
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity, AuditEvent, VersionStatus
+from conveyor.core.errors import ConflictError
 from conveyor.core.signature import encode_frame
 from conveyor.evaluation.gate import GatePolicy, compare_models
 from conveyor.monitoring.alerts import notify
@@ -213,15 +214,23 @@ def _roll_back(
         if not any(a.evidence.get("release", {}).get("audit_id") == release.id for a in known):
             _raise_alert(ws, spec, REFUSED_ALERT, message, {**evidence, "previous_status": status})
         return WatchOutcome(WatchStatus.CANNOT_ROLL_BACK, current, previous, evidence)
-    pointer = set_alias(
-        ws,
-        model,
-        PRODUCTION,
-        previous,
-        action=ROLLBACK_ACTION,
-        reason=reason,
-        evidence={"from_version": current, **evidence},
-    )
+    # Compare-and-swap against the production the watch judged: a move made meanwhile wins.
+    production = ws.stores.models.find_alias(model, PRODUCTION)
+    if production is None or production.version != current:
+        return WatchOutcome(WatchStatus.SUPERSEDED, current, previous, evidence)
+    try:
+        pointer = set_alias(
+            ws,
+            model,
+            PRODUCTION,
+            previous,
+            action=ROLLBACK_ACTION,
+            reason=reason,
+            evidence={"from_version": current, **evidence},
+            expected_revision=production.revision,
+        )
+    except ConflictError:
+        return WatchOutcome(WatchStatus.SUPERSEDED, current, previous, evidence)
     ws.stores.models.set_version_status(
         model, current, VersionStatus.BLOCKED, actor=ws.actor, reason=reason
     )
@@ -242,7 +251,7 @@ def _raise_alert(
         message=message,
         created_at=utcnow(),
         evidence=evidence,
-        report=alert_link("rollback", evidence, model=model),
+        report=alert_link(kind, evidence, model=spec.model_name),
     )
     ws.stores.monitor.add_alert(alert)
     notify(ws, spec, alert)
