@@ -41,11 +41,15 @@ import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from conveyor.core.hosts import trusted_hosts
 from conveyor.serving.batching import BatchingConfig, MicroBatcher
+from conveyor.serving.guards import BodyError, GuardPolicy, RequestGuard, request_json
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.oip import model_metadata, tensors_to_records
 from conveyor.serving.predlog import (
@@ -65,6 +69,9 @@ logger = logging.getLogger(__name__)
 _JSON = "application/json"
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 _RETRY_AFTER_S = "1"
+
+PREDICTION_PATHS = (r"/v1/predict", r"/v1/models/[^/]+/predict", r"/v2/models/[^/]+/infer")
+"""The routes that score: with a token set they stay public, every other write needs it."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -101,26 +108,13 @@ def _json(
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise HttpError(413, f"request body of {declared} bytes exceeds the {limit}-byte limit")
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"request body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_json(body: bytes) -> Any:
+async def _request_json(request: Request, limits: ServingLimits) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"request body is not valid JSON: {exc}") from exc
+        return await request_json(
+            request, max_body_bytes=limits.max_body_bytes, max_string_chars=limits.max_string_chars
+        )
+    except BodyError as exc:
+        raise HttpError(exc.status, exc.message, exc.errors) from exc
 
 
 def _v1_records(payload: Any) -> list[Any]:
@@ -274,7 +268,7 @@ class _Server:
         batcher.arriving()
         waiting = True
         try:
-            payload = _parse_json(await _read_body(request, self.limits.max_body_bytes))
+            payload = await _request_json(request, self.limits)
             records = parse(payload, dep)
             model, role = dep.route(records)
             if model is None:
@@ -490,6 +484,10 @@ def create_serving_app(
     deployments: Sequence[Deployment] = (),
     batching: BatchingConfig | None = None,
     max_queue: int = 1024,
+    host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
+    token: str | None = None,
 ) -> Starlette:
     """Build the online prediction app.
 
@@ -521,6 +519,13 @@ def create_serving_app(
         Micro-batching; by default on, with ``inline_rows`` from ``limits``.
     max_queue : int
         Prediction requests in flight past which new ones get 503 with ``Retry-After``.
+    host, allowed_hosts : str, sequence of str
+        The bind address and more names answered in the ``Host`` header (besides the
+        loopback names); any other ``Host`` gets 400 (DNS rebinding).
+    cors_origins : sequence of str
+        Browser origins allowed to call the server (never ``*``); others cannot write.
+    token : str, optional
+        When set, every write but the prediction routes needs ``Authorization: Bearer``.
 
     Returns
     -------
@@ -688,4 +693,16 @@ def create_serving_app(
         Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    policy = GuardPolicy(
+        token=token,
+        cors_origins=tuple(cors_origins),
+        public_writes=PREDICTION_PATHS,
+        max_body_bytes=limits.max_body_bytes,
+        max_string_chars=limits.max_string_chars,
+        body_timeout_s=limits.body_timeout_s,
+    )
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(host, allowed_hosts)),
+        Middleware(RequestGuard, policy=policy),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -14,12 +15,13 @@ from starlette.applications import Starlette
 
 from conveyor.config import Settings
 from conveyor.core.errors import InvalidInputError, NotFoundError
+from conveyor.core.hosts import check_bind
 from conveyor.core.model import Predictor
 from conveyor.evaluation.metrics import evaluate
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.batching import BatchingConfig
-from conveyor.serving.feedback import join_feedback
+from conveyor.serving.feedback import join_feedback, task_truth
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
@@ -29,8 +31,13 @@ from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version
 from conveyor.workspace import Workspace
 
+logger = logging.getLogger(__name__)
+
 SPEC_ENV = "CONVEYOR_SPEC"
 """Environment variable naming the spec(s) a server worker serves, joined by ``os.pathsep``."""
+
+HOST_ENV = "CONVEYOR_SERVE_HOST"
+"""Environment variable telling server workers the address they are bound to."""
 
 SHADOW_KIND = "shadow_predictions"
 """The project directory holding the shadow version's prediction log."""
@@ -77,6 +84,11 @@ def _slot(ws: Workspace, spec: ProjectSpec, alias: str) -> ModelSlot:
     )
 
 
+def _unscored_columns(spec: ProjectSpec) -> list[str]:
+    """The project's columns that reach the server but not the model: timestamp, ignored."""
+    return [c for c in (spec.timestamp, *spec.ignore) if c and c != spec.label]
+
+
 def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
     """One project's model as served: production, and the canary and shadow it declares."""
     serving = spec.serving
@@ -93,7 +105,8 @@ def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
             PredictionLogWriter(ws.project_dir(spec.project, SHADOW_KIND)),
         )
     post = PostProcessor(spec.postprocess, task=spec.task, threshold=serving.threshold)
-    passthrough = [*spec.entities, *post.fields]
+    # the project's own timestamp and ignored columns come with its rows: logged, never scored
+    passthrough = [*spec.entities, *post.fields, *_unscored_columns(spec)]
     if serving.canary is not None and serving.canary.sticky_key:
         passthrough.append(serving.canary.sticky_key)
     return Deployment(
@@ -109,10 +122,14 @@ def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
     )
 
 
-def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette:
+def build_app(
+    ws: Workspace, spec: ProjectSpec, *more: ProjectSpec, host: str = "127.0.0.1"
+) -> Starlette:
     """The online app for the production alias of ``spec`` (the default) and of ``more``.
 
-    Server-wide settings (limits, batching, queue) come from the first spec.
+    Server-wide settings (limits, batching, queue, trusted hosts, CORS origins) come from the
+    first spec; ``host`` is the bind address (a trusted ``Host``) and the workspace's token, when
+    set, guards every write but the predictions.
     """
     specs = [spec, *more]
     names = [s.model_name for s in specs]
@@ -126,6 +143,8 @@ def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette
             max_rows=serving.max_rows,
             max_body_bytes=serving.max_body_bytes,
             allow_extra_fields=serving.allow_extra_fields,
+            max_string_chars=serving.max_string_chars,
+            body_timeout_s=serving.body_timeout_s,
         ),
         batching=BatchingConfig(
             enabled=serving.batching.enabled,
@@ -133,6 +152,10 @@ def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette
             max_wait_s=serving.batching.max_wait_ms / 1000.0,
         ),
         max_queue=serving.max_queue,
+        host=host,
+        allowed_hosts=serving.allowed_hosts,
+        cors_origins=serving.cors_origins,
+        token=ws.settings.token.get_secret_value() if ws.settings.token else None,
     )
     # feedback, live metrics and offline lookup of the default project
     first = deployments[0]
@@ -144,7 +167,7 @@ def app_from_env() -> Starlette:
     ws = Workspace.open(Settings())
     paths = os.environ.get(SPEC_ENV, "conveyor.yaml").split(os.pathsep)
     specs = [load_spec(Path(p)) for p in paths if p]
-    return build_app(ws, specs[0], *specs[1:])
+    return build_app(ws, specs[0], *specs[1:], host=os.environ.get(HOST_ENV, "127.0.0.1"))
 
 
 def serve(
@@ -155,6 +178,7 @@ def serve(
     port: int,
     workers: int = 1,
     graceful_timeout_s: float = 30.0,
+    insecure: bool = False,
 ) -> None:
     """Run the online server until SIGINT or SIGTERM (127.0.0.1 unless told otherwise).
 
@@ -162,10 +186,25 @@ def serve(
     the server stops accepting connections, answers the requests in flight (for at most
     ``graceful_timeout_s``), then closes the prediction logs. With ``workers`` > 1 each worker
     process writes its own log segments.
+
+    Raises
+    ------
+    ConfigError
+        If ``host`` is not a loopback address, no token is set and ``insecure`` is false
+        (see :func:`conveyor.core.hosts.check_bind`).
     """
+    if check_bind(
+        host, has_token=ws.settings.token is not None, insecure=insecure, server="conveyor serve"
+    ):
+        logger.warning(
+            "conveyor serve listens on %s without a token: anyone who reaches it can record "
+            "feedback and write offline lookups. Set CONVEYOR_TOKEN.",
+            host,
+        )
     paths = [spec_path] if isinstance(spec_path, Path) else list(spec_path)
     os.environ.update({k: v for k, v in ws.env().items() if k.startswith("CONVEYOR_")})
     os.environ[SPEC_ENV] = os.pathsep.join(str(p.resolve()) for p in paths)
+    os.environ[HOST_ENV] = host
     uvicorn.run(
         "conveyor.serving.service:app_from_env",
         factory=True,
@@ -213,9 +252,10 @@ def compare_shadow(
     result: dict[str, Any] = {"rows": len(both)}
     for role, column in (("production", ""), ("shadow", "_shadow")):
         versions = sorted(int(v) for v in both[f"model_version{column}"].unique())
+        truth, valid = task_truth(spec.task, both["label"])
         metrics = (
-            evaluate(spec.task, both["label"].to_numpy(), both[f"score{column}"].to_numpy())
-            if len(both)
+            evaluate(spec.task, truth[valid], both[f"score{column}"].to_numpy()[valid])
+            if valid.any()
             else {}
         )
         result[role] = {"versions": versions, "metrics": metrics}

@@ -56,6 +56,11 @@ class ServingLimits:
     inline_rows : int
         Requests of at most this many rows are scored on the event loop; larger ones in a
         worker thread so they never stall other requests.
+    max_string_chars : int
+        Longest string value (or object key) anywhere in a request body; longer is a 422
+        naming the field.
+    body_timeout_s : float
+        Longest time a client may take to send a request body; slower is a 408.
     """
 
     max_rows: int = 10_000
@@ -63,9 +68,16 @@ class ServingLimits:
     max_errors: int = 100
     allow_extra_fields: bool = False
     inline_rows: int = 256
+    max_string_chars: int = 4096
+    body_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_rows", "max_body_bytes", "max_errors", "inline_rows"):
+        if not (isinstance(self.body_timeout_s, int | float) and self.body_timeout_s > 0):
+            raise ValueError(
+                "The 'body_timeout_s' field of ServingLimits must be a float in (0, inf). "
+                f"Got {self.body_timeout_s!r} instead."
+            )
+        for name in ("max_rows", "max_body_bytes", "max_errors", "inline_rows", "max_string_chars"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(

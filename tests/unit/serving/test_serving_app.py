@@ -14,6 +14,8 @@ from conveyor.serving.predlog import PredictionLogWriter, read_predictions
 from conveyor.serving.slot import ModelSlot
 from conveyor.serving.validation import ServingLimits
 
+JSON = {"content-type": "application/json"}
+
 
 def wait_for(condition, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
@@ -28,7 +30,7 @@ def make_client(slot: ModelSlot, predlog: PredictionLogWriter, **kwargs) -> Test
         slot=slot, log=predlog, project="flights", model_name="delays", poll_interval_s=0.05,
         **kwargs,
     )  # fmt: skip
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url="http://localhost")
 
 
 @pytest.fixture
@@ -94,9 +96,9 @@ def test_bad_bodies_get_clear_statuses(slot, predlog, record):
     limits = ServingLimits(max_body_bytes=200, max_rows=5)
     with make_client(slot, predlog, limits=limits) as client:
         wait_for(lambda: client.get("/v1/ready").status_code == 200)
-        not_json = client.post("/v1/predict", content=b"{nope")
+        not_json = client.post("/v1/predict", content=b"{nope", headers=JSON)
         assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
-        big = client.post("/v1/predict", content=b" " * 201)
+        big = client.post("/v1/predict", content=b" " * 201, headers=JSON)
         assert big.status_code == 413
         assert client.post("/v1/predict", json={"records": 3}).status_code == 422
         assert client.post("/v1/predict", json="text").status_code == 422
@@ -219,7 +221,10 @@ def test_v2_rejects_bad_tensors_and_unknown_models(client, record):
     assert bad_value["errors"] == [
         {"row": 0, "field": "distance", "error": "expected a number, got 'far'"}
     ]
-    assert client.post("/v2/models/delays/infer", content=orjson.dumps([1])).status_code == 422
+    assert (
+        client.post("/v2/models/delays/infer", content=orjson.dumps([1]), headers=JSON).status_code
+        == 422
+    )
 
 
 def test_large_requests_are_scored_off_the_loop(slot, predlog, record, predictors, signature):
