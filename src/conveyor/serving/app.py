@@ -59,7 +59,7 @@ from conveyor.serving.predlog import (
     render_log_metrics,
 )
 from conveyor.serving.routing import SHADOW, Canary, Deployment, Shadow
-from conveyor.serving.slot import LoadedModel, ModelSlot
+from conveyor.serving.slot import LoadedModel, ModelSlot, render_fallback_metrics
 from conveyor.serving.validation import REQUEST_ID_FIELD, ServingLimits, columns_to_records
 
 __all__ = ["Deployment", "HttpError", "ModelSlot", "create_serving_app"]
@@ -191,6 +191,17 @@ async def _write(log: PredictionLogWriter, data: bytes) -> None:
         raise HttpError(503, str(exc), headers={"retry-after": _RETRY_AFTER_S}) from exc
 
 
+def _unavailable(dep: Deployment) -> HttpError:
+    fb = dep.slot.fallback
+    if fb is None:
+        return HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+    return HttpError(
+        503,
+        f"version {fb.wanted} of {dep.model_name!r} cannot be served ({fb.reason}) and no "
+        f"earlier production version could be loaded (tried {list(fb.tried)})",
+    )
+
+
 class _Scored:
     __slots__ = ("labels", "model", "payload", "posts", "request_ids", "scores", "shadow")
 
@@ -245,7 +256,7 @@ class _Server:
     def production(dep: Deployment) -> LoadedModel:
         model = dep.slot.model
         if model is None:
-            raise HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+            raise _unavailable(dep)
         return model
 
     async def answer(
@@ -272,7 +283,7 @@ class _Server:
             records = parse(payload, dep)
             model, role = dep.route(records)
             if model is None:
-                raise HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+                raise _unavailable(dep)
             mm = self.model_metrics[dep.model_name]
             batch = model.validator.validate(records)
             if batch.unseen:
@@ -393,6 +404,11 @@ def _guarded(
         return guarded
 
     return wrap
+
+
+def _fallbacks(served: Sequence[Deployment]) -> dict[str, dict[str, Any]]:
+    """Per model name, the production slot's fallback (served version, wanted one, why)."""
+    return {d.model_name: d.slot.fallback.to_dict() for d in served if d.slot.fallback}
 
 
 def _model_info(dep: Deployment, model: LoadedModel) -> dict[str, Any]:
@@ -592,13 +608,15 @@ def create_serving_app(
     @_guarded(metrics, "v1_ready")
     async def ready(request: Request) -> Response:
         versions = {d.model_name: server.production(d).version for d in served}
-        return _json(
-            {
-                "status": "ready",
-                "model_version": versions[server.default.model_name],
-                "models": versions,
-            }
-        )
+        body: dict[str, Any] = {
+            "status": "ready",
+            "model_version": versions[server.default.model_name],
+            "models": versions,
+        }
+        fallbacks = _fallbacks(served)
+        if fallbacks:
+            body["status"], body["fallback"] = "degraded", fallbacks
+        return _json(body)
 
     @_guarded(metrics, "v1_model")
     async def model_info(request: Request) -> Response:
@@ -625,6 +643,7 @@ def create_serving_app(
     async def prometheus(request: Request) -> Response:
         text = metrics.render({d.model_name: d.slots() for d in served})
         text += render_log_metrics({d.model_name: d.log for d in served})
+        text += render_fallback_metrics({d.model_name: d.slots() for d in served})
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     def named_model(request: Request) -> tuple[Deployment, LoadedModel]:

@@ -14,12 +14,14 @@
    ``Sec-Fetch-Site: cross-site``/``same-site`` without an allowed ``Origin``.
 3. With a token, a write needs ``Authorization: Bearer <token>`` (401), except the prediction
    routes in ``public_writes``: reads and predictions stay public.
-4. A write's body must be JSON (``Content-Type: application/json`` or ``...+json``; 415
-   otherwise, so an HTML form cannot post), arrive within ``body_timeout_s`` (408, the
-   connection is closed), fit ``max_body_bytes`` (413), parse (400), repeat no key in any
-   object (422 naming the key) and hold no string or key longer than ``max_string_chars``
-   (422 naming where). The parsed value is handed to the route (:func:`parsed_body`), so it is
-   parsed once.
+4. A write's body must be JSON. A declared ``Content-Type`` must be ``application/json`` or
+   ``...+json`` (415 otherwise, so an HTML form, which can only send form or text types,
+   cannot post); a body without one (``tritonclient`` sends none) must still parse, and a
+   browser sending one cross-site is refused by rule 2. The body must arrive within
+   ``body_timeout_s`` (408, and the connection is closed), fit ``max_body_bytes`` (413),
+   parse (400), repeat no key in any object (422 naming the key) and hold no string or key
+   longer than ``max_string_chars`` (422 naming where). The parsed value is handed to the
+   route (:func:`request_json`), so it is parsed once.
 """
 
 from __future__ import annotations
@@ -274,11 +276,11 @@ class RequestGuard:
         ):
             what = "no bearer token" if "authorization" not in headers else "a wrong one"
             raise BodyError(401, f"{scope['method']} {path} needs a bearer token; got {what}")
-        content_type = headers.get("content-type", "")
-        if not _is_json(content_type):
+        content_type = headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
             raise BodyError(
                 415, f"the body must be JSON (Content-Type: application/json); got "
-                f"{content_type or 'no Content-Type'!r}"
+                f"{content_type!r}"
             )  # fmt: skip
         body = await self._read(headers, receive)
         scope[_PARSED] = parse_json_body(body, max_string_chars=policy.max_string_chars)

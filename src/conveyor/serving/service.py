@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,18 @@ import uvicorn
 from starlette.applications import Starlette
 
 from conveyor.config import Settings
+from conveyor.core.clock import new_id, utcnow
+from conveyor.core.entities import Alert, AlertId, AlertSeverity, VersionStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.core.hosts import check_bind
 from conveyor.core.model import Predictor
 from conveyor.evaluation.metrics import evaluate
-from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
+from conveyor.registry.service import (
+    PRODUCTION,
+    find_alias_version,
+    get_version,
+    production_history,
+)
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.batching import BatchingConfig
 from conveyor.serving.feedback import join_feedback, task_truth
@@ -26,6 +33,7 @@ from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
 from conveyor.serving.scoring import mount_scoring_routes
+from conveyor.serving.slot import AlertHook
 from conveyor.serving.validation import ServingLimits
 from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version
@@ -74,13 +82,65 @@ def sample_requests(ws: Workspace, spec: ProjectSpec, version: int) -> list[dict
     return list(orjson.loads(ws.stores.artifacts.get_bytes(digest))) if digest else []
 
 
+def last_good_versions(ws: Workspace, model: str, wanted: int) -> list[int]:
+    """Earlier production versions to serve when ``wanted`` cannot be loaded, newest first.
+
+    They come from the production history (the registry's audit events of the alias), newest
+    move first; versions since blocked or archived are left out.
+    """
+    found: list[int] = []
+    for event in reversed(production_history(ws, model)):
+        for version in (event.to_version, event.from_version):
+            if version is None or version == wanted or version in found:
+                continue
+            if get_version(ws, model, version).status is VersionStatus.READY:
+                found.append(version)
+    return found
+
+
+def serving_alerter(ws: Workspace, spec: ProjectSpec) -> AlertHook:
+    """Record a serving alert (a refused model, a fallback) in the project's alert store.
+
+    An alert of the same kind and wanted version recorded within ``alerts.cooldown_hours``
+    (at least an hour, so the workers of one server raise it once) is not recorded again.
+    """
+    cooldown = timedelta(hours=max(spec.alerts.cooldown_hours, 1.0))
+
+    def alert(kind: str, message: str, evidence: Mapping[str, Any]) -> None:
+        now = utcnow()
+        wanted = evidence.get("wanted")
+        for earlier in ws.stores.monitor.list_alerts(spec.project, kind=kind):
+            if earlier.evidence.get("wanted") == wanted and earlier.created_at >= now - cooldown:
+                return
+        ws.stores.monitor.add_alert(
+            Alert(
+                id=AlertId(new_id("al_")),
+                project=spec.project,
+                kind=kind,
+                severity=AlertSeverity.CRITICAL,
+                message=message,
+                created_at=now,
+                evidence={"model": spec.model_name, **evidence},
+                report="conveyor history",
+            )
+        )
+
+    return alert
+
+
 def _slot(ws: Workspace, spec: ProjectSpec, alias: str) -> ModelSlot:
     load, current = alias_loader(ws, spec, alias)
+    production = alias == PRODUCTION
     return ModelSlot(
         load,
         current,
         sample_records=lambda v: sample_requests(ws, spec, v),
-        release_when_unset=alias != PRODUCTION,
+        release_when_unset=not production,
+        fallback_versions=(lambda v: last_good_versions(ws, spec.model_name, v))
+        if production
+        else None,
+        load_version=lambda v: load_version(ws, spec.model_name, v),
+        on_alert=serving_alerter(ws, spec),
     )
 
 

@@ -24,8 +24,6 @@ APP = Path(__file__).with_name("scoring_app.py")
 SRC = Path(__file__).resolve().parents[3] / "src"
 TOKEN = "s3cret-token"
 
-JSON = {"content-type": "application/json"}
-
 
 @dataclass
 class Served:
@@ -108,7 +106,7 @@ def test_lookup_falls_back_to_live_scoring_and_logs_it(served):
         ],
     }
     with httpx.Client(base_url=served.url) as client:
-        resp = client.post("/v1/lookup", content=orjson.dumps(body), headers=JSON)
+        resp = client.post("/v1/lookup", content=orjson.dumps(body))
         assert resp.status_code == 200, resp.text
         results = resp.json()["results"]
         assert [r["source"] for r in results] == ["offline", "miss", "offline", "live", "live"]
@@ -117,9 +115,7 @@ def test_lookup_falls_back_to_live_scoring_and_logs_it(served):
         assert live3["post"]["withheld"] is False
         assert live7["post"] == {"score": None, "label": None, "withheld": True,
                                  "reason": "AA is not scored"}  # fmt: skip
-        bad = client.post(
-            "/v1/lookup", content=orjson.dumps({"records": [{"distance": 1.0}]}), headers=JSON
-        )
+        bad = client.post("/v1/lookup", content=orjson.dumps({"records": [{"distance": 1.0}]}))
         assert bad.status_code == 422 and "flight_id" in bad.json()["error"]
         stats = client.get("/v1/lookup-stats").json()
         assert stats["live"] >= 2 and stats["hits"] >= 2

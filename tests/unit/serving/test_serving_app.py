@@ -14,8 +14,6 @@ from conveyor.serving.predlog import PredictionLogWriter, read_predictions
 from conveyor.serving.slot import ModelSlot
 from conveyor.serving.validation import ServingLimits
 
-JSON = {"content-type": "application/json"}
-
 
 def wait_for(condition, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
@@ -96,9 +94,9 @@ def test_bad_bodies_get_clear_statuses(slot, predlog, record):
     limits = ServingLimits(max_body_bytes=200, max_rows=5)
     with make_client(slot, predlog, limits=limits) as client:
         wait_for(lambda: client.get("/v1/ready").status_code == 200)
-        not_json = client.post("/v1/predict", content=b"{nope", headers=JSON)
+        not_json = client.post("/v1/predict", content=b"{nope")
         assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
-        big = client.post("/v1/predict", content=b" " * 201, headers=JSON)
+        big = client.post("/v1/predict", content=b" " * 201)
         assert big.status_code == 413
         assert client.post("/v1/predict", json={"records": 3}).status_code == 422
         assert client.post("/v1/predict", json="text").status_code == 422
@@ -221,10 +219,7 @@ def test_v2_rejects_bad_tensors_and_unknown_models(client, record):
     assert bad_value["errors"] == [
         {"row": 0, "field": "distance", "error": "expected a number, got 'far'"}
     ]
-    assert (
-        client.post("/v2/models/delays/infer", content=orjson.dumps([1]), headers=JSON).status_code
-        == 422
-    )
+    assert client.post("/v2/models/delays/infer", content=orjson.dumps([1])).status_code == 422
 
 
 def test_large_requests_are_scored_off_the_loop(slot, predlog, record, predictors, signature):
