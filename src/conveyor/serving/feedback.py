@@ -7,16 +7,24 @@ never rewritten.
 
 Join rules (:func:`join_feedback`)
 ----------------------------------
-- By request id: the label recorded last for a request id wins, so sending feedback twice
-  never counts twice, and a correction replaces the earlier label.
+- By request id: the label received last for a request id wins, so sending feedback twice
+  never counts twice, and a correction replaces the earlier label. "Last" is by the time each
+  item was received (``received_at``), then by its place in its file, so it holds whichever
+  worker process received each label.
 - By entity and time: the item labels the prediction whose logged inputs hold the same value
   for every entity field (compared as JSON text, so ``7`` matches ``7`` but not ``"7"``) and
   whose log time is the latest at or before ``time``. The entity fields must reach the log:
   serve with them as pass-through fields (``create_serving_app(passthrough=...)``).
 - A prediction labelled both ways takes its request-id label; one labelled by several entity
   items takes the one recorded last.
-- Labels whose request id is in no logged prediction are not dropped: they stay stored and are
-  reported (``FeedbackResult.unknown_ids``; ``frame.attrs["unknown_ids"]`` of the join).
+- Labels whose request id is in no logged prediction are not dropped: the prediction may be
+  logged later (or by a slower worker). They are accepted, stored and reported every time,
+  alike on every path: ``FeedbackResult.unknown_ids`` of the call (also when the id was sent
+  before: then it counts among ``duplicates`` too), ``frame.attrs["unknown_ids"]`` of a
+  whole-log join and ``unknown_ids`` of :func:`live_metrics`, windowed or not.
+- Labels are checked against the project's task when the log knows it (binary: 0, 1, true,
+  false; regression: finite numbers; :func:`label_problem`); a label stored anyway is left out
+  of the metrics and counted (:func:`task_truth`).
 
 Recording scales with the size of a call, not of the log: request ids already labelled are kept
 in a SQLite index beside the files (``ids.sqlite``, rebuilt from the files when missing), and
@@ -24,7 +32,8 @@ unknown ids are looked up in the prediction log by id only (:func:`find_logged_i
 
 Over HTTP (:func:`feedback_routes`): ``POST /v1/feedback`` takes ``{"items": [...]}``, a list of
 items or one item, needs ``Authorization: Bearer <token>`` when the server has a token, and
-answers ``{"accepted", "duplicates", "unknown_ids"}``; ``GET /v1/metrics/live`` answers the
+answers 200 ``{"accepted", "duplicates", "unknown_ids"}``, or 422 naming the item and field
+(nothing of the call is stored then); ``GET /v1/metrics/live`` answers the
 realised metrics of each model version over the labelled predictions.
 """
 
@@ -498,10 +507,23 @@ def live_metrics(
     return {
         "versions": versions,
         "labelled": len(joined),
-        "unknown_ids": list(joined.attrs.get("unknown_ids", [])),
+        "unknown_ids": list(joined.attrs["unknown_ids"])
+        if since is None
+        else unknown_ids(pred_dir, fb_dir),
         "unmatched_entities": int(joined.attrs.get("unmatched_entities", 0)),
         "invalid_labels": invalid,
     }
+
+
+def unknown_ids(pred_dir: Path, fb_dir: Path) -> list[str]:
+    """Labelled request ids found nowhere in the prediction log, sorted.
+
+    A windowed :func:`join_feedback` cannot tell (the prediction may lie outside the window);
+    this looks every labelled id up in the whole log, reading its ``request_id`` column only,
+    so a windowed answer lists the same unknown ids as a whole-log one.
+    """
+    ids = [i for i in read_feedback_table(fb_dir)["request_id"].to_pylist() if i]
+    return sorted(set(ids) - find_logged_ids(pred_dir, ids))
 
 
 def task_truth(task: str, labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
