@@ -17,9 +17,15 @@ Routes
 ``POST /v2/models/{name}/infer``
     The V2 Open Inference Protocol (see :mod:`conveyor.serving.oip`).
 
-Statuses: 400 invalid JSON, 404 unknown model name, 413 body too large, 422 invalid records
-(with the per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in
-flight than ``max_queue``. Every unexpected failure is caught at the edge, logged and counted,
+Every request first passes the guards of :mod:`conveyor.serving.guards` (Host allowlist, CORS,
+no cross-site writes, token on writes but predictions, JSON bodies, body timeout, duplicate
+keys, string length). Statuses: 400 invalid JSON or unknown ``Host``, 401 a write without the
+token, 403 a cross-site write, 404 unknown model name, 408 a body that stalled, 413 body too
+large, 415 a body declared as something else than JSON, 422 invalid records (with the
+per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in flight
+than ``max_queue``. ``/v1/ready`` says ``"degraded"`` with the ``fallback`` of each model
+served in place of a production version that cannot be loaded (see
+:mod:`conveyor.serving.slot`). Every unexpected failure is caught at the edge, logged and counted,
 and answered 503 so a client retries; none escapes to kill a worker.
 
 Every scored row is written to the prediction log, in one write per request, before the
