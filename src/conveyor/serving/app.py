@@ -722,6 +722,7 @@ def create_serving_app(
         token=token,
         cors_origins=tuple(cors_origins),
         public_writes=PREDICTION_PATHS,
+        validated_strings=PREDICTION_PATHS,
         max_body_bytes=limits.max_body_bytes,
         max_string_chars=limits.max_string_chars,
         body_timeout_s=limits.body_timeout_s,

@@ -135,8 +135,14 @@ def test_long_strings_are_refused_naming_the_field_and_never_logged(guarded: Ser
     with httpx.Client(base_url=guarded.url, timeout=10) as client:
         resp = client.post("/v1/predict", json={"records": [ROW, {**ROW, "carrier": "x" * 65}]})
         assert resp.status_code == 422
-        assert resp.json()["errors"][0]["field"] == "records[1].carrier"
-        assert "64" in resp.json()["error"]
+        error = resp.json()["errors"][0]
+        assert error["row"] == 1 and error["field"] == "carrier" and "64" in error["error"]
+        logged = client.post("/v1/predict", json={"records": [{**ROW, "customer": "y" * 65}]})
+        assert logged.status_code == 422
+        assert logged.json()["errors"][0]["field"] == "customer"
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        fb = client.post("/v1/feedback", json={"request_id": "r" * 65, "label": 1}, headers=auth)
+        assert fb.status_code == 422 and fb.json()["errors"][0]["field"] == "request_id"
         key = client.post("/v1/predict", json={"records": [{**ROW, "k" * 100: 1}]})
         assert key.status_code == 422
         assert (
@@ -144,7 +150,7 @@ def test_long_strings_are_refused_naming_the_field_and_never_logged(guarded: Ser
             == 200
         )
     logged = b"".join(p.read_bytes() for p in guarded.log_dir.rglob("*") if p.is_file())
-    assert b"x" * 65 not in logged
+    assert b"x" * 65 not in logged and b"y" * 65 not in logged
 
 
 def test_a_stalled_body_gets_408(guarded: Server) -> None:
