@@ -76,6 +76,9 @@ _JSON = "application/json"
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 _RETRY_AFTER_S = "1"
 
+_ENDPOINTS = {"predict": "v1_predict", "infer": "v2_infer", "feedback": "v1_feedback",
+              "lookup": "v1_lookup"}  # fmt: skip
+
 PREDICTION_PATHS = (r"/v1/predict", r"/v1/models/[^/]+/predict", r"/v2/models/[^/]+/infer")
 """The routes that score: with a token set they stay public, every other write needs it."""
 
@@ -248,6 +251,16 @@ class _Server:
         self.model_metrics = {
             d.model_name: self.metrics.for_model(d.project, d.model_name) for d in deployments
         }
+
+    def count_refused(self, path: str, status: int) -> None:
+        """Count a request the guards refused, under the endpoint it was sent to."""
+        endpoint = _ENDPOINTS.get(path.rsplit("/", 1)[-1], "other")
+        name = path.split("/")[3] if path.startswith(("/v1/models/", "/v2/models/")) else None
+        model = self.metrics.models.get(name or self.default.model_name)
+        if endpoint in ("v1_predict", "v2_infer") and model is not None:
+            self.metrics.observe(endpoint, status, model.model)
+        else:
+            self.metrics.observe(endpoint, status)
 
     def deployment(self, name: str | None) -> Deployment:
         if name is None:
@@ -729,6 +742,6 @@ def create_serving_app(
     )
     middleware = [
         Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(host, allowed_hosts)),
-        Middleware(RequestGuard, policy=policy),
+        Middleware(RequestGuard, policy=policy, on_refused=server.count_refused),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,11 +240,20 @@ def _same_origin(origin: str, headers: Headers) -> bool:
 
 
 class RequestGuard:
-    """ASGI middleware applying a :class:`GuardPolicy` to every request (module docstring)."""
+    """ASGI middleware applying a :class:`GuardPolicy` to every request (module docstring).
 
-    def __init__(self, app: ASGIApp, policy: GuardPolicy) -> None:
+    ``on_refused`` is told the path and status of every write it refuses (to count them).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: GuardPolicy,
+        on_refused: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.app = app
         self.policy = policy
+        self.on_refused = on_refused
         self._public = [re.compile(p) for p in policy.public_writes]
         self._validated = [re.compile(p) for p in policy.validated_strings]
 
@@ -262,6 +271,8 @@ class RequestGuard:
             try:
                 body = await self._admit(scope, headers, origin, allowed, receive)
             except BodyError as exc:
+                if self.on_refused is not None:
+                    self.on_refused(scope["path"], exc.status)
                 await _refuse(send, exc, origin if allowed else None)
                 return
             receive = _replay(body, receive)

@@ -58,6 +58,12 @@ def test_form_and_text_bodies_get_415(guarded: Server) -> None:
         assert text.status_code == 415
         ok = client.post("/v1/predict", json={"records": [ROW]})
         assert ok.status_code == 200
+        counted = [
+            line
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("conveyor_serving_requests_total") and 'status="415"' in line
+        ]
+        assert counted and 'endpoint="v1_predict"' in counted[0] and counted[0].endswith(" 2")
 
 
 def test_cross_site_writes_are_refused_and_cors_names_only_allowed_origins(
