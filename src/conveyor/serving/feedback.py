@@ -334,6 +334,8 @@ def _feedback_tables(table: pa.Table) -> tuple[pa.Table, list[pa.Table]]:
     label_type = pa.float64() if numeric else pa.string()
 
     def label_of(value: Any) -> Any:
+        if isinstance(value, bool):  # "1", not "True", beside string labels
+            value = int(value)
         return float(value) if numeric else str(value)
 
     has_id = pc.is_valid(table["request_id"]).to_numpy(zero_copy_only=False)

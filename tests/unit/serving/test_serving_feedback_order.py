@@ -53,7 +53,7 @@ def test_stored_labels_outside_the_task_are_left_out_of_live_metrics(tmp_path: P
     pred_dir, fb_dir = tmp_path / "predictions", tmp_path / "feedback"
     _predict(pred_dir, ["a", "b", "c", "d"])
     FeedbackLog(fb_dir).record(
-        [{"request_id": "a", "label": 1}, {"request_id": "b", "label": 0},
+        [{"request_id": "a", "label": True}, {"request_id": "b", "label": 0},
          {"request_id": "c", "label": "banana"}, {"request_id": "d", "label": 7}]
     )  # fmt: skip
     live = live_metrics(pred_dir, fb_dir, task="binary")
