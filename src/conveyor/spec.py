@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from conveyor.core.alias import Alias
 from conveyor.core.errors import ConfigError, NotFoundError
+from conveyor.core.hosts import check_origins
 
 SPEC_FILENAME = "conveyor.yaml"
 
@@ -290,9 +291,31 @@ class ServingSpec(_Section):
         description="Prediction log bytes waiting for the disk past which requests get 503.",
     )
     allow_extra_fields: bool = False
+    max_string_chars: int = Field(
+        default=4096,
+        ge=1,
+        description="Longest string value or key in a request body; longer is a 422 naming it.",
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0.0, description="Longest time to receive a request body; then 408."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names answered besides the loopback names and the bind host.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (https://host[:port], never '*') allowed to call the "
+        "server; every other origin's writes are refused.",
+    )
     batching: BatchingSpec = BatchingSpec()
     canary: CanarySpec | None = None
     shadow: ShadowSpec | None = None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return list(check_origins(value))
 
 
 class MonitoringSpec(_Section):

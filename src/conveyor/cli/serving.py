@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli.context import get
+from conveyor.cli.context import err, get
+from conveyor.core.hosts import check_bind
 from conveyor.serving.service import serve
 from conveyor.spec import load_spec
 
@@ -25,15 +26,40 @@ def serve_cmd(
             "is the default of /v1/predict). Default: the --spec project.",
         ),
     ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Listen on a non-loopback --host without CONVEYOR_TOKEN (anyone who reaches "
+            "the port may then record feedback); a warning is printed.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the production alias over HTTP; hot-swaps when the alias moves."""
+    """Serve the production alias over HTTP; hot-swaps when the alias moves.
+
+    A non-loopback --host needs CONVEYOR_TOKEN (writes then need it) or --insecure.
+    """
     c = get(ctx)
     paths = list(project) if project else [c.spec_path]
     specs = [load_spec(p) for p in paths]
     s = specs[0].serving
+    bind = host or s.host
+    if check_bind(bind, has_token=c.ws.settings.token is not None, insecure=insecure,
+                  server="conveyor serve"):  # fmt: skip
+        err.print(
+            f"warning: conveyor serve listens on {bind} without a token (--insecure): anyone "
+            "who reaches the port may record feedback and write offline lookups."
+        )
     names = ", ".join(f"'{spec.project}'" for spec in specs)
     c.emit(None, f"serving {names} on http://{host or s.host}:{port or s.port}")
-    serve(c.ws, paths, host=host or s.host, port=port or s.port, workers=workers or s.workers)
+    serve(
+        c.ws,
+        paths,
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers or s.workers,
+        insecure=insecure,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -303,15 +303,11 @@ async def _replay(
     timings: list[float] = []
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://candidate") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
-        if not await _ready(client):
-            return (
-                None,
-                versions,
-                timings,
-                [f"The candidate did not become ready within {READY_TIMEOUT_S:g} s."],
-            )
+        not_ready = await _ready(client)
+        if not_ready is not None:
+            return None, versions, timings, [not_ready]
         singles: list[float | None] = [None] * len(records)
         for i in range(max(MIN_TIMED_REQUESTS, len(records))):
             record = records[i % len(records)]
@@ -345,13 +341,17 @@ async def _replay(
         return single, versions, timings, []
 
 
-async def _ready(client: httpx.AsyncClient) -> bool:
+async def _ready(client: httpx.AsyncClient) -> str | None:
+    """None once the app is ready; else why not (a refusal is reported at once, not waited on)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if (await client.get("/v1/ready")).status_code == 200:
-            return True
+        response = await client.get("/v1/ready")
+        if response.status_code == 200:
+            return None
+        if response.status_code != 503:  # only "no model loaded yet" is worth waiting for
+            return _failure("The readiness probe", response)
         await anyio.sleep(0.02)
-    return False
+    return f"The candidate did not become ready within {READY_TIMEOUT_S:g} s."
 
 
 def _failure(what: str, response: httpx.Response) -> str:

@@ -19,7 +19,6 @@ only references (digests) travel through the tracking routes. ``POST /api/v1/art
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 
 import uvicorn
@@ -28,24 +27,17 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from conveyor import __version__
 from conveyor.config import Settings
-from conveyor.core.errors import ConfigError
+from conveyor.core.hosts import check_bind as check_bind_host
+from conveyor.core.hosts import is_loopback, trusted_hosts
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.routers import artifacts, models, runs
 from conveyor.workspace import Workspace
 
+__all__ = ["API_PREFIX", "check_bind", "create_app", "is_loopback", "run_server"]
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8710
 API_PREFIX = "/api/v1"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, settings: Settings) -> None:
@@ -56,12 +48,7 @@ def check_bind(host: str, settings: Settings) -> None:
     ConfigError
         If ``host`` is not a loopback address and ``settings.token`` is not set.
     """
-    if not is_loopback(host) and settings.token is None:
-        raise ConfigError(
-            f"The server would listen on '{host}', which other machines can reach, without a "
-            f"token. Set CONVEYOR_TOKEN so that writes need 'Authorization: Bearer <token>', "
-            f"or bind a loopback address such as {DEFAULT_HOST}."
-        )
+    check_bind_host(host, has_token=settings.token is not None)
 
 
 def create_app(
@@ -102,8 +89,7 @@ def create_app(
     )
     app.state.workspace = Workspace.open(own)
     app.state.token = settings.token.get_secret_value() if settings.token else None
-    trusted = dict.fromkeys(["localhost", "127.0.0.1", "[::1]", host, *allowed_hosts])
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(trusted))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(host, allowed_hosts))
     install_error_handlers(app)
     for module in (runs, models, artifacts):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -17,12 +17,17 @@ Routes
 ``POST /v2/models/{name}/infer``
     The V2 Open Inference Protocol (see :mod:`conveyor.serving.oip`).
 
-Statuses: 400 invalid JSON, 404 unknown model name, 413 body too large, 422 invalid records
-(with the per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in
-flight than ``max_queue``, queued work past the time budget (see
-:mod:`conveyor.serving.admission`) or a full prediction-log buffer. Every unexpected failure
-is caught at the edge, logged and counted, and answered 503 so a client retries; none escapes
-to kill a worker.
+Every request first passes the guards of :mod:`conveyor.serving.guards` (Host allowlist, CORS,
+no cross-site writes, token on writes but predictions, JSON bodies, body timeout, duplicate
+keys, string length). Statuses: 400 invalid JSON or unknown ``Host``, 401 a write without the
+token, 403 a cross-site write, 404 unknown model name, 408 a body that stalled, 413 body too
+large, 415 a body declared as something else than JSON, 422 invalid records (with the
+per-field error list), 503 no model loaded or, with ``Retry-After``, more requests in flight
+than ``max_queue``, queued work past the time budget (see :mod:`conveyor.serving.admission`)
+or a full prediction-log buffer. ``/v1/ready`` says ``"degraded"`` with the ``fallback`` of
+each model served in place of a production version that cannot be loaded (see
+:mod:`conveyor.serving.slot`). Every unexpected failure is caught at the edge, logged and
+counted, and answered 503 so a client retries; none escapes to kill a worker.
 
 Every scored row is written to the prediction log before the response is sent: a prediction a
 client has seen is always in the log. The log's writer thread does the writing (grouping
@@ -47,12 +52,16 @@ import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from conveyor.core.hosts import trusted_hosts
 from conveyor.serving.admission import AdmissionConfig, AdmissionControl, QueueFullError
 from conveyor.serving.batching import BatchingConfig, MicroBatcher
+from conveyor.serving.guards import BodyError, GuardPolicy, RequestGuard, request_json
 from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
 from conveyor.serving.oip import model_metadata, tensors_to_records
@@ -68,6 +77,12 @@ logger = logging.getLogger(__name__)
 _JSON = "application/json"
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
 _RETRY_AFTER_S = "1"
+
+_ENDPOINTS = {"predict": "v1_predict", "infer": "v2_infer", "feedback": "v1_feedback",
+              "lookup": "v1_lookup"}  # fmt: skip
+
+PREDICTION_PATHS = (r"/v1/predict", r"/v1/models/[^/]+/predict", r"/v2/models/[^/]+/infer")
+"""The routes that score: with a token set they stay public, every other write needs it."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -104,26 +119,13 @@ def _json(
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise HttpError(413, f"request body of {declared} bytes exceeds the {limit}-byte limit")
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"request body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_json(body: bytes) -> Any:
+async def _request_json(request: Request, limits: ServingLimits) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"request body is not valid JSON: {exc}") from exc
+        return await request_json(
+            request, max_body_bytes=limits.max_body_bytes, max_string_chars=limits.max_string_chars
+        )
+    except BodyError as exc:
+        raise HttpError(exc.status, exc.message, exc.errors) from exc
 
 
 def _v1_records(payload: Any) -> list[Any]:
@@ -209,6 +211,17 @@ def _logs(dep: Deployment) -> dict[str, PredictionLogWriter]:
     return found
 
 
+def _unavailable(dep: Deployment) -> HttpError:
+    fb = dep.slot.fallback
+    if fb is None:
+        return HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+    return HttpError(
+        503,
+        f"version {fb.wanted} of {dep.model_name!r} cannot be served ({fb.reason}) and no "
+        f"earlier production version could be loaded (tried {list(fb.tried)})",
+    )
+
+
 class _Scored:
     __slots__ = ("labels", "model", "payload", "posts", "request_ids", "scores", "shadow")
 
@@ -252,6 +265,16 @@ class _Server:
             d.model_name: self.metrics.for_model(d.project, d.model_name) for d in deployments
         }
 
+    def count_refused(self, path: str, status: int) -> None:
+        """Count a request the guards refused, under the endpoint it was sent to."""
+        endpoint = _ENDPOINTS.get(path.rsplit("/", 1)[-1], "other")
+        name = path.split("/")[3] if path.startswith(("/v1/models/", "/v2/models/")) else None
+        model = self.metrics.models.get(name or self.default.model_name)
+        if endpoint in ("v1_predict", "v2_infer") and model is not None:
+            self.metrics.observe(endpoint, status, model.model)
+        else:
+            self.metrics.observe(endpoint, status)
+
     def deployment(self, name: str | None) -> Deployment:
         if name is None:
             return self.default
@@ -265,7 +288,7 @@ class _Server:
     def production(dep: Deployment) -> LoadedModel:
         model = dep.slot.model
         if model is None:
-            raise HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+            raise _unavailable(dep)
         return model
 
     async def answer(
@@ -282,11 +305,11 @@ class _Server:
         batcher.arriving()
         waiting = queued = True
         try:
-            payload = _parse_json(await _read_body(request, self.limits.max_body_bytes))
+            payload = await _request_json(request, self.limits)
             records = parse(payload, dep)
             model, role = dep.route(records)
             if model is None:
-                raise HttpError(503, f"no model is loaded yet for {dep.model_name!r}")
+                raise _unavailable(dep)
             mm = self.model_metrics[dep.model_name]
             batch = model.validator.validate(records)
             if batch.unseen:
@@ -428,6 +451,11 @@ def _guarded(
     return wrap
 
 
+def _fallbacks(served: Sequence[Deployment]) -> dict[str, dict[str, Any]]:
+    """Per model name, the production slot's fallback (served version, wanted one, why)."""
+    return {d.model_name: d.slot.fallback.to_dict() for d in served if d.slot.fallback}
+
+
 def _model_info(dep: Deployment, model: LoadedModel) -> dict[str, Any]:
     return {
         "project": dep.project,
@@ -518,6 +546,10 @@ def create_serving_app(
     batching: BatchingConfig | None = None,
     max_queue: int = 1024,
     admission: AdmissionConfig | None = None,
+    host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
+    token: str | None = None,
 ) -> Starlette:
     """Build the online prediction app.
 
@@ -552,6 +584,13 @@ def create_serving_app(
     admission : AdmissionConfig, optional
         The time budget of the queue: past it new requests get 503 with ``Retry-After``
         (see :mod:`conveyor.serving.admission`); by default 250 ms.
+    host, allowed_hosts : str, sequence of str
+        The bind address and more names answered in the ``Host`` header (besides the
+        loopback names); any other ``Host`` gets 400 (DNS rebinding).
+    cors_origins : sequence of str
+        Browser origins allowed to call the server (never ``*``); others cannot write.
+    token : str, optional
+        When set, every write but the prediction routes needs ``Authorization: Bearer``.
 
     Returns
     -------
@@ -622,13 +661,15 @@ def create_serving_app(
     @_guarded(metrics, "v1_ready")
     async def ready(request: Request) -> Response:
         versions = {d.model_name: server.production(d).version for d in served}
-        return _json(
-            {
-                "status": "ready",
-                "model_version": versions[server.default.model_name],
-                "models": versions,
-            }
-        )
+        body: dict[str, Any] = {
+            "status": "ready",
+            "model_version": versions[server.default.model_name],
+            "models": versions,
+        }
+        fallbacks = _fallbacks(served)
+        if fallbacks:
+            body["status"], body["fallback"] = "degraded", fallbacks
+        return _json(body)
 
     @_guarded(metrics, "v1_model")
     async def model_info(request: Request) -> Response:
@@ -739,4 +780,17 @@ def create_serving_app(
         Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    policy = GuardPolicy(
+        token=token,
+        cors_origins=tuple(cors_origins),
+        public_writes=PREDICTION_PATHS,
+        validated_strings=PREDICTION_PATHS,
+        max_body_bytes=limits.max_body_bytes,
+        max_string_chars=limits.max_string_chars,
+        body_timeout_s=limits.body_timeout_s,
+    )
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts(host, allowed_hosts)),
+        Middleware(RequestGuard, policy=policy, on_refused=server.count_refused),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

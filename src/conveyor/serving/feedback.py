@@ -7,16 +7,24 @@ never rewritten.
 
 Join rules (:func:`join_feedback`)
 ----------------------------------
-- By request id: the label recorded last for a request id wins, so sending feedback twice
-  never counts twice, and a correction replaces the earlier label.
+- By request id: the label received last for a request id wins, so sending feedback twice
+  never counts twice, and a correction replaces the earlier label. "Last" is by the time each
+  item was received (``received_at``), then by its place in its file, so it holds whichever
+  worker process received each label.
 - By entity and time: the item labels the prediction whose logged inputs hold the same value
   for every entity field (compared as JSON text, so ``7`` matches ``7`` but not ``"7"``) and
   whose log time is the latest at or before ``time``. The entity fields must reach the log:
   serve with them as pass-through fields (``create_serving_app(passthrough=...)``).
 - A prediction labelled both ways takes its request-id label; one labelled by several entity
   items takes the one recorded last.
-- Labels whose request id is in no logged prediction are not dropped: they stay stored and are
-  reported (``FeedbackResult.unknown_ids``; ``frame.attrs["unknown_ids"]`` of the join).
+- Labels whose request id is in no logged prediction are not dropped: the prediction may be
+  logged later (or by a slower worker). They are accepted, stored and reported every time,
+  alike on every path: ``FeedbackResult.unknown_ids`` of the call (also when the id was sent
+  before: then it counts among ``duplicates`` too), ``frame.attrs["unknown_ids"]`` of a
+  whole-log join and ``unknown_ids`` of :func:`live_metrics`, windowed or not.
+- Labels are checked against the project's task when the log knows it (binary: 0, 1, true,
+  false; regression: finite numbers; :func:`label_problem`); a label stored anyway is left out
+  of the metrics and counted (:func:`task_truth`).
 
 Recording scales with the size of a call, not of the log: request ids already labelled are kept
 in a SQLite index beside the files (``ids.sqlite``, rebuilt from the files when missing), and
@@ -24,13 +32,14 @@ unknown ids are looked up in the prediction log by id only (:func:`find_logged_i
 
 Over HTTP (:func:`feedback_routes`): ``POST /v1/feedback`` takes ``{"items": [...]}``, a list of
 items or one item, needs ``Authorization: Bearer <token>`` when the server has a token, and
-answers ``{"accepted", "duplicates", "unknown_ids"}``; ``GET /v1/metrics/live`` answers the
+answers 200 ``{"accepted", "duplicates", "unknown_ids"}``, or 422 naming the item and field
+(nothing of the call is stored then); ``GET /v1/metrics/live`` answers the
 realised metrics of each model version over the labelled predictions.
 """
 
 from __future__ import annotations
 
-import hmac
+import math
 import os
 import sqlite3
 import threading
@@ -42,6 +51,7 @@ from typing import Any
 
 import anyio.to_thread
 import duckdb
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -53,6 +63,7 @@ from starlette.routing import Route
 from conveyor.core.clock import as_utc, utcnow
 from conveyor.core.errors import ConveyorError, InvalidInputError
 from conveyor.evaluation.metrics import evaluate
+from conveyor.serving.guards import BodyError, is_authorised, request_json
 from conveyor.serving.predlog import (
     LOG_SCHEMA,
     expand_inputs,
@@ -93,14 +104,44 @@ class FeedbackResult:
         }
 
 
-def _check_item(position: int, item: Any) -> tuple[dict[str, Any] | None, str | None]:
+def label_problem(task: str | None, label: Any) -> str | None:
+    """Why ``label`` cannot be ground truth for ``task``, or ``None`` when it can.
+
+    Binary labels are 0, 1, ``true`` or ``false``; regression labels are finite numbers.
+    Without a task any number, boolean or string is kept.
+
+    Examples
+    --------
+    >>> label_problem("binary", "banana")
+    "'label' of a binary task must be 0, 1, true or false, got 'banana'"
+    >>> label_problem("regression", 3.5) is None
+    True
+    """
+    if label is None or isinstance(label, dict | list):
+        return f"'label' must be a number, boolean or string, got {_short(label)}"
+    if isinstance(label, float) and not math.isfinite(label):
+        return f"'label' must be a finite number, got {label!r}"
+    if task == "binary" and (isinstance(label, str) or label not in (0, 1)):
+        return f"'label' of a binary task must be 0, 1, true or false, got {_short(label)}"
+    if task == "regression" and (isinstance(label, bool | str)):
+        return f"'label' of a regression task must be a finite number, got {_short(label)}"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_item(
+    position: int, item: Any, task: str | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(item, Mapping):
         return None, f"item {position}: expected an object, got {type(item).__name__}"
     label = item.get("label")
-    if label is None or isinstance(label, dict | list):
-        return None, f"item {position}: 'label' must be a number, boolean or string, got {label!r}"
-    if isinstance(label, float) and label != label:
-        return None, f"item {position}: 'label' must not be NaN"
+    problem = label_problem(task, label)
+    if problem is not None:
+        return None, f"item {position}: {problem}"
     request_id = item.get("request_id")
     if request_id is not None:
         if not isinstance(request_id, str) or not request_id:
@@ -131,6 +172,8 @@ class FeedbackLog:
         Where feedback files live; created when missing.
     predictions_dir : Path, optional
         The prediction log, to report labels for unknown request ids when recording.
+    task : {"binary", "regression"}, optional
+        The project's task: labels are checked against it (see :func:`label_problem`).
 
     Examples
     --------
@@ -140,9 +183,16 @@ class FeedbackLog:
     FeedbackResult(accepted=2, duplicates=1, unknown_ids=())
     """
 
-    def __init__(self, directory: Path, *, predictions_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        predictions_dir: Path | None = None,
+        task: str | None = None,
+    ) -> None:
         self.directory = Path(directory)
         self.predictions_dir = Path(predictions_dir) if predictions_dir is not None else None
+        self.task = task
         self._lock = threading.Lock()
 
     def record(self, items: Sequence[Mapping[str, Any]]) -> FeedbackResult:
@@ -155,7 +205,7 @@ class FeedbackLog:
         """
         rows, problems = [], []
         for position, item in enumerate(items):
-            row, problem = _check_item(position, item)
+            row, problem = _check_item(position, item, self.task)
             if problem is not None:
                 problems.append(problem)
             elif row is not None:
@@ -230,21 +280,33 @@ _FEEDBACK_COLUMNS = (
 
 
 def read_feedback_table(directory: Path) -> pa.Table:
-    """Every stored feedback item in write order: ``request_id, entity, time, label`` (JSON
-    text), ``received_at`` and ``seq``; a torn trailing line is skipped."""
+    """Every stored feedback item in the order it was received: ``request_id, entity, time,
+    label`` (JSON text), ``received_at`` and ``seq``; a torn trailing line is skipped.
+
+    ``seq`` numbers the items by ``received_at``, then by their place in their file, so the
+    label received last is the last one whichever worker process's file it is in.
+    """
     tables = []
     con = duckdb.connect()
     try:
-        for path in sorted(Path(directory).glob(FEEDBACK_GLOB)):
+        for n, path in enumerate(sorted(Path(directory).glob(FEEDBACK_GLOB))):
             if path.stat().st_size == 0:
                 continue
             tables.append(
                 con.sql(
-                    f"SELECT * FROM read_json('{str(path).replace(chr(39), chr(39) * 2)}', "
+                    f"SELECT *, {n} AS file_no, row_number() OVER () AS file_row FROM "
+                    f"read_json('{str(path).replace(chr(39), chr(39) * 2)}', "
                     f"format='newline_delimited', columns={_FEEDBACK_COLUMNS}, ignore_errors=true) "
                     "WHERE label IS NOT NULL"
                 ).to_arrow_table()
             )
+        if tables:
+            merged = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
+            con.register("merged", merged)
+            ordered = con.sql(
+                "SELECT request_id, entity, time, label, received_at FROM merged ORDER BY "
+                "TRY_CAST(received_at AS TIMESTAMPTZ) NULLS FIRST, file_no, file_row"
+            ).to_arrow_table()
     finally:
         con.close()
     if not tables:
@@ -253,8 +315,7 @@ def read_feedback_table(directory: Path) -> pa.Table:
             for n in ("request_id", "entity", "time", "label", "received_at")
         }
         return pa.table({**empty, "seq": pa.array([], pa.int64())})
-    table = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
-    return table.append_column("seq", pa.array(range(table.num_rows), pa.int64()))
+    return ordered.append_column("seq", pa.array(range(ordered.num_rows), pa.int64()))
 
 
 def read_feedback_rows(directory: Path) -> list[dict[str, Any]]:
@@ -273,6 +334,8 @@ def _feedback_tables(table: pa.Table) -> tuple[pa.Table, list[pa.Table]]:
     label_type = pa.float64() if numeric else pa.string()
 
     def label_of(value: Any) -> Any:
+        if isinstance(value, bool):  # "1", not "True", beside string labels
+            value = int(value)
         return float(value) if numeric else str(value)
 
     has_id = pc.is_valid(table["request_id"]).to_numpy(zero_copy_only=False)
@@ -421,34 +484,65 @@ def live_metrics(
     -------
     dict
         ``{"versions": {"<version>": {"n": ..., <metric>: ...}}, "labelled": n,
-        "unknown_ids": [...], "unmatched_entities": n}``; metrics as in
-        :func:`conveyor.evaluation.metrics.evaluate`.
+        "unknown_ids": [...], "unmatched_entities": n, "invalid_labels": n}``; metrics as in
+        :func:`conveyor.evaluation.metrics.evaluate`, over the labels valid for ``task``
+        (see :func:`task_truth`; a version's ``invalid_labels`` counts those left out).
     """
     joined = join_feedback(pred_dir, fb_dir, since=since)
     versions: dict[str, dict[str, float]] = {}
+    invalid = 0
     for version, group in joined.groupby("model_version", sort=True):
+        truth, valid = task_truth(task, group["label"])
+        dropped = int((~valid).sum())
+        invalid += dropped
         try:
-            versions[str(int(version))] = evaluate(task, group["label"], group["score"])
+            found = (
+                evaluate(task, truth[valid], group["score"].to_numpy()[valid])
+                if valid.any()
+                else {"n": 0.0}
+            )
         except InvalidInputError as exc:
-            versions[str(int(version))] = {"n": float(len(group)), "error": str(exc)}  # type: ignore[dict-item]
+            found = {"n": float(valid.sum()), "error": str(exc)}  # type: ignore[dict-item]
+        if dropped:
+            found["invalid_labels"] = float(dropped)
+        versions[str(int(version))] = found
     return {
         "versions": versions,
         "labelled": len(joined),
-        "unknown_ids": list(joined.attrs.get("unknown_ids", [])),
+        "unknown_ids": list(joined.attrs["unknown_ids"])
+        if since is None
+        else unknown_ids(pred_dir, fb_dir),
         "unmatched_entities": int(joined.attrs.get("unmatched_entities", 0)),
+        "invalid_labels": invalid,
     }
+
+
+def unknown_ids(pred_dir: Path, fb_dir: Path) -> list[str]:
+    """Labelled request ids found nowhere in the prediction log, sorted.
+
+    A windowed :func:`join_feedback` cannot tell (the prediction may lie outside the window);
+    this looks every labelled id up in the whole log, reading its ``request_id`` column only,
+    so a windowed answer lists the same unknown ids as a whole-log one.
+    """
+    ids = [i for i in read_feedback_table(fb_dir)["request_id"].to_pylist() if i]
+    return sorted(set(ids) - find_logged_ids(pred_dir, ids))
+
+
+def task_truth(task: str, labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Joined labels as float64 truth for ``task``, and which of them a metric may use.
+
+    A stored label that is no number, not finite or, for a binary task, not 0 or 1 (written
+    before labels were checked, or by hand) is left out, so no stored label breaks a metric.
+    """
+    truth = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    valid = np.isfinite(truth)
+    if task == "binary":
+        valid &= np.isin(truth, (0.0, 1.0))
+    return truth, valid
 
 
 def _answer(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def is_authorised(request: Request, token: str | None) -> bool:
-    """Whether ``request`` may write: always without a token, else with ``Bearer <token>``."""
-    if token is None:
-        return True
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
 
 def feedback_routes(
@@ -457,6 +551,7 @@ def feedback_routes(
     task: str,
     token: str | None = None,
     max_body_bytes: int = 16 * 1024 * 1024,
+    max_string_chars: int = 4096,
     prefix: str = "/v1",
 ) -> list[Route]:
     """``POST {prefix}/feedback`` and ``GET {prefix}/metrics/live`` for the serving app.
@@ -471,19 +566,20 @@ def feedback_routes(
         When set, recording feedback needs ``Authorization: Bearer <token>`` (401 otherwise).
     max_body_bytes : int
         Larger bodies are refused with 413.
+    max_string_chars : int
+        Longer strings in the body are refused with 422 (when no :class:`RequestGuard` did).
     """
 
     async def record(request: Request) -> Response:
-        if not is_authorised(request, token):
+        if not is_authorised(request.headers, token):
             what = "no bearer token" if "authorization" not in request.headers else "a wrong one"
             return _answer({"error": f"recording feedback needs a bearer token; got {what}"}, 401)
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            return _answer({"error": f"body exceeds the {max_body_bytes}-byte limit"}, 413)
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _answer({"error": f"request body is not valid JSON: {exc}"}, 400)
+            payload = await request_json(
+                request, max_body_bytes=max_body_bytes, max_string_chars=max_string_chars
+            )
+        except BodyError as exc:
+            return _answer({"error": exc.message, "errors": exc.errors}, exc.status)
         if isinstance(payload, Mapping) and set(payload) == {"items"}:
             payload = payload["items"]
         items = payload if isinstance(payload, list) else [payload]

@@ -152,6 +152,14 @@ class _Families:
             registry=registry,
             multiprocess_mode="livemostrecent",
         )
+        self.fallback = Gauge(
+            "conveyor_serving_model_fallback",
+            "Production version per role that cannot be loaded, while an earlier one is served "
+            "in its place (0: the wanted version is served); the latest any worker reported.",
+            (*_MODEL, "role"),
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
         self.log = {
             name: Counter(
                 f"conveyor_predlog_{name}", _LOG_HELP[name], (*_MODEL, "role"), registry=registry
@@ -284,6 +292,8 @@ class ServingMetrics:
                     loaded = slot.model
                     version = loaded.version if loaded is not None else 0
                     families.model_version.labels(project, name, role).set(version)
+                    wanted = slot.fallback.wanted if slot.fallback is not None else 0
+                    families.fallback.labels(project, name, role).set(wanted)
                 production = roles.get(PRODUCTION)
                 if production is not None:
                     for attr, family in families.slot.items():

@@ -164,6 +164,7 @@ def project_feedback_log(ws: Workspace, spec: ProjectSpec) -> FeedbackLog:
     return FeedbackLog(
         ws.project_dir(spec.project, "feedback"),
         predictions_dir=ws.project_dir(spec.project, "predictions"),
+        task=spec.task,
     )
 
 

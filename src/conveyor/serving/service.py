@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,26 +19,40 @@ import uvicorn
 from starlette.applications import Starlette
 
 from conveyor.config import Settings
+from conveyor.core.clock import new_id, utcnow
+from conveyor.core.entities import Alert, AlertId, AlertSeverity, VersionStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError
+from conveyor.core.hosts import check_bind
 from conveyor.core.model import Predictor
 from conveyor.evaluation.metrics import evaluate
-from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
+from conveyor.registry.service import (
+    PRODUCTION,
+    find_alias_version,
+    get_version,
+    production_history,
+)
 from conveyor.serving.admission import AdmissionConfig
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.batching import BatchingConfig
-from conveyor.serving.feedback import join_feedback
+from conveyor.serving.feedback import join_feedback, task_truth
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
 from conveyor.serving.scoring import mount_scoring_routes
+from conveyor.serving.slot import AlertHook
 from conveyor.serving.temporaries import held_lock
 from conveyor.serving.validation import ServingLimits
 from conveyor.spec import ProjectSpec, load_spec
 from conveyor.training.service import load_version
 from conveyor.workspace import Workspace
 
+logger = logging.getLogger(__name__)
+
 SPEC_ENV = "CONVEYOR_SPEC"
 """Environment variable naming the spec(s) a server worker serves, joined by ``os.pathsep``."""
+
+HOST_ENV = "CONVEYOR_SERVE_HOST"
+"""Environment variable telling server workers the address they are bound to."""
 
 SHADOW_KIND = "shadow_predictions"
 """The project directory holding the shadow version's prediction log."""
@@ -80,14 +95,71 @@ def sample_requests(ws: Workspace, spec: ProjectSpec, version: int) -> list[dict
     return list(orjson.loads(ws.stores.artifacts.get_bytes(digest))) if digest else []
 
 
+def last_good_versions(ws: Workspace, model: str, wanted: int) -> list[int]:
+    """Earlier production versions to serve when ``wanted`` cannot be loaded, newest first.
+
+    They come from the production history (the registry's audit events of the alias), newest
+    move first; versions since blocked or archived are left out.
+    """
+    found: list[int] = []
+    for event in reversed(production_history(ws, model)):
+        for version in (event.to_version, event.from_version):
+            if version is None or version == wanted or version in found:
+                continue
+            if get_version(ws, model, version).status is VersionStatus.READY:
+                found.append(version)
+    return found
+
+
+def serving_alerter(ws: Workspace, spec: ProjectSpec) -> AlertHook:
+    """Record a serving alert (a refused model, a fallback) in the project's alert store.
+
+    An alert of the same kind and wanted version recorded within ``alerts.cooldown_hours``
+    (at least an hour, so the workers of one server raise it once) is not recorded again.
+    """
+    cooldown = timedelta(hours=max(spec.alerts.cooldown_hours, 1.0))
+
+    def alert(kind: str, message: str, evidence: Mapping[str, Any]) -> None:
+        now = utcnow()
+        wanted = evidence.get("wanted")
+        for earlier in ws.stores.monitor.list_alerts(spec.project, kind=kind):
+            if earlier.evidence.get("wanted") == wanted and earlier.created_at >= now - cooldown:
+                return
+        ws.stores.monitor.add_alert(
+            Alert(
+                id=AlertId(new_id("al_")),
+                project=spec.project,
+                kind=kind,
+                severity=AlertSeverity.CRITICAL,
+                message=message,
+                created_at=now,
+                evidence={"model": spec.model_name, **evidence},
+                report="conveyor history",
+            )
+        )
+
+    return alert
+
+
 def _slot(ws: Workspace, spec: ProjectSpec, alias: str) -> ModelSlot:
     load, current = alias_loader(ws, spec, alias)
+    production = alias == PRODUCTION
     return ModelSlot(
         load,
         current,
         sample_records=lambda v: sample_requests(ws, spec, v),
-        release_when_unset=alias != PRODUCTION,
+        release_when_unset=not production,
+        fallback_versions=(lambda v: last_good_versions(ws, spec.model_name, v))
+        if production
+        else None,
+        load_version=lambda v: load_version(ws, spec.model_name, v),
+        on_alert=serving_alerter(ws, spec),
     )
+
+
+def _unscored_columns(spec: ProjectSpec) -> list[str]:
+    """The project's columns that reach the server but not the model: timestamp, ignored."""
+    return [c for c in (spec.timestamp, *spec.ignore) if c and c != spec.label]
 
 
 def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
@@ -109,7 +181,8 @@ def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
             ),
         )
     post = PostProcessor(spec.postprocess, task=spec.task, threshold=serving.threshold)
-    passthrough = [*spec.entities, *post.fields]
+    # the project's own timestamp and ignored columns come with its rows: logged, never scored
+    passthrough = [*spec.entities, *post.fields, *_unscored_columns(spec)]
     if serving.canary is not None and serving.canary.sticky_key:
         passthrough.append(serving.canary.sticky_key)
     return Deployment(
@@ -127,10 +200,14 @@ def build_deployment(ws: Workspace, spec: ProjectSpec) -> Deployment:
     )
 
 
-def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette:
+def build_app(
+    ws: Workspace, spec: ProjectSpec, *more: ProjectSpec, host: str = "127.0.0.1"
+) -> Starlette:
     """The online app for the production alias of ``spec`` (the default) and of ``more``.
 
-    Server-wide settings (limits, batching, queue) come from the first spec.
+    Server-wide settings (limits, batching, queue, trusted hosts, CORS origins) come from the
+    first spec; ``host`` is the bind address (a trusted ``Host``) and the workspace's token, when
+    set, guards every write but the predictions.
     """
     specs = [spec, *more]
     names = [s.model_name for s in specs]
@@ -144,6 +221,8 @@ def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette
             max_rows=serving.max_rows,
             max_body_bytes=serving.max_body_bytes,
             allow_extra_fields=serving.allow_extra_fields,
+            max_string_chars=serving.max_string_chars,
+            body_timeout_s=serving.body_timeout_s,
         ),
         batching=BatchingConfig(
             enabled=serving.batching.enabled,
@@ -152,6 +231,10 @@ def build_app(ws: Workspace, spec: ProjectSpec, *more: ProjectSpec) -> Starlette
         ),
         max_queue=serving.max_queue,
         admission=AdmissionConfig(max_wait_s=serving.max_queue_wait_ms / 1000.0),
+        host=host,
+        allowed_hosts=serving.allowed_hosts,
+        cors_origins=serving.cors_origins,
+        token=ws.settings.token.get_secret_value() if ws.settings.token else None,
     )
     # feedback, live metrics and offline lookup of the default project
     first = deployments[0]
@@ -163,7 +246,7 @@ def app_from_env() -> Starlette:
     ws = Workspace.open(Settings())
     paths = os.environ.get(SPEC_ENV, "conveyor.yaml").split(os.pathsep)
     specs = [load_spec(Path(p)) for p in paths if p]
-    return build_app(ws, specs[0], *specs[1:])
+    return build_app(ws, specs[0], *specs[1:], host=os.environ.get(HOST_ENV, "127.0.0.1"))
 
 
 def serve(
@@ -174,6 +257,7 @@ def serve(
     port: int,
     workers: int = 1,
     graceful_timeout_s: float = 30.0,
+    insecure: bool = False,
 ) -> None:
     """Run the online server until SIGINT or SIGTERM (127.0.0.1 unless told otherwise).
 
@@ -183,10 +267,25 @@ def serve(
     exits 0: a requested, clean stop). With ``workers`` > 1 each worker process writes its
     own log segments, and ``/metrics`` adds up every worker's figures through a private
     ``prometheus_client`` multiprocess directory made for this run and removed after it.
+
+    Raises
+    ------
+    ConfigError
+        If ``host`` is not a loopback address, no token is set and ``insecure`` is false
+        (see :func:`conveyor.core.hosts.check_bind`).
     """
+    if check_bind(
+        host, has_token=ws.settings.token is not None, insecure=insecure, server="conveyor serve"
+    ):
+        logger.warning(
+            "conveyor serve listens on %s without a token: anyone who reaches it can record "
+            "feedback and write offline lookups. Set CONVEYOR_TOKEN.",
+            host,
+        )
     paths = [spec_path] if isinstance(spec_path, Path) else list(spec_path)
     os.environ.update({k: v for k, v in ws.env().items() if k.startswith("CONVEYOR_")})
     os.environ[SPEC_ENV] = os.pathsep.join(str(p.resolve()) for p in paths)
+    os.environ[HOST_ENV] = host
     run_app(
         "conveyor.serving.service:app_from_env",
         host=host,
@@ -312,9 +411,10 @@ def compare_shadow(
     result: dict[str, Any] = {"rows": len(both)}
     for role, column in (("production", ""), ("shadow", "_shadow")):
         versions = sorted(int(v) for v in both[f"model_version{column}"].unique())
+        truth, valid = task_truth(spec.task, both["label"])
         metrics = (
-            evaluate(spec.task, both["label"].to_numpy(), both[f"score{column}"].to_numpy())
-            if len(both)
+            evaluate(spec.task, truth[valid], both[f"score{column}"].to_numpy()[valid])
+            if valid.any()
             else {}
         )
         result[role] = {"versions": versions, "metrics": metrics}

@@ -7,6 +7,12 @@ per row, and only then replaces the reference in a single assignment. A request 
 reference once, so in-flight requests finish on the model they started with and no request
 ever sees a half-loaded model. A failed load or warm-up keeps the current model and is retried
 at the next poll.
+
+When the wanted version cannot be loaded (a tampered or truncated artifact, an unsafe format)
+and the slot is empty (the server starts or restarts), the slot serves the newest earlier
+version it can load from ``fallback_versions`` (the production history) rather than nothing.
+Either way :attr:`ModelSlot.fallback` says which version is served instead of which, and why;
+the refusal and the fallback are each reported once per wanted version to ``on_alert``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +34,33 @@ from conveyor.serving.validation import RecordValidator, ServingLimits
 log = logging.getLogger(__name__)
 
 WARMUP_ROWS = 8
+
+MODEL_REFUSED = "model_refused"
+"""Alert kind: the version that should be served could not be loaded."""
+SERVING_FALLBACK = "serving_fallback"
+"""Alert kind: an earlier version is served in place of one that cannot be loaded."""
+
+AlertHook = Callable[[str, str, Mapping[str, Any]], None]
+"""Called with an alert kind, a message and its evidence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """The slot serves ``serving`` (``None``: nothing) because ``wanted`` failed to load."""
+
+    wanted: int
+    serving: int | None
+    reason: str
+    tried: tuple[int, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "wanted": self.wanted,
+            "serving": self.serving,
+            "reason": self.reason,
+            "tried": list(self.tried),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +96,15 @@ class ModelSlot:
     release_when_unset : bool
         When ``current_version`` returns ``None``, empty the slot (a canary or shadow whose
         alias was removed stops) instead of keeping the model it has (production).
+    fallback_versions : callable, optional
+        Given the wanted version, the earlier versions to serve instead when it cannot be
+        loaded, best first (the production history, newest first).
+    load_version : callable, optional
+        Loads one version's predictor, for ``fallback_versions``; called in a worker thread.
+    on_alert : callable, optional
+        Told ``(kind, message, evidence)`` when a wanted version is refused
+        (:data:`MODEL_REFUSED`) and when an earlier one is served instead
+        (:data:`SERVING_FALLBACK`); once per wanted version.
 
     Attributes
     ----------
@@ -72,6 +114,8 @@ class ModelSlot:
         How many times a model was put in the slot (the first load counts).
     load_failures : int
         Loads or warm-ups that failed and left the slot unchanged.
+    fallback : Fallback or None
+        Set while the served version is not the wanted one because that one failed to load.
     """
 
     def __init__(
@@ -81,8 +125,16 @@ class ModelSlot:
         *,
         sample_records: Callable[[int], Sequence[Mapping[str, Any]]] | None = None,
         release_when_unset: bool = False,
+        fallback_versions: Callable[[int], Sequence[int]] | None = None,
+        load_version: Callable[[int], Predictor] | None = None,
+        on_alert: AlertHook | None = None,
     ) -> None:
         self.loader = loader
+        self.fallback_versions = fallback_versions
+        self.load_version = load_version
+        self.on_alert = on_alert
+        self.fallback: Fallback | None = None
+        self._reported: set[tuple[str, int]] = set()
         self.release_when_unset = release_when_unset
         self.current_version = current_version
         self.sample_records = sample_records
@@ -103,9 +155,10 @@ class ModelSlot:
 
         Blocking: call it from a worker thread. Never raises; failures are logged and counted.
         """
+        wanted: int | None = None
+        current = self.model
         try:
             wanted = self.current_version()
-            current = self.model
             if wanted is None and self.release_when_unset and current is not None:
                 self.model = None
                 log.info("the alias was removed; version %d no longer served", current.version)
@@ -113,23 +166,87 @@ class ModelSlot:
             if wanted is None or (current is not None and current.version == wanted):
                 return False
             version, predictor = self.loader()
-            loaded = LoadedModel(
-                version=int(version),
-                predictor=predictor,
-                validator=RecordValidator(
-                    predictor.signature, self.limits, passthrough=self.passthrough
-                ),
-                loaded_at=utcnow(),
-            )
-            self._warm(loaded, current)
-        except Exception:
+            loaded = self._prepare(int(version), predictor, current)
+        except Exception as exc:
             self.load_failures += 1
-            log.exception("loading the model to serve failed; keeping the current one")
-            return False
+            return self._refused(wanted, exc, current)
+        self.fallback = None
+        self._put(loaded)
+        return True
+
+    def _prepare(
+        self, version: int, predictor: Predictor, current: LoadedModel | None
+    ) -> LoadedModel:
+        loaded = LoadedModel(
+            version=version,
+            predictor=predictor,
+            validator=RecordValidator(
+                predictor.signature, self.limits, passthrough=self.passthrough
+            ),
+            loaded_at=utcnow(),
+        )
+        self._warm(loaded, current)
+        return loaded
+
+    def _put(self, loaded: LoadedModel) -> None:
         self.model = loaded
         self.swaps += 1
         log.info("now serving model version %d", loaded.version)
-        return True
+
+    def _refused(self, wanted: int | None, exc: Exception, current: LoadedModel | None) -> bool:
+        """Keep serving what we have, or fall back to an earlier version; report it once."""
+        reason = f"{type(exc).__name__}: {exc}"
+        if wanted is None:
+            log.exception("loading the model to serve failed; keeping the current one")
+            return False
+        first = (MODEL_REFUSED, wanted) not in self._reported
+        if first:
+            log.error("model version %d cannot be served (%s); keeping the current one", wanted,
+                      reason, exc_info=exc)  # fmt: skip
+            self._alert(
+                MODEL_REFUSED,
+                wanted,
+                f"Model version {wanted} cannot be loaded for serving and was refused: {reason}",
+                {"wanted": wanted, "serving": current.version if current else None,
+                 "reason": reason},
+            )  # fmt: skip
+        tried: list[int] = []
+        swapped = False
+        if current is None and self.fallback_versions is not None and self.load_version:
+            for version in self.fallback_versions(wanted):
+                if version == wanted or version in tried:
+                    continue
+                tried.append(version)
+                try:
+                    current = self._prepare(version, self.load_version(version), None)
+                except Exception as err:  # an earlier version may be broken too: try the next
+                    log.warning("fallback version %d cannot be served either: %s", version, err)
+                    continue
+                self._put(current)
+                swapped = True
+                break
+        serving = current.version if current is not None else None
+        self.fallback = Fallback(wanted, serving, reason, tuple(tried))
+        if swapped and serving is not None:
+            self._alert(
+                SERVING_FALLBACK,
+                wanted,
+                f"Serving model version {serving} instead of {wanted}, which cannot be loaded: "
+                f"{reason}",
+                self.fallback.to_dict(),
+            )
+        return swapped
+
+    def _alert(self, kind: str, wanted: int, message: str, evidence: Mapping[str, Any]) -> None:
+        if (kind, wanted) in self._reported:
+            return
+        self._reported.add((kind, wanted))
+        if self.on_alert is None:
+            return
+        try:
+            self.on_alert(kind, message, evidence)
+        except Exception:  # an alert store that fails must not take the model down with it
+            log.exception("raising the %s alert for version %d failed", kind, wanted)
 
     async def watch(self, poll_interval_s: float) -> None:
         """Poll for a new version every ``poll_interval_s`` seconds until cancelled."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_value
+from conveyor.serving.guards import has_long_string
 
 REQUEST_ID_FIELD = "request_id"
 """The record field that carries a client-supplied request id; it is never a feature."""
@@ -56,6 +57,11 @@ class ServingLimits:
     inline_rows : int
         Requests of at most this many rows are scored on the event loop; larger ones in a
         worker thread so they never stall other requests.
+    max_string_chars : int
+        Longest string value (or object key) anywhere in a request body; longer is a 422
+        naming the field.
+    body_timeout_s : float
+        Longest time a client may take to send a request body; slower is a 408.
     """
 
     max_rows: int = 10_000
@@ -63,9 +69,16 @@ class ServingLimits:
     max_errors: int = 100
     allow_extra_fields: bool = False
     inline_rows: int = 256
+    max_string_chars: int = 4096
+    body_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("max_rows", "max_body_bytes", "max_errors", "inline_rows"):
+        if not (isinstance(self.body_timeout_s, int | float) and self.body_timeout_s > 0):
+            raise ValueError(
+                "The 'body_timeout_s' field of ServingLimits must be a float in (0, inf). "
+                f"Got {self.body_timeout_s!r} instead."
+            )
+        for name in ("max_rows", "max_body_bytes", "max_errors", "inline_rows", "max_string_chars"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(
@@ -152,6 +165,7 @@ class RecordValidator:
         )
         self._width = len(self._fields)
         self._known = frozenset(signature.names) | {REQUEST_ID_FIELD} | frozenset(passthrough)
+        self._passthrough = tuple(p for p in passthrough if p not in signature.names)
         self._allowed_text = ", ".join(sorted(self._known))
 
     def validate(self, records: Sequence[Any]) -> ValidatedBatch:
@@ -198,6 +212,8 @@ class RecordValidator:
             rows.append(self._encode(rec, i, errors, unseen))
             if strict and not known.issuperset(rec):
                 self._check_extra(rec, i, errors)
+            else:
+                self._check_logged(rec, i, errors)
         if len(errors) > self.limits.max_errors:
             extra = len(errors) - self.limits.max_errors
             errors = errors[: self.limits.max_errors]
@@ -233,6 +249,9 @@ class RecordValidator:
                         {"row": i, "field": name, "error": f"expected a number, got {value!r}"}
                     )
                     continue
+            elif type(value) is str and len(value) > self.limits.max_string_chars:
+                errors.append({"row": i, "field": name, "error": self._too_long(value)})
+                continue
             elif kind is ColumnKind.DATETIME and isinstance(value, str):
                 try:
                     value = _parse_time(value)
@@ -258,13 +277,35 @@ class RecordValidator:
             row[j] = code
         return row
 
+    def _too_long(self, value: str) -> str:
+        return (
+            f"a string of {len(value)} characters; at most {self.limits.max_string_chars} are "
+            "allowed (serving.max_string_chars)"
+        )
+
+    def _check_logged(self, rec: Mapping[str, Any], row: int, errors: list[dict[str, Any]]) -> None:
+        """Bound the strings of the fields logged but not scored (pass-through and extra)."""
+        limit = self.limits.max_string_chars
+        names: Any = self._passthrough
+        if not self._known.issuperset(rec):
+            names = (*names, *(k for k in rec if k not in self._known))
+        for name in names:
+            value = rec.get(name)
+            if value is None or type(value) in (int, float, bool):
+                continue
+            if len(name) > limit or has_long_string(value, limit):
+                errors.append(
+                    {"row": row, "field": name[:80], "error": "a string or key longer than "
+                     f"{limit} characters (serving.max_string_chars)"}
+                )  # fmt: skip
+
     def _check_extra(self, rec: Mapping[str, Any], row: int, errors: list[dict[str, Any]]) -> None:
         for key in rec:
             if key not in self._known:
                 errors.append(
                     {
                         "row": row,
-                        "field": key,
+                        "field": key if len(key) <= self.limits.max_string_chars else key[:80],
                         "error": f"unexpected field; the model takes: {self._allowed_text}",
                     }
                 )

@@ -108,3 +108,21 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     finally:
         for srv in started:
             stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def start_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
+    """Like ``start``, for servers shared by the tests of a module."""
+    started: list[Server] = []
+    base = tmp_path_factory.mktemp("shared")
+
+    def run(options: dict[str, Any] | None = None) -> Server:
+        srv = start_server(base / f"server-{len(started)}", options)
+        started.append(srv)
+        return srv
+
+    try:
+        yield run
+    finally:
+        for srv in started:
+            stop_server(srv)

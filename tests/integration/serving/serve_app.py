@@ -9,7 +9,10 @@ OPTIONS_JSON may hold: ``canary`` ({"percent", "sticky_key"}; its version is rea
 VERSION_FILE.canary), ``shadow`` (true; version from VERSION_FILE.shadow, log in LOG_DIR.shadow),
 ``second`` (true: also serve model "other", always version 1), ``slow_s`` (each predict call
 sleeps this long, in a worker thread), ``max_queue``, ``max_rows``, ``max_body_bytes``,
-``batching`` (false to turn it off).
+``batching`` (false to turn it off), ``token``, ``cors_origins``, ``allowed_hosts``,
+``max_string_chars``, ``body_timeout_s`` (the request guards) and ``scoring`` (true: also mount
+the feedback routes, feedback in LOG_DIR.feedback, task binary, and the offline-lookup routes
+keyed by ``customer``, table in LOG_DIR.offline.db; both with ``token``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from conveyor.core.schema import ColumnKind, ColumnSchema
 from conveyor.core.signature import Signature
 from conveyor.serving.app import create_serving_app
 from conveyor.serving.batching import BatchingConfig
+from conveyor.serving.feedback import FeedbackLog, feedback_routes
+from conveyor.serving.offline import lookup_routes, open_offline_store
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
 from conveyor.serving.slot import ModelSlot
@@ -104,10 +109,14 @@ def main() -> None:
         max_rows=opts.get("max_rows", 10_000),
         max_body_bytes=opts.get("max_body_bytes", 16 * 1024 * 1024),
         inline_rows=1 if SLOW_S else 256,
+        max_string_chars=opts.get("max_string_chars", 4096),
+        body_timeout_s=opts.get("body_timeout_s", 30.0),
     )
+    slot = file_slot(version_file)
+    log = PredictionLogWriter(log_dir)
     app = create_serving_app(
-        slot=file_slot(version_file),
-        log=PredictionLogWriter(log_dir),
+        slot=slot,
+        log=log,
         project="it",
         model_name="delays",
         poll_interval_s=0.1,
@@ -118,7 +127,21 @@ def main() -> None:
         limits=limits,
         batching=BatchingConfig(enabled=opts.get("batching", True), inline_rows=limits.inline_rows),
         max_queue=opts.get("max_queue", 1024),
+        token=opts.get("token"),
+        cors_origins=opts.get("cors_origins", ()),
+        allowed_hosts=opts.get("allowed_hosts", ()),
     )
+    if opts.get("scoring"):
+        feedback = FeedbackLog(
+            log_dir.with_name(log_dir.name + ".feedback"), predictions_dir=log_dir, task="binary"
+        )
+        app.router.routes.extend(feedback_routes(feedback, task="binary", token=opts.get("token")))
+        store = open_offline_store(
+            f"sqlite:///{log_dir.with_suffix('.offline.db')}", namespace="it"
+        )
+        app.router.routes.extend(
+            lookup_routes(store, key="customer", max_age_s=3600.0, slot=slot, log=log)
+        )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

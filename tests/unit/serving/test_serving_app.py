@@ -29,7 +29,7 @@ def make_client(slot: ModelSlot, predlog: PredictionLogWriter, **kwargs) -> Test
         slot=slot, log=predlog, project="flights", model_name="delays", poll_interval_s=0.05,
         **kwargs,
     )  # fmt: skip
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, base_url="http://localhost")
 
 
 @pytest.fixture

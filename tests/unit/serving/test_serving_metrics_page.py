@@ -37,7 +37,7 @@ def test_every_family_has_help_and_one_label_set(slot, predlog, record):
     app = create_serving_app(
         slot=slot, log=predlog, project="flights", model_name="delays", poll_interval_s=0.05
     )
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         wait_for(lambda: client.get("/v1/ready").status_code == 200)
         assert client.post("/v1/predict", json=record(carrier="ZZ")).status_code == 200
         assert client.post("/v1/predict", json=record(distance="far")).status_code == 422

@@ -83,7 +83,7 @@ def test_canary_answers_name_their_version_and_shadow_scores_are_logged_only(
         canary=Canary(fixed_slot(predictors, 2, release_when_unset=True), 100.0),
         shadow=Shadow(fixed_slot(predictors, 3), PredictionLogWriter(shadow_dir)),
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         wait_for(lambda: (client.get("/v1/model").json().get("shadow") or {}).get("version") == 3)
         wait_for(lambda: client.get("/v1/model").json()["canary"]["version"] == 2)
         response = client.post("/v1/predict", json={"records": [record(), record(hour=3)]})
@@ -112,7 +112,7 @@ def test_several_deployments_are_served_by_name(predictors, predlog, tmp_path, r
         poll_interval_s=0.05,
         deployments=[other],
     )
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         wait_for(lambda: client.get("/v1/ready").status_code == 200)
         assert client.get("/v1/ready").json()["models"] == {"delays": 1, "other": 3}
         assert (
@@ -161,10 +161,10 @@ def test_post_processing_is_answered_and_raw_and_processed_are_logged(
         poll_interval_s=0.05,
     )
     records = [record(), record(carrier="DL")]
-    with TestClient(app) as plain:
+    with TestClient(app, base_url="http://localhost") as plain:
         wait_for(lambda: plain.get("/v1/ready").status_code == 200)
         raw = plain.post("/v1/predict", json={"records": records}).json()["predictions"]
-    with TestClient(app_with_post) as client:
+    with TestClient(app_with_post, base_url="http://localhost") as client:
         wait_for(lambda: client.get("/v1/ready").status_code == 200)
         processed = client.post("/v1/predict", json={"records": records}).json()["predictions"]
     assert processed[0]["score"] == raw[0]["score"] and processed[0]["withheld"] is False
