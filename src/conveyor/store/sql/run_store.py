@@ -13,6 +13,7 @@ from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
 from conveyor.core.metric_batch import MetricBatch, MetricRow, datetime_of, micros_of
+from conveyor.core.names import NameKind, check_name, check_run_artifact_name, name_key
 from conveyor.core.run_query import (
     Expr,
     OrderBy,
@@ -67,7 +68,23 @@ class SqlRunStore:
         parent_id: RunId | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Run:
-        """Start a run in status ``running``; raise NotFoundError for an unknown parent."""
+        """Start a run in status ``running``.
+
+        The names follow :mod:`conveyor.core.names` and are stored in NFC. A project or an
+        experiment is one name whatever its case: a spelling that differs only in case from
+        an existing one is refused, as :class:`~conveyor.store.sql.model_store.SqlModelStore`
+        does for models.
+
+        Raises
+        ------
+        InvalidInputError
+            If a name breaks the rule, or differs only in case from an existing one.
+        NotFoundError
+            If ``parent_id`` names no run.
+        """
+        project = check_name(project, NameKind.PROJECT)
+        experiment = check_name(experiment, NameKind.EXPERIMENT)
+        name = check_name(name, NameKind.RUN)
         run = Run(
             id=RunId(new_id()),
             project=project,
@@ -81,6 +98,14 @@ class SqlRunStore:
         with self.database.session() as session:
             if parent_id is not None and session.get(RunRow, parent_id) is None:
                 raise NotFoundError(f"Parent run {parent_id!r} of run {name!r} does not exist.")
+            _check_spelling(session, RunRow.project, project, NameKind.PROJECT)
+            _check_spelling(
+                session,
+                RunRow.experiment,
+                experiment,
+                NameKind.EXPERIMENT,
+                RunRow.project == project,
+            )
             row = RunRow.from_entity(run)
             session.add(row)
             session.flush()
@@ -158,7 +183,17 @@ class SqlRunStore:
                 connection.execute(_SET_LATEST, {"run_id": run_id, "latest": latest})
 
     def log_artifact(self, run_id: RunId, name: str, digest: str) -> None:
-        """Attach the blob ``digest`` to the run under ``name``; a later call replaces it."""
+        """Attach the blob ``digest`` to the run under ``name``; a later call replaces it.
+
+        ``name`` is a relative path (:func:`conveyor.core.names.check_artifact_name`), kept in
+        its normal form; a trailing ``/`` marks a directory and stays.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``name`` is not a safe relative path (``..``, absolute, NUL, too long, ...).
+        """
+        name = check_run_artifact_name(name)
         with self.database.session() as session:
             _lock_run(session, run_id)
             upsert(
@@ -360,6 +395,23 @@ def _lock_latest(session: Session, run_id: str) -> Mapping[str, Any]:
     if latest is None:
         raise NotFoundError(f"Run {run_id!r} does not exist.")
     return cast(Mapping[str, Any], latest)
+
+
+def _check_spelling(
+    session: Session,
+    column: sa.orm.InstrumentedAttribute[str],
+    value: str,
+    kind: NameKind,
+    *where: sa.ColumnElement[bool],
+) -> None:
+    """Refuse ``value`` when a stored name differs from it only in case."""
+    key = name_key(value)
+    for known in session.scalars(sa.select(column).where(*where).distinct()):
+        if known != value and name_key(known) == key:
+            raise InvalidInputError(
+                f"The {kind} name {value!r} differs only in case from the existing {kind} "
+                f"{known!r}; names are case-insensitive, so use {known!r}."
+            )
 
 
 def _lock_run(session: Session, run_id: str) -> RunRow:
