@@ -180,6 +180,7 @@ class RunOut(Body):
     tags: dict[str, str]
     artifacts: dict[str, str]
     datasets: list[str]
+    heartbeat_at: datetime | None = None
 
     @classmethod
     def from_entity(cls, run: Run) -> Self:
@@ -197,6 +198,7 @@ class RunOut(Body):
             tags=dict(run.tags),
             artifacts=dict(run.artifacts),
             datasets=list(run.datasets),
+            heartbeat_at=run.heartbeat_at,
         )
 
 

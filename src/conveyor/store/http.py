@@ -247,6 +247,9 @@ class HttpRunStore:
         doc = self.client.request("POST", f"/runs/{run_id}/end", json={"status": str(status)})
         return wire.run_from_json(doc)
 
+    def heartbeat(self, run_id: RunId) -> None:
+        self.client.request("POST", f"/runs/{run_id}/heartbeat", json={})
+
     def get_run(self, run_id: RunId) -> Run:
         return wire.run_from_json(self.client.request("GET", f"/runs/{run_id}"))
 

@@ -13,6 +13,7 @@ from conveyor.core.clock import utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError, StoreError
 from conveyor.core.names import check_artifact_name, check_run_artifact_name
+from conveyor.tracking.heartbeat import RunHeartbeat
 from conveyor.workspace import Workspace
 
 
@@ -65,6 +66,10 @@ def record_run(
 ) -> Iterator[ActiveRun]:
     """Record a run; it ends ``finished``, or ``failed`` if the block raises.
 
+    While the block runs, the run heartbeats every ``ws.settings.run_heartbeat_s`` (see
+    :mod:`conveyor.tracking.heartbeat`), so a killed process leaves a run that the store
+    ends ``failed`` instead of one ``running`` forever.
+
     Examples
     --------
     >>> with record_run(ws, "flights", name="try") as run:  # doctest: +SKIP
@@ -74,11 +79,14 @@ def record_run(
         project, experiment, name or experiment, parent_id=parent_id, tags=tags
     )
     active = ActiveRun(ws=ws, run=run)
+    heartbeat = RunHeartbeat(ws.stores.runs, run.id, ws.settings.run_heartbeat_s).start()
     try:
         yield active
     except BaseException:
+        heartbeat.stop()
         ws.stores.runs.end_run(run.id, RunStatus.FAILED)
         raise
+    heartbeat.stop()
     ws.stores.runs.end_run(run.id, RunStatus.FINISHED)
 
 

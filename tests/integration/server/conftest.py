@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,14 +81,10 @@ def server_db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         admin.dispose()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, server_db_url: str | None) -> Iterator[Server]:
-    """`conveyor server` with a token, started with the real command line, on each database."""
-    home = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def run_server(home: Path, **extra: str) -> Iterator[Server]:
+    """`conveyor server` started with the real command line on a free port, until exit."""
     port = free_port()
-    extra = {"CONVEYOR_TOKEN": TOKEN}
-    if server_db_url:
-        extra["CONVEYOR_DB_URL"] = server_db_url
     process = subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(port)],
         env=server_env(home, **extra),
@@ -112,6 +109,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_db_url: str | None) 
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, server_db_url: str | None) -> Iterator[Server]:
+    """`conveyor server` with a token, started with the real command line, on each database."""
+    extra = {"CONVEYOR_TOKEN": TOKEN}
+    if server_db_url:
+        extra["CONVEYOR_DB_URL"] = server_db_url
+    with run_server(tmp_path_factory.mktemp("server"), **extra) as srv:
+        yield srv
 
 
 @pytest.fixture
