@@ -1,16 +1,19 @@
 """The one rule for the names of projects, models, experiments, runs and run artifacts.
 
-Every path that creates or looks up a named thing (the Python API, the CLI, the REST server and
-its HTTP client, the SQL stores) calls these functions, so a name means the same thing
-everywhere:
+Every path that creates a named thing (the Python API, the CLI, the REST server and its HTTP
+client, and the SQL stores underneath them all) calls these functions, so a name means the same
+thing everywhere:
 
 * A name is put in Unicode NFC, so the composed and decomposed forms of ``é`` are one name.
 * It must not start or end with whitespace, must hold 1 to ``MAX_NAME_LENGTH`` characters, and
-  only letters, digits and combining marks (any script), the space, and ``_ - . : @ + = ( ) [ ] ,``.
+  only letters, digits and combining marks (any script), the space, and
+  ``_ - . : @ + = ( ) [ ] , * ! ~ &``.
   No ``/``, ``\\``, ``%``, ``?``, ``#``, quotes or control characters, so a name is safe in a URL
   path and a file name.
 * Names differing only in case are one name: :func:`name_key` (the case-folded form) is what
-  stores keep unique, so ``Model`` cannot be created beside ``model``.
+  stores keep unique, so ``Model`` cannot be created beside ``model`` (nor a project or an
+  experiment of a project beside one spelled differently in case). Run names need not be
+  unique: a run is known by its id.
 
 Run artifact names are relative paths instead (:func:`check_artifact_name`): NFC, at most
 ``MAX_ARTIFACT_NAME_LENGTH`` characters, never leaving the folder they are placed in; case
@@ -28,7 +31,7 @@ from conveyor.core.errors import InvalidInputError
 
 MAX_NAME_LENGTH = 200
 MAX_ARTIFACT_NAME_LENGTH = 250
-NAME_PUNCTUATION = frozenset(" _-.:@+=()[],")
+NAME_PUNCTUATION = frozenset(" _-.:@+=()[],*!~&")
 _NAME_CATEGORIES = ("L", "M", "N")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _DECODE_ROUNDS = 4

@@ -58,7 +58,8 @@ class RunHeartbeat:
             try:
                 self.store.heartbeat(self.run_id)
             except ConflictError as exc:
-                _log.error("Run %s stopped taking heartbeats: %s", self.run_id, exc)
+                if not self._stopped.is_set():  # else its owner ended it meanwhile: fine
+                    _log.error("Run %s stopped taking heartbeats: %s", self.run_id, exc)
                 return
             except ConveyorError as exc:
                 _log.warning("Heartbeat of run %s failed, will retry: %s", self.run_id, exc)

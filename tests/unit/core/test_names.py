@@ -63,7 +63,7 @@ def test_check_name_refuses_a_non_string() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["flights", "train-52", "study-hpo_1", "Größe", "模型", "a b.c:d@e+f=(g)[h],i"]
+    "name", ["flights", "train-52", "study-hpo_1", "Größe", "模型", "a b.c:d@e+f=(g)[h],i*j!k~l&m"]
 )
 def test_check_name_keeps_ordinary_names(name: str) -> None:
     assert check_name(name, NameKind.PROJECT) == name

@@ -404,7 +404,7 @@ def _lock_counter(session: Session, model: str, now: datetime) -> RegisteredMode
         known = session.scalar(
             sa.select(RegisteredModelRow.name).where(RegisteredModelRow.name_key == key)
         )
-        if known is not None:
+        if known is not None and known != model:
             raise InvalidInputError(
                 f"The model name {model!r} differs only in case from the existing model "
                 f"{known!r}; names are case-insensitive, so use {known!r}."
