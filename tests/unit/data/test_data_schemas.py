@@ -43,9 +43,7 @@ def test_infer_schema_assigns_roles_from_arguments(flights):
     assert [c.name for c in schema.features] == ["carrier", "distance", "dep_delay", "weekend"]
 
 
-def test_infer_schema_records_observed_range_with_headroom_and_nullability(
-    flights, flights_schema
-):
+def test_infer_schema_records_observed_range_with_headroom_and_nullability(flights, flights_schema):
     distance = flights_schema.column("distance")
     low, high = flights["distance"].min(), flights["distance"].max()
     assert (distance.min_value, distance.max_value) == (0.0, high + 0.1 * (high - low))
