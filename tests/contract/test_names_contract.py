@@ -41,7 +41,9 @@ def test_nfc_and_nfd_spellings_are_one_model(models: SqlModelStore) -> None:
     assert [mv.version for mv in models.list_model_versions(NFC)] == [1, 2]
 
 
-@pytest.mark.parametrize("name", ["model ", " model", "m" * 10_000, "a/b", "a\x00b"])
+@pytest.mark.parametrize(
+    "name", ["model ", " model", pytest.param("m" * 10_000, id="10000-chars"), "a/b", "a\x00b"]
+)
 def test_a_bad_model_name_is_refused_and_nothing_is_written(
     models: SqlModelStore, database: Database, name: str
 ) -> None:
@@ -78,7 +80,12 @@ def test_run_names_are_normalised_and_projects_experiments_case_insensitive(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("project", "p "), ("experiment", "e" * 10_000), ("name", " r"), ("project", "a/b")],
+    [
+        ("project", "p "),
+        pytest.param("experiment", "e" * 10_000, id="experiment-10000-chars"),
+        ("name", " r"),
+        ("project", "a/b"),
+    ],
 )
 def test_a_bad_run_name_is_refused(runs: SqlRunStore, field: str, value: str) -> None:
     names = {"project": "p", "experiment": "e", "name": "r", field: value}

@@ -45,7 +45,9 @@ def test_rest_makes_nfc_and_nfd_one_model(server: Server, auth: dict[str, str]) 
     assert (second["model"], second["version"]) == (nfc, 2)
 
 
-@pytest.mark.parametrize("name", ["spaced%20", "%20spaced", "m" * 10_000, "a%00b"])
+@pytest.mark.parametrize(
+    "name", ["spaced%20", "%20spaced", pytest.param("m" * 10_000, id="10000-chars"), "a%00b"]
+)
 def test_rest_refuses_a_bad_model_name(server: Server, auth: dict[str, str], name: str) -> None:
     response = _version(server, auth, name)
     assert response.status_code == 422, response.text
@@ -53,7 +55,12 @@ def test_rest_refuses_a_bad_model_name(server: Server, auth: dict[str, str], nam
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("project", "p "), ("experiment", "e" * 10_000), ("name", "a/b")]
+    ("field", "value"),
+    [
+        ("project", "p "),
+        pytest.param("experiment", "e" * 10_000, id="experiment-10000-chars"),
+        ("name", "a/b"),
+    ],
 )
 def test_rest_refuses_a_bad_run_name_naming_the_field(
     server: Server, auth: dict[str, str], field: str, value: str
