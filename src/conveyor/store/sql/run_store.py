@@ -489,6 +489,8 @@ def _check_spelling(
     *where: sa.ColumnElement[bool],
 ) -> None:
     """Refuse ``value`` when a stored name differs from it only in case."""
+    if session.scalar(sa.select(column).where(column == value, *where).limit(1)) is not None:
+        return  # a known spelling was checked when it first came: skip the scan
     key = name_key(value)
     for known in session.scalars(sa.select(column).where(*where).distinct()):
         if known != value and name_key(known) == key:

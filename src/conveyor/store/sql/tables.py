@@ -163,7 +163,11 @@ class SchemaRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
-    __table_args__ = (sa.Index("ix_runs_project_experiment", "project", "experiment"),)
+    __table_args__ = (
+        sa.Index("ix_runs_project_experiment", "project", "experiment"),
+        # Reads look for stale running runs first: few rows are running, so this stays cheap.
+        sa.Index("ix_runs_status", "status"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     project: Mapped[str] = mapped_column(NAME)

@@ -45,9 +45,11 @@ def upgrade() -> None:
         batch.create_unique_constraint("uq_registered_models_name_key", ["name_key"])
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("heartbeat_at", TS, nullable=True))
+    op.create_index("ix_runs_status", "runs", ["status"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_status", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("heartbeat_at")
     with op.batch_alter_table("registered_models") as batch:
