@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -11,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +81,9 @@ def server_db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         admin.dispose()
 
 
-@contextlib.contextmanager
-def run_server(home: Path, **extra: str) -> Iterator[Server]:
-    """`conveyor server` started with the real command line on a free port, until exit."""
+@contextmanager
+def running_server(home: Path, **extra: str) -> Iterator[Server]:
+    """Start `conveyor server` with the real command line and ``extra`` environment; stop it."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli.main", "server", "--port", str(port)],
@@ -117,7 +117,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_db_url: str | None) 
     extra = {"CONVEYOR_TOKEN": TOKEN}
     if server_db_url:
         extra["CONVEYOR_DB_URL"] = server_db_url
-    with run_server(tmp_path_factory.mktemp("server"), **extra) as srv:
+    with running_server(tmp_path_factory.mktemp("server"), **extra) as srv:
         yield srv
 
 

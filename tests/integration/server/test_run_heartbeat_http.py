@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TOKEN, Server, run_server
+from .conftest import TOKEN, Server, running_server
 
 STALE_AFTER_S = "2"
 CLIENT = textwrap.dedent(
@@ -38,7 +38,7 @@ def sweeping_server(
     extra = {"CONVEYOR_TOKEN": TOKEN, "CONVEYOR_RUN_STALE_AFTER_S": STALE_AFTER_S}
     if server_db_url:
         extra["CONVEYOR_DB_URL"] = server_db_url
-    with run_server(tmp_path_factory.mktemp("sweeping"), **extra) as srv:
+    with running_server(tmp_path_factory.mktemp("sweeping"), **extra) as srv:
         yield srv
 
 
