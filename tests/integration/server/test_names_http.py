@@ -17,7 +17,9 @@ DIGEST = "sha256:" + "b" * 64
 
 
 def _version(server: Server, auth: dict[str, str], model: str) -> httpx.Response:
-    body = {"artifact": DIGEST, "actor": "ci"}
+    # The registry takes only an artifact the server holds: upload it first (idempotent).
+    uploaded = httpx.post(f"{server.api}/artifacts", content=b"model bytes", headers=auth)
+    body = {"artifact": uploaded.json()["digest"], "actor": "ci"}
     return httpx.post(f"{server.api}/models/{model}/versions", json=body, headers=auth)
 
 
