@@ -58,6 +58,20 @@ class Settings(BaseSettings):
         ),
     )
 
+    run_heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between the heartbeats a tracked run's client sends while it runs.",
+    )
+    run_stale_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds without a heartbeat after which a running run is ended `failed` (its "
+            "client died); checked when runs are read. Keep it well above `run_heartbeat_s`."
+        ),
+    )
+
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
 

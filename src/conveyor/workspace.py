@@ -41,6 +41,7 @@ class Workspace:
             settings.resolved_artifacts(),
             tracking_uri=settings.tracking_uri,
             token=settings.token.get_secret_value() if settings.token else None,
+            run_stale_after_s=settings.run_stale_after_s,
         )
         return cls(settings=settings, stores=stores, home=home)
 

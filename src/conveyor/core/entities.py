@@ -69,6 +69,7 @@ class Run:
     tags: Mapping[str, str] = field(default_factory=dict)
     artifacts: Mapping[str, str] = field(default_factory=dict)
     datasets: tuple[str, ...] = ()
+    heartbeat_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from conveyor.core.schema import ColumnKind, ColumnRole, ColumnSchema, Schema
 
 _NUMERIC_VALUES = frozenset({"integer", "floating", "mixed-integer-float", "decimal"})
 _DATETIME_VALUES = frozenset({"datetime", "datetime64", "date"})
+RANGE_HEADROOM = 0.1  # share of a sample's spread added on each side of an inferred range
 
 
 def to_category_strings(values: pd.Series | pd.Index) -> pd.Series:
@@ -103,7 +104,9 @@ def infer_schema(
     -------
     Schema
         Version 1. ``nullable`` is whether the column had missing values in the sample; numeric
-        columns carry the observed finite range; categorical columns the sorted observed values.
+        columns carry the observed finite range with headroom (:func:`inferred_range`: never
+        zero-width, 0 as the lower bound of a column with no negative value); categorical
+        columns the sorted observed values.
 
     Raises
     ------
@@ -249,7 +252,32 @@ def _finite_range(values: pd.Series) -> tuple[float | None, float | None]:
     finite = numbers[np.isfinite(numbers)]
     if finite.size == 0:
         return None, None
-    return float(finite.min()), float(finite.max())
+    return inferred_range(float(finite.min()), float(finite.max()))
+
+
+def inferred_range(low: float, high: float) -> tuple[float, float]:
+    """The schema range inferred from a sample spanning ``[low, high]``: never zero-width.
+
+    A sample is narrower than the data to come, so the range gets headroom of
+    ``RANGE_HEADROOM`` times the sample's spread on each side. A constant sample says nothing
+    about the spread: its headroom is the value's magnitude (at least 1), so a sample where it
+    never rained (``precip`` all 0) admits rain. A sample with no negative value keeps 0 as
+    its lower bound (counts, durations, speeds stay non-negative, and validation never widens
+    a non-negative range below 0).
+
+    Examples
+    --------
+    >>> inferred_range(0.0, 0.0)
+    (0.0, 1.0)
+    >>> inferred_range(2.0, 12.0)
+    (0.0, 13.0)
+    >>> inferred_range(-10.0, 30.0)
+    (-14.0, 34.0)
+    """
+    spread = high - low
+    headroom = RANGE_HEADROOM * spread if spread > 0 else max(abs(high), abs(low), 1.0)
+    lower = 0.0 if low >= 0 else low - headroom
+    return lower, high + headroom
 
 
 def _check_timestamp(values: pd.Series, name: str) -> None:

@@ -269,14 +269,36 @@ def _check_numeric(values: pd.Series, col: ColumnSchema, policy: ValidationPolic
     return anomalies
 
 
+def allowed_range(low: float, high: float, slack: float) -> tuple[float, float]:
+    """The values a schema range ``[low, high]`` admits, widened by ``slack`` times its width.
+
+    A zero-width range (a stored ``[0, 0]``) is widened by ``slack`` times the value's
+    magnitude (at least 1) instead of by nothing, and a range with no negative bound is never
+    widened below 0 (a negative wind speed stays out of range).
+
+    Examples
+    --------
+    >>> allowed_range(0.0, 40.0, 0.5)
+    (0.0, 60.0)
+    >>> allowed_range(0.0, 0.0, 0.5)
+    (0.0, 0.5)
+    >>> allowed_range(-10.0, 10.0, 0.5)
+    (-20.0, 20.0)
+    """
+    width = high - low if high > low else max(abs(high), abs(low), 1.0)
+    allowed_low = low - slack * width
+    if low >= 0:
+        allowed_low = max(allowed_low, 0.0)
+    return allowed_low, high + slack * width
+
+
 def _check_range(
     finite: np.ndarray, rows: int, col: ColumnSchema, policy: ValidationPolicy
 ) -> list[Anomaly]:
     if col.min_value is None or col.max_value is None or finite.size == 0:
         return []
     low, high = float(col.min_value), float(col.max_value)
-    slack = policy.range_slack * (high - low)
-    allowed_low, allowed_high = low - slack, high + slack
+    allowed_low, allowed_high = allowed_range(low, high, policy.range_slack)
     below = int((finite < allowed_low).sum())
     above = int((finite > allowed_high).sum())
     if not below and not above:
@@ -287,7 +309,8 @@ def _check_range(
     message = (
         f"Column {col.name!r} has {count} values ({share:.1%} of rows) outside the expected "
         f"range [{_num(allowed_low)}, {_num(allowed_high)}] (schema range "
-        f"[{_num(low)}, {_num(high)}] widened by {policy.range_slack:g}x its width); "
+        f"[{_num(low)}, {_num(high)}] widened by {policy.range_slack:g}x its width, never "
+        "below 0 when it has no negative bound); "
         f"the batch spans [{_num(seen_low)}, {_num(seen_high)}]."
     )
     details = {

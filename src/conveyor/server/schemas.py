@@ -7,12 +7,13 @@ diverging loss survives the trip (see :mod:`conveyor.store.wire`, the client's s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from conveyor.core.approval import Approval, ApprovalStatus
 from conveyor.core.entities import (
@@ -23,10 +24,23 @@ from conveyor.core.entities import (
     Run,
     VersionStatus,
 )
+from conveyor.core.names import NameKind, check_name, check_run_artifact_name
 from conveyor.core.run_query import MAX_PAGE_SIZE
 
 _CONFIG = ConfigDict(ser_json_inf_nan="strings", extra="forbid")
 Name = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+def _named(kind: NameKind) -> AfterValidator:
+    return AfterValidator(functools.partial(check_name, kind=kind))
+
+
+# The names of conveyor.core.names: NFC, no surrounding whitespace, at most MAX_NAME_LENGTH
+# characters of the allowed set; a refusal is a 422 that names the field.
+ProjectName = Annotated[str, _named(NameKind.PROJECT)]
+ExperimentName = Annotated[str, _named(NameKind.EXPERIMENT)]
+RunName = Annotated[str, _named(NameKind.RUN)]
+ArtifactName = Annotated[str, AfterValidator(check_run_artifact_name)]
 
 
 class Body(BaseModel):
@@ -53,9 +67,9 @@ _LIST: TypeAdapter[list[BaseModel]] = TypeAdapter(
 
 
 class RunCreate(Body):
-    project: Name = Field(description="The project the run belongs to.")
-    experiment: Name = Field(default="default", description="Its experiment.")
-    name: Name = Field(description="The run's name.")
+    project: ProjectName = Field(description="The project the run belongs to.")
+    experiment: ExperimentName = Field(default="default", description="Its experiment.")
+    name: RunName = Field(description="The run's name.")
     parent_id: str | None = Field(default=None, description="The parent run, for nested runs.")
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -81,7 +95,7 @@ class LogBatch(Body):
 
 
 class ArtifactRef(Body):
-    name: Name
+    name: ArtifactName = Field(description="A relative path; a trailing '/' is a directory.")
     digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
@@ -170,6 +184,7 @@ class RunOut(Body):
     tags: dict[str, str]
     artifacts: dict[str, str]
     datasets: list[str]
+    heartbeat_at: datetime | None = None
 
     @classmethod
     def from_entity(cls, run: Run) -> Self:
@@ -187,6 +202,7 @@ class RunOut(Body):
             tags=dict(run.tags),
             artifacts=dict(run.artifacts),
             datasets=list(run.datasets),
+            heartbeat_at=run.heartbeat_at,
         )
 
 

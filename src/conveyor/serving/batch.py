@@ -39,6 +39,7 @@ from conveyor.core.errors import InvalidInputError, NotFoundError, SchemaError
 from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
+from conveyor.data.csv_cells import escape_formula_cells
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.temporaries import locked_temporary, remove_stale_temporaries
 
@@ -127,6 +128,8 @@ class _Writer:
         self.schema: pa.Schema | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self.fmt == "csv":
+            batch = escape_formula_cells(batch)  # input columns are not ours: no formulas
         if self._writer is None:
             self.schema = batch.schema.with_metadata(self.metadata)
             if self.fmt == "parquet":

@@ -164,6 +164,15 @@ class RunStore(Protocol):
 
     def end_run(self, run_id: RunId, status: RunStatus) -> Run: ...
 
+    def heartbeat(self, run_id: RunId) -> None:
+        """Record that the run's client is alive (``Run.heartbeat_at`` becomes now).
+
+        A store configured with a stale timeout ends a ``running`` run whose client was not
+        heard from for longer ``failed`` when runs are read. Raise NotFoundError for an
+        unknown run and ConflictError for a run that has ended.
+        """
+        ...
+
     def get_run(self, run_id: RunId) -> Run: ...
 
     def list_runs(self, project: str, *, experiment: str | None = None) -> list[Run]: ...

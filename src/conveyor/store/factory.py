@@ -72,6 +72,7 @@ def open_stores(
     *,
     tracking_uri: str | None = None,
     token: str | None = None,
+    run_stale_after_s: float | None = None,
 ) -> Stores:
     """Open the stores of a workspace.
 
@@ -89,6 +90,9 @@ def open_stores(
         share ``artifacts_url``.
     token : str, optional
         The server's bearer token, sent with every request.
+    run_stale_after_s : float, optional
+        Seconds without a heartbeat after which the run store ends a running run ``failed``
+        (see :class:`~conveyor.store.sql.run_store.SqlRunStore`); None never does.
 
     Returns
     -------
@@ -105,7 +109,7 @@ def open_stores(
     []
     """
     database = open_database(db_url)
-    runs: RunStore = SqlRunStore(database)
+    runs: RunStore = SqlRunStore(database, stale_after_s=run_stale_after_s)
     models: ModelStore = SqlModelStore(database)
     if tracking_uri:
         client = open_client(tracking_uri, token)

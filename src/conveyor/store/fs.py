@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import tempfile
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,11 +21,10 @@ from fsspec.implementations.local import LocalFileSystem
 
 from conveyor.core.clock import new_id
 from conveyor.core.errors import ConfigError, InvalidInputError, NotFoundError, StoreError
+from conveyor.core.names import check_artifact_name as check_artifact_name
 
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 _CHUNK = 1 << 20
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-_DECODE_ROUNDS = 4
 
 
 def digest_bytes(data: bytes) -> str:
@@ -51,67 +49,6 @@ def _modified_at(info: Mapping[str, object]) -> datetime | None:
             return value if value.tzinfo else value.replace(tzinfo=UTC)
         if isinstance(value, int | float):
             return datetime.fromtimestamp(float(value), tz=UTC)
-    return None
-
-
-def check_artifact_name(name: str) -> str:
-    """Return ``name`` as a relative POSIX path that cannot leave the folder it is placed in.
-
-    Checked on the name as given and on its percent-decoded forms (``%2e%2e%2f``, and again for
-    double encoding ``%252e%252e%252f``), because some backends and URLs decode names.
-    Empty and ``.`` segments are dropped; a trailing ``/`` (a directory) is removed.
-
-    Raises
-    ------
-    InvalidInputError
-        If ``name`` is empty or, in any of its forms, absolute (``/``, ``~``), a URL or drive
-        (``file:``, ``s3:``, ``C:``), has a ``..`` segment, a backslash or a control character.
-
-    Examples
-    --------
-    >>> check_artifact_name("model/./weights.json")
-    'model/weights.json'
-    >>> check_artifact_name("%2e%2e%2fsecret")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    conveyor.core.errors.InvalidInputError: ... it decodes to '../secret', which has a '..' segment.
-    """
-    if not isinstance(name, str) or not name.strip("/"):
-        raise InvalidInputError(
-            f"An artifact name must be a non-empty relative path. Got {name!r} instead."
-        )
-    form = name
-    for _ in range(_DECODE_ROUNDS + 1):
-        problem = _path_problem(form)
-        if problem is not None:
-            shown = "" if form == name else f"it decodes to {form!r}, which "
-            raise InvalidInputError(
-                f"The artifact name {name!r} must be a relative path inside its folder; "
-                f"{shown or 'it '}{problem}."
-            )
-        decoded = urllib.parse.unquote(form)
-        if decoded == form:
-            break
-        form = decoded
-    else:
-        raise InvalidInputError(
-            f"The artifact name {name!r} must be a relative path inside its folder; it is "
-            f"percent-encoded more than {_DECODE_ROUNDS} times."
-        )
-    return "/".join(part for part in name.split("/") if part not in ("", "."))
-
-
-def _path_problem(form: str) -> str | None:
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in form):
-        return "has a control character"
-    if "\\" in form:
-        return "has a backslash"
-    if form.startswith(("/", "~")):
-        return "is absolute"
-    if _SCHEME.match(form):
-        return "starts with a URL scheme or drive"
-    if ".." in form.split("/"):
-        return "has a '..' segment"
     return None
 
 

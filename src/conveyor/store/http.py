@@ -35,6 +35,7 @@ from conveyor.core.entities import (
     RunStatus,
     VersionStatus,
 )
+from conveyor.core.names import NameKind, check_name, check_run_artifact_name
 from conveyor.core.run_query import Expr, OrderBy, RunPage
 from conveyor.store import wire
 
@@ -200,10 +201,11 @@ class HttpRunStore:
         parent_id: RunId | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Run:
+        # Checked here too, so a bad name fails before a request and never reaches a URL.
         body = {
-            "project": project,
-            "experiment": experiment,
-            "name": name,
+            "project": check_name(project, NameKind.PROJECT),
+            "experiment": check_name(experiment, NameKind.EXPERIMENT),
+            "name": check_name(name, NameKind.RUN),
             "parent_id": parent_id,
             "tags": dict(tags or {}),
         }
@@ -234,7 +236,7 @@ class HttpRunStore:
         self.client.request("POST", f"/runs/{run_id}/batch", json=body)
 
     def log_artifact(self, run_id: RunId, name: str, digest: str) -> None:
-        body = {"name": name, "digest": digest}
+        body = {"name": check_run_artifact_name(name), "digest": digest}
         self.client.request("POST", f"/runs/{run_id}/artifacts", json=body)
 
     def log_datasets(self, run_id: RunId, dataset_ids: Sequence[str]) -> None:
@@ -244,6 +246,9 @@ class HttpRunStore:
     def end_run(self, run_id: RunId, status: RunStatus) -> Run:
         doc = self.client.request("POST", f"/runs/{run_id}/end", json={"status": str(status)})
         return wire.run_from_json(doc)
+
+    def heartbeat(self, run_id: RunId) -> None:
+        self.client.request("POST", f"/runs/{run_id}/heartbeat", json={})
 
     def get_run(self, run_id: RunId) -> Run:
         return wire.run_from_json(self.client.request("GET", f"/runs/{run_id}"))
@@ -308,6 +313,7 @@ class HttpModelStore:
             "tags": dict(tags or {}),
             "actor": actor,
         }
+        model = check_name(model, NameKind.MODEL)
         doc = self.client.request("POST", f"/models/{model}/versions", json=body)
         return wire.model_version_from_json(doc)
 

@@ -87,6 +87,7 @@ def run_from_json(doc: Mapping[str, Any]) -> Run:
         tags=dict(doc.get("tags") or {}),
         artifacts=dict(doc.get("artifacts") or {}),
         datasets=tuple(doc.get("datasets") or ()),
+        heartbeat_at=_time(doc.get("heartbeat_at")),
     )
 
 

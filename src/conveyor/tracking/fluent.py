@@ -6,7 +6,8 @@ buffered (see :mod:`conveyor.tracking.buffer`) and written in batches: when 1,00
 pending, every second from a background thread, when the run ends (also when its ``with`` block
 raises) and at interpreter exit. A normal exit or an exception loses nothing; a hard kill loses
 at most the last second of logging. Runs still active at exit end ``finished``, or ``failed``
-if the interpreter is exiting because of an uncaught exception.
+if the interpreter is exiting because of an uncaught exception. An active run heartbeats
+(:mod:`conveyor.tracking.heartbeat`), so after a hard kill the store ends it ``failed``.
 
 The workspace is the one given to :func:`set_workspace`, else one opened on first use from
 ``Settings()`` (``CONVEYOR_HOME``, ``CONVEYOR_DB_URL``, ...). The project is the ``project``
@@ -31,6 +32,7 @@ from conveyor.core.entities import Run, RunId, RunStatus
 from conveyor.core.errors import ConveyorError, InvalidInputError
 from conveyor.core.metric_batch import metric_row
 from conveyor.tracking.buffer import DEFAULT_MAX_POINTS, Flusher, RunBuffer
+from conveyor.tracking.heartbeat import RunHeartbeat
 from conveyor.tracking.service import log_artifact_path
 from conveyor.workspace import Workspace
 
@@ -61,6 +63,7 @@ class TrackedRun:
         self.run = run
         self.buffer = RunBuffer(ws.stores.runs, run.id, max_points=max_points)
         self.status: RunStatus = RunStatus.RUNNING
+        self.heartbeat = RunHeartbeat(ws.stores.runs, run.id, ws.settings.run_heartbeat_s)
 
     def __repr__(self) -> str:
         return f"TrackedRun(id={self.id!r}, name={self.run.name!r}, status={self.status!s})"
@@ -140,6 +143,7 @@ class TrackedRun:
         """Write everything pending and end the run with ``status``; idempotent."""
         status = _status(status)
         _forget(self)
+        self.heartbeat.stop()
         if self.status is not RunStatus.RUNNING:
             return self.ws.stores.runs.get_run(self.id)
         try:
@@ -226,6 +230,7 @@ def start_run(
     with _state_lock:
         _live[run.id] = tracked
     _flusher.register(tracked.buffer)
+    tracked.heartbeat.start()
     return tracked
 
 

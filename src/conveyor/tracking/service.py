@@ -12,7 +12,8 @@ import orjson
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError, StoreError
-from conveyor.store.fs import check_artifact_name
+from conveyor.core.names import check_artifact_name, check_run_artifact_name
+from conveyor.tracking.heartbeat import RunHeartbeat
 from conveyor.workspace import Workspace
 
 
@@ -41,6 +42,7 @@ class ActiveRun:
         self.ws.stores.runs.set_tags(self.run.id, dict(tags))
 
     def log_bytes(self, name: str, data: bytes) -> str:
+        name = check_run_artifact_name(name)  # before the blob is written
         digest = self.ws.stores.artifacts.put_bytes(data)
         self.ws.stores.runs.log_artifact(self.run.id, name, digest)
         return digest
@@ -64,6 +66,10 @@ def record_run(
 ) -> Iterator[ActiveRun]:
     """Record a run; it ends ``finished``, or ``failed`` if the block raises.
 
+    While the block runs, the run heartbeats every ``ws.settings.run_heartbeat_s`` (see
+    :mod:`conveyor.tracking.heartbeat`), so a killed process leaves a run that the store
+    ends ``failed`` instead of one ``running`` forever.
+
     Examples
     --------
     >>> with record_run(ws, "flights", name="try") as run:  # doctest: +SKIP
@@ -73,11 +79,14 @@ def record_run(
         project, experiment, name or experiment, parent_id=parent_id, tags=tags
     )
     active = ActiveRun(ws=ws, run=run)
+    heartbeat = RunHeartbeat(ws.stores.runs, run.id, ws.settings.run_heartbeat_s).start()
     try:
         yield active
     except BaseException:
+        heartbeat.stop()
         ws.stores.runs.end_run(run.id, RunStatus.FAILED)
         raise
+    heartbeat.stop()
     ws.stores.runs.end_run(run.id, RunStatus.FINISHED)
 
 
@@ -98,7 +107,7 @@ def log_artifact_path(ws: Workspace, run_id: RunId, path: Path, name: str | None
         If ``path`` does not exist.
     InvalidInputError
         If ``path`` is neither a file nor a directory, ``name`` is not a safe relative path
-        (see :func:`conveyor.store.fs.check_artifact_name`), or the directory holds a symlink
+        (see :func:`conveyor.core.names.check_artifact_name`), or the directory holds a symlink
         to a file outside it.
 
     Examples
@@ -146,7 +155,7 @@ def log_artifact_files(ws: Workspace, run_id: RunId, name: str, files: Mapping[s
     ------
     InvalidInputError
         If ``name`` or a file name is not a safe relative path (see
-        :func:`conveyor.store.fs.check_artifact_name`).
+        :func:`conveyor.core.names.check_artifact_name`).
 
     Examples
     --------

@@ -12,6 +12,7 @@ from hypothesis.extra import pandas as hpd
 
 from conveyor.core.schema import ColumnKind, Schema
 from conveyor.data import infer_schema, profile_frame
+from conveyor.data.schemas import inferred_range
 
 _frames = hpd.data_frames(
     [
@@ -33,7 +34,11 @@ def test_inferred_ranges_domains_and_nullability_match_the_frame(frame: pd.DataF
     assert num.nullable == bool(frame["num"].isna().any())
     finite = frame["num"].dropna()
     if len(finite):
-        assert (num.min_value, num.max_value) == (finite.min(), finite.max())
+        assert (num.min_value, num.max_value) == inferred_range(finite.min(), finite.max())
+        assert num.min_value is not None and num.max_value is not None
+        assert num.min_value <= finite.min() and num.max_value >= finite.max()
+        assert num.max_value > num.min_value  # never zero-width
+        assert (num.min_value == 0.0) == (finite.min() >= 0)
     else:
         assert num.min_value is None and num.max_value is None
     present = sorted(set(frame["word"].dropna()))
@@ -46,5 +51,5 @@ def test_inferred_ranges_domains_and_nullability_match_the_frame(frame: pd.DataF
     profile = profile_frame(frame, schema)["columns"]
     assert profile["num"]["null_count"] == int(frame["num"].isna().sum())
     if len(finite):
-        assert math.isclose(profile["num"]["min"], num.min_value or 0.0, abs_tol=0.0)
+        assert math.isclose(profile["num"]["min"], finite.min(), abs_tol=0.0)
         assert profile["num"]["distinct"] == finite.nunique()

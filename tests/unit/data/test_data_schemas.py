@@ -43,14 +43,16 @@ def test_infer_schema_assigns_roles_from_arguments(flights):
     assert [c.name for c in schema.features] == ["carrier", "distance", "dep_delay", "weekend"]
 
 
-def test_infer_schema_records_observed_range_and_nullability(flights, flights_schema):
+def test_infer_schema_records_observed_range_with_headroom_and_nullability(flights, flights_schema):
     distance = flights_schema.column("distance")
-    assert distance.min_value == flights["distance"].min()
-    assert distance.max_value == flights["distance"].max()
+    low, high = flights["distance"].min(), flights["distance"].max()
+    assert (distance.min_value, distance.max_value) == (0.0, high + 0.1 * (high - low))
     assert distance.nullable is False
     delay = flights_schema.column("dep_delay")
     assert delay.nullable is True
-    assert delay.min_value == np.nanmin(flights["dep_delay"])
+    low, high = np.nanmin(flights["dep_delay"]), np.nanmax(flights["dep_delay"])
+    if low < 0:
+        assert delay.min_value == pytest.approx(low - 0.1 * (high - low))
 
 
 def test_infer_schema_sorts_observed_categories(flights_schema):
@@ -60,7 +62,7 @@ def test_infer_schema_sorts_observed_categories(flights_schema):
 def test_infer_schema_range_ignores_infinities():
     frame = pd.DataFrame({"x": [1.0, np.inf, -np.inf, 3.0], "y": [0, 1, 0, 1]})
     col = infer_schema(frame, label="y").column("x")
-    assert (col.min_value, col.max_value) == (1.0, 3.0)
+    assert (col.min_value, col.max_value) == (0.0, 3.2)
 
 
 def test_infer_schema_all_missing_numeric_has_no_range():
@@ -103,7 +105,7 @@ def test_infer_schema_reads_kinds_from_object_values():
     assert schema.column("flag").kind is ColumnKind.BOOLEAN
     assert schema.column("flag").nullable is True
     assert schema.column("amount").kind is ColumnKind.NUMERIC
-    assert schema.column("amount").max_value == 2.5
+    assert schema.column("amount").max_value == 2.5 + 0.1 * 1.5
     assert schema.column("when").kind is ColumnKind.DATETIME
 
 

@@ -150,15 +150,15 @@ def test_dates_in_numeric_column_are_a_type_mismatch():
     ]
 
 
-def test_out_of_range_uses_slack_times_width():
-    # Schema range [0, 100] with slack 0.5 allows [-50, 150].
+def test_out_of_range_uses_slack_times_width_never_below_zero():
+    # Schema range [0, 100] with slack 0.5 allows [0, 150]: no negative bound, none admitted.
     frame = pd.DataFrame({"distance": [-50.0, 149.0, 150.0, 151.0, -60.0], "y": [0, 1] * 2 + [0]})
     report = validate_batch(frame, numeric_schema())
     assert kinds(report) == [("out_of_range", "distance", "warning")]
     details = report.warnings[0].details
-    assert (details["count"], details["below"], details["above"]) == (2, 1, 1)
-    assert (details["allowed_min"], details["allowed_max"]) == (-50.0, 150.0)
-    assert "[-50, 150]" in report.warnings[0].message
+    assert (details["count"], details["below"], details["above"]) == (3, 2, 1)
+    assert (details["allowed_min"], details["allowed_max"]) == (0.0, 150.0)
+    assert "[0, 150]" in report.warnings[0].message
     strict = ValidationPolicy(range_slack=0.0, out_of_range="error")
     report = validate_batch(frame, numeric_schema(), policy=strict)
     assert report.errors[0].details["count"] == 5

@@ -113,6 +113,13 @@ def end_run(run_id: str, body: EndRun, ws: WorkspaceDep) -> Response:
     return render(RunOut.from_entity(run))
 
 
+@router.post("/{run_id}/heartbeat", status_code=204, dependencies=WRITE)
+def heartbeat(run_id: str, ws: WorkspaceDep) -> Response:
+    """The run's client is alive (409 once the run has ended, e.g. after lost heartbeats)."""
+    ws.stores.runs.heartbeat(RunId(run_id))
+    return Response(status_code=204)
+
+
 @router.get("/{run_id}/metric-history", response_model=list[MetricPointOut])
 def metric_history(
     run_id: str, ws: WorkspaceDep, key: str = Query(min_length=1, description="Metric name.")

@@ -22,6 +22,7 @@ from conveyor.core.entities import (
     VersionStatus,
 )
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from conveyor.core.names import NameKind, check_name, name_key
 from conveyor.store.sql.database import Database, upsert
 from conveyor.store.sql.tables import (
     AliasRow,
@@ -75,8 +76,7 @@ class SqlModelStore:
         actor: str,
     ) -> ModelVersion:
         """Register the next version of ``model`` and audit it as ``register``."""
-        if not model:
-            raise InvalidInputError(f"A model name must be a non-empty string. Got {model!r}.")
+        model = check_name(model, NameKind.MODEL)
         now = utcnow()
         with self.database.session() as session:
             counter = _lock_counter(session, model, now)
@@ -422,13 +422,24 @@ def _find_approval(
 
 def _lock_counter(session: Session, model: str, now: datetime) -> RegisteredModelRow:
     counter = session.get(RegisteredModelRow, model, with_for_update=True)
+    key = name_key(model)
     if counter is None:
+        # Names are case-insensitive: the unique ``name_key`` refuses a second spelling even
+        # under a race; this check names the existing spelling first.
+        known = session.scalar(
+            sa.select(RegisteredModelRow.name).where(RegisteredModelRow.name_key == key)
+        )
+        if known is not None and known != model:
+            raise InvalidInputError(
+                f"The model name {model!r} differs only in case from the existing model "
+                f"{known!r}; names are case-insensitive, so use {known!r}."
+            )
         # A concurrent first registration may insert the row too: do nothing on conflict,
         # then lock whichever row won.
         upsert(
             session,
             RegisteredModelRow,
-            {"name": model, "last_version": 0, "created_at": now},
+            {"name": model, "name_key": key, "last_version": 0, "created_at": now},
             keys=("name",),
             update=(),
         )

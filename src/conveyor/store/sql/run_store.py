@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import MetricPoint, Run, RunId, RunStatus
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
 from conveyor.core.metric_batch import MetricBatch, MetricRow, datetime_of, micros_of
+from conveyor.core.names import NameKind, check_name, check_run_artifact_name, name_key
 from conveyor.core.run_query import (
     Expr,
     OrderBy,
@@ -33,6 +35,8 @@ from conveyor.store.sql.tables import (
     RunTagRow,
 )
 
+END_REASON_TAG = "conveyor.end_reason"
+
 
 class SqlRunStore:
     """:class:`~conveyor.store.base.RunStore` over SQLite or PostgreSQL.
@@ -40,10 +44,19 @@ class SqlRunStore:
     Every write locks the run's row, so concurrent writers to one run are serialised and
     the run's latest metric values stay consistent with its series.
 
+    A client that dies (``SIGKILL``, a lost machine) cannot end its run. With
+    ``stale_after_s``, every read first ends ``failed`` the ``running`` runs whose last
+    heartbeat (:meth:`heartbeat`; a new run counts as one) is older than that, and tags them
+    ``conveyor.end_reason``; a live client heartbeats well within it (see
+    :mod:`conveyor.tracking.heartbeat`).
+
     Parameters
     ----------
     database : Database
         An upgraded metadata database.
+    stale_after_s : float, optional
+        Seconds without a heartbeat after which a running run is ended ``failed``; None
+        (the default) never ends a run on its own.
 
     Examples
     --------
@@ -55,8 +68,14 @@ class SqlRunStore:
     {'C': '1.0'}
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, stale_after_s: float | None = None) -> None:
+        if stale_after_s is not None and not stale_after_s > 0:
+            raise InvalidInputError(
+                "The 'stale_after_s' parameter of SqlRunStore() must be a number in (0, inf) or "
+                f"None. Got {stale_after_s!r} instead."
+            )
         self.database = database
+        self.stale_after_s = stale_after_s
 
     def create_run(
         self,
@@ -67,7 +86,23 @@ class SqlRunStore:
         parent_id: RunId | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Run:
-        """Start a run in status ``running``; raise NotFoundError for an unknown parent."""
+        """Start a run in status ``running``.
+
+        The names follow :mod:`conveyor.core.names` and are stored in NFC. A project or an
+        experiment is one name whatever its case: a spelling that differs only in case from
+        an existing one is refused, as :class:`~conveyor.store.sql.model_store.SqlModelStore`
+        does for models.
+
+        Raises
+        ------
+        InvalidInputError
+            If a name breaks the rule, or differs only in case from an existing one.
+        NotFoundError
+            If ``parent_id`` names no run.
+        """
+        project = check_name(project, NameKind.PROJECT)
+        experiment = check_name(experiment, NameKind.EXPERIMENT)
+        name = check_name(name, NameKind.RUN)
         run = Run(
             id=RunId(new_id()),
             project=project,
@@ -81,6 +116,14 @@ class SqlRunStore:
         with self.database.session() as session:
             if parent_id is not None and session.get(RunRow, parent_id) is None:
                 raise NotFoundError(f"Parent run {parent_id!r} of run {name!r} does not exist.")
+            _check_spelling(session, RunRow.project, project, NameKind.PROJECT)
+            _check_spelling(
+                session,
+                RunRow.experiment,
+                experiment,
+                NameKind.EXPERIMENT,
+                RunRow.project == project,
+            )
             row = RunRow.from_entity(run)
             session.add(row)
             session.flush()
@@ -158,7 +201,17 @@ class SqlRunStore:
                 connection.execute(_SET_LATEST, {"run_id": run_id, "latest": latest})
 
     def log_artifact(self, run_id: RunId, name: str, digest: str) -> None:
-        """Attach the blob ``digest`` to the run under ``name``; a later call replaces it."""
+        """Attach the blob ``digest`` to the run under ``name``; a later call replaces it.
+
+        ``name`` is a relative path (:func:`conveyor.core.names.check_artifact_name`), kept in
+        its normal form; a trailing ``/`` marks a directory and stays.
+
+        Raises
+        ------
+        InvalidInputError
+            If ``name`` is not a safe relative path (``..``, absolute, NUL, too long, ...).
+        """
+        name = check_run_artifact_name(name)
         with self.database.session() as session:
             _lock_run(session, run_id)
             upsert(
@@ -191,8 +244,72 @@ class SqlRunStore:
             session.flush()
             return row.to_entity()
 
+    def heartbeat(self, run_id: RunId) -> None:
+        """Record that the run's client is alive; see :meth:`RunStore.heartbeat`.
+
+        Raises
+        ------
+        NotFoundError
+            If there is no run ``run_id``.
+        ConflictError
+            If the run has ended (for instance ``failed`` after its heartbeats stopped).
+        """
+        statement = (
+            sa.update(RunRow)
+            .where(RunRow.id == run_id, RunRow.status == str(RunStatus.RUNNING))
+            .values(heartbeat_at=utcnow())
+        )
+        with self.database.session() as session:
+            if session.execute(statement).rowcount:  # type: ignore[attr-defined]
+                return
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise NotFoundError(f"Run {run_id!r} does not exist.")
+            raise ConflictError(
+                f"Run {run_id!r} is {row.status}, so it takes no heartbeat; only a running run "
+                "does. Start a new run."
+            )
+
+    def end_stale_runs(self) -> list[RunId]:
+        """End ``failed`` every running run not heard from for ``stale_after_s``; return them.
+
+        Reads call this first; it reads only, unless a run is stale. Without
+        ``stale_after_s`` it does nothing.
+        """
+        if self.stale_after_s is None:
+            return []
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.stale_after_s)
+        # Runs of databases older than heartbeats have none: their start time stands in.
+        heard_at = sa.func.coalesce(RunRow.heartbeat_at, RunRow.started_at)
+        stale = (RunRow.status == str(RunStatus.RUNNING)) & (heard_at < cutoff)
+        with self.database.session(write=False) as session:
+            if session.scalar(sa.select(RunRow.id).where(stale).limit(1)) is None:
+                return []
+        ended: list[RunId] = []
+        with self.database.session() as session:
+            query = sa.select(RunRow).where(stale).with_for_update()
+            for row in session.scalars(query):
+                row.status = str(RunStatus.FAILED)
+                row.ended_at = now
+                heard = (row.heartbeat_at or row.started_at).isoformat()
+                reason = (
+                    f"client lost: no heartbeat since {heard}, more than "
+                    f"{self.stale_after_s:g} s before {now.isoformat()}"
+                )
+                upsert(
+                    session,
+                    RunTagRow,
+                    {"run_id": row.id, "key": END_REASON_TAG, "value": reason},
+                    keys=("run_id", "key"),
+                    update=("value",),
+                )
+                ended.append(RunId(row.id))
+        return ended
+
     def get_run(self, run_id: RunId) -> Run:
         """Return the run with its params, latest metrics, tags, artifacts and datasets."""
+        self.end_stale_runs()
         with self.database.session(write=False) as session:
             row = session.get(RunRow, run_id)
             if row is None:
@@ -201,6 +318,7 @@ class SqlRunStore:
 
     def list_runs(self, project: str, *, experiment: str | None = None) -> list[Run]:
         """Runs of ``project`` (and ``experiment``), oldest first."""
+        self.end_stale_runs()
         query = sa.select(RunRow).where(RunRow.project == project)
         if experiment is not None:
             query = query.where(RunRow.experiment == experiment)
@@ -235,6 +353,7 @@ class SqlRunStore:
         :mod:`conveyor.store.sql.run_search`); the page token is an offset into that order.
         """
         check_page_size(limit)
+        self.end_stale_runs()
         fingerprint = query_fingerprint(project, where, order_by)
         offset = decode_page_token(page_token, fingerprint) if page_token else 0
         query = sa.select(RunRow)
@@ -360,6 +479,25 @@ def _lock_latest(session: Session, run_id: str) -> Mapping[str, Any]:
     if latest is None:
         raise NotFoundError(f"Run {run_id!r} does not exist.")
     return cast(Mapping[str, Any], latest)
+
+
+def _check_spelling(
+    session: Session,
+    column: sa.orm.InstrumentedAttribute[str],
+    value: str,
+    kind: NameKind,
+    *where: sa.ColumnElement[bool],
+) -> None:
+    """Refuse ``value`` when a stored name differs from it only in case."""
+    if session.scalar(sa.select(column).where(column == value, *where).limit(1)) is not None:
+        return  # a known spelling was checked when it first came: skip the scan
+    key = name_key(value)
+    for known in session.scalars(sa.select(column).where(*where).distinct()):
+        if known != value and name_key(known) == key:
+            raise InvalidInputError(
+                f"The {kind} name {value!r} differs only in case from the existing {kind} "
+                f"{known!r}; names are case-insensitive, so use {known!r}."
+            )
 
 
 def _lock_run(session: Session, run_id: str) -> RunRow:

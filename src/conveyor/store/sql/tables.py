@@ -163,7 +163,11 @@ class SchemaRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
-    __table_args__ = (sa.Index("ix_runs_project_experiment", "project", "experiment"),)
+    __table_args__ = (
+        sa.Index("ix_runs_project_experiment", "project", "experiment"),
+        # Reads look for stale running runs first: few rows are running, so this stays cheap.
+        sa.Index("ix_runs_status", "status"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     project: Mapped[str] = mapped_column(NAME)
@@ -172,6 +176,8 @@ class RunRow(Base):
     status: Mapped[str] = mapped_column(sa.String(32))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    # The last time the run's client was heard from (a write or a heartbeat).
+    heartbeat_at: Mapped[datetime | None]
     parent_id: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("runs.id"))
     # The newest value of each metric by (step, timestamp), kept in step with run_metrics.
     latest_metrics: Mapped[dict[str, Any]]
@@ -198,6 +204,7 @@ class RunRow(Base):
             tags={t.key: t.value for t in self.tags},
             artifacts={a.name: a.digest for a in self.artifacts},
             datasets=tuple(d.dataset_id for d in self.datasets),
+            heartbeat_at=self.heartbeat_at,
         )
 
     @classmethod
@@ -210,6 +217,7 @@ class RunRow(Base):
             status=str(run.status),
             started_at=run.started_at,
             ended_at=run.ended_at,
+            heartbeat_at=run.heartbeat_at or run.started_at,
             parent_id=run.parent_id,
             latest_metrics={},
             params=[RunParamRow(key=k, value=v) for k, v in run.params.items()],
@@ -282,8 +290,12 @@ class RegisteredModelRow(Base):
     """One row per model name: the counter that hands out gapless version numbers."""
 
     __tablename__ = "registered_models"
+    __table_args__ = (sa.UniqueConstraint("name_key", name="uq_registered_models_name_key"),)
 
     name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    # The case-folded NFC name (conveyor.core.names.name_key): unique, so names differing
+    # only in case are one model.
+    name_key: Mapped[str] = mapped_column(NAME)
     last_version: Mapped[int]
     created_at: Mapped[datetime]
 
