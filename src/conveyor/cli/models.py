@@ -9,10 +9,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import EXIT_BLOCKED, get
-from conveyor.pipeline.gate import gate_version
-from conveyor.registry.service import production_history, promote, rollback
-from conveyor.training.hpo import list_studies
-from conveyor.training.service import train_model, tune_model
 
 hpo_app = typer.Typer(
     name="hpo",
@@ -24,6 +20,8 @@ hpo_app = typer.Typer(
 def train(ctx: typer.Context) -> None:
     """Train the baselines and the candidates on the newest accepted batches; register the
     winner."""
+    from conveyor.training.service import train_model
+
     c = get(ctx)
     outcome = train_model(c.ws, c.spec, reason="manual", progress=c.progress())
     v = outcome.version
@@ -42,6 +40,8 @@ def hpo_run(
     study: Annotated[str | None, typer.Option(help="Study name (resumed if it exists).")] = None,
 ) -> None:
     """Search the model's parameters on the training window; resume a study of that name."""
+    from conveyor.training.service import tune_model
+
     c = get(ctx)
     result = tune_model(
         c.ws,
@@ -62,7 +62,9 @@ def hpo_run(
 @hpo_app.command("show")
 def hpo_show(ctx: typer.Context) -> None:
     """The workspace's studies: trials and best value."""
-    c = get(ctx)
+    from conveyor.training.hpo import list_studies
+
+    c = get(ctx, read_only=True)
     studies = list_studies(c.ws)
     table = Table("study", "model", "trials", "metric", "best")
     for s in studies:
@@ -81,6 +83,8 @@ def gate(
     ] = True,
 ) -> None:
     """Compare a challenger with production on the same newest test rows; exit 3 if rejected."""
+    from conveyor.pipeline.gate import gate_version
+
     c = get(ctx)
     outcome = gate_version(c.ws, c.spec, version, promote_if_passed=promote_)
     verdict = "promoted" if outcome.promoted else ("passed" if outcome.passed else "rejected")
@@ -96,6 +100,8 @@ def promote_cmd(
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit log.")],
 ) -> None:
     """Make a version production by hand (recorded with who, when and why)."""
+    from conveyor.registry.service import promote
+
     c = get(ctx)
     required = c.spec.registry.require_approval
     pointer = promote(c.ws, c.spec.model_name, version, reason=reason, require_approval=required)
@@ -111,6 +117,8 @@ def rollback_cmd(
     block: Annotated[bool, typer.Option(help="Never promote the abandoned version again.")] = False,
 ) -> None:
     """Return production to the previous version in one command."""
+    from conveyor.registry.service import rollback
+
     c = get(ctx)
     pointer = rollback(c.ws, c.spec.model_name, reason=reason, block=block)
     c.emit(
@@ -120,7 +128,9 @@ def rollback_cmd(
 
 def history(ctx: typer.Context) -> None:
     """The production alias's history: every move with who, when and why."""
-    c = get(ctx)
+    from conveyor.registry.service import production_history
+
+    c = get(ctx, read_only=True)
     events = production_history(c.ws, c.spec.model_name)
     if c.json:
         c.emit(

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from conveyor.cli.context import get
-from conveyor.serving.service import serve
-from conveyor.spec import load_spec
 
 
 def serve_cmd(
@@ -27,6 +25,9 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve the production alias over HTTP; hot-swaps when the alias moves."""
+    from conveyor.serving.service import serve
+    from conveyor.spec import load_spec
+
     c = get(ctx)
     paths = list(project) if project else [c.spec_path]
     specs = [load_spec(p) for p in paths]
