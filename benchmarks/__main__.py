@@ -12,6 +12,7 @@ from benchmarks import (
     Result,
     autolog,
     batch_scoring,
+    cli_startup,
     ct,
     gate_bench,
     serving,
@@ -24,6 +25,7 @@ from benchmarks import training as training_bench
 BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "batch_scoring": batch_scoring.run,
     "autolog": autolog.run,
+    "cli_startup": cli_startup.run,
     "ct": ct.run,
     "drift": drift_bench.run,
     "gate": gate_bench.run,
