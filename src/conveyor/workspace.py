@@ -72,8 +72,9 @@ class Workspace:
             home = settings.resolved_home()
             raise NotFoundError(
                 f"No Conveyor workspace at '{home}': its metadata database '{database}' does "
-                "not exist. The workspace is --home, else CONVEYOR_HOME, else ./.conveyor; "
-                "commands that write (`conveyor ingest`, `conveyor run`) create it."
+                "not exist. Point --home (CONVEYOR_HOME, Settings.home; default ./.conveyor) "
+                "at an existing workspace, or create one with a command that writes, such as "
+                "`conveyor ingest`."
             )
         return cls.open(settings)
 

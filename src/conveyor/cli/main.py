@@ -61,6 +61,9 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+_GLOBAL_NAMES = frozenset({"spec", "home", "json"})
+
+
 class _GlobalOptionsGroup(TyperGroup):
     """The root group: hands its global options on to every command and group below it."""
 
@@ -70,10 +73,7 @@ class _GlobalOptionsGroup(TyperGroup):
         _add_params(self, shared)
 
 
-_GLOBAL_NAMES = frozenset({"spec", "home", "json"})
-
-
-def _add_params(group: typer.core.TyperGroup, shared: list[Any]) -> None:
+def _add_params(group: TyperGroup, shared: list[Any]) -> None:
     for command in group.commands.values():
         have = {p.name for p in command.params}
         command.params.extend(p for p in shared if p.name not in have)
