@@ -139,9 +139,29 @@ READ_ONLY = [
     ["retention", "--dry-run"],
 ]
 
+# commands that act on something an earlier command stored: on no workspace they cannot succeed
+ON_STORED_STATE = [
+    ["train"],
+    ["hpo", "run", "--trials", "1"],
+    ["gate", "2"],
+    ["promote", "2", "--reason", "r"],
+    ["rollback"],
+    ["predict", "--batch", "conveyor.yaml", "--out", "out.csv"],
+    ["offline", "build"],
+    ["models", "request-approval", "2"],
+    ["models", "approve", "2", "--reason", "r"],
+    ["models", "reject", "2", "--reason", "r"],
+    ["models", "archive", "2"],
+    ["models", "restore", "2"],
+    ["models", "delete", "2"],
+    ["quarantine", "release", "ds_x"],
+    ["alerts", "ack", "al_x"],
+    ["schema", "accept", "--batch", "conveyor.yaml"],
+]
 
-@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
-def test_read_only_commands_never_create_a_workspace(cli: CLI, project_dir, command):
+
+@pytest.mark.parametrize("command", READ_ONLY + ON_STORED_STATE, ids=" ".join)
+def test_reading_commands_never_create_a_workspace(cli: CLI, project_dir, command):
     done = cli(*command, "--home", "missing/ws", check=1)
     where = project_dir / "missing" / "ws"
     assert f"No Conveyor workspace at '{where}'" in done.stderr, done.stderr

@@ -27,7 +27,7 @@ def list_cmd(
     """List alerts, newest last, with their acknowledgements and report links."""
     from conveyor.monitoring.alerts import list_alert_views
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     views = list_alert_views(c.ws, c.spec.project, kind=kind, include_acked=not open_only)[-limit:]
     rows = [
         {
@@ -64,7 +64,7 @@ def ack_cmd(
     """Acknowledge an alert (the first acknowledgement is kept)."""
     from conveyor.monitoring.alerts import ack_alert
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     view = ack_alert(c.ws, c.spec.project, alert_id, by=c.ws.actor, note=note)
     c.emit(
         {"id": view.alert.id, "acked_by": view.acked_by, "acked_at": view.acked_at},

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from conveyor.core.errors import BlockedError, ConfigError, ConveyorError
+from conveyor.core.errors import BlockedError, ConfigError, ConveyorError, NotFoundError
 
 if TYPE_CHECKING:
     from conveyor.config import Settings
@@ -33,14 +33,15 @@ out = Console(highlight=False)
 class Context:
     """Options common to all commands, resolved lazily so `--help` never touches the workspace.
 
-    ``read_only`` is set by commands that only read: their workspace must exist already
+    ``existing_only`` is set by commands that only read, or that act on what an earlier
+    command stored (a version, a batch, an alert): their workspace must exist already
     (:meth:`Workspace.open_existing`), so they never leave an empty one behind.
     """
 
     spec_path: Path = DEFAULT_SPEC
     home: Path | None = None
     json: bool = False
-    read_only: bool = False
+    existing_only: bool = False
     _ws: Workspace | None = field(default=None, repr=False)
     _spec: ProjectSpec | None = field(default=None, repr=False)
 
@@ -56,8 +57,15 @@ class Context:
             from conveyor.workspace import Workspace
 
             settings = self.settings()
-            opened = Workspace.open_existing if self.read_only else Workspace.open
-            self._ws = opened(settings)
+            if not self.existing_only:
+                self._ws = Workspace.open(settings)
+                return self._ws
+            try:
+                self._ws = Workspace.open_existing(settings)
+            except NotFoundError:
+                if self.spec_path.exists():
+                    _ = self.spec  # a broken spec is a usage error (exit 2): report it first
+                raise
         return self._ws
 
     @property
@@ -102,10 +110,13 @@ def exit_code(exc: ConveyorError) -> int:
     return EXIT_ERROR
 
 
-def get(ctx: typer.Context, *, read_only: bool = False) -> Context:
-    """The command's :class:`Context`; ``read_only=True`` for a command that only reads, so it
-    fails (exit 1, naming the directory looked at) where no workspace exists instead of
-    creating an empty one."""
+def get(ctx: typer.Context, *, existing: bool = False) -> Context:
+    """The command's :class:`Context`.
+
+    ``existing=True`` for a command that only reads, or that acts on what an earlier command
+    stored: where no workspace exists it fails (exit 1, naming the directory looked at) instead
+    of creating an empty one.
+    """
     obj = ctx.ensure_object(Context)
-    obj.read_only = read_only
+    obj.existing_only = existing
     return obj

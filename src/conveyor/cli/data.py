@@ -128,7 +128,7 @@ def card(
     """A dataset version's data card: source, lineage, schema, profile plots, validation."""
     from conveyor.data.cards import build_data_card, write_data_card_html
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     doc = build_data_card(c.ws, c.spec, version)
     if html is not None:
         write_data_card_html(doc, html)
@@ -162,7 +162,7 @@ def data_drift(
     """Drift between two batches' stored profiles: PSI, KS, chi-square, JS, Wasserstein."""
     from conveyor.data.drift_history import dataset_drift
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     drift = dataset_drift(c.ws, c.spec, version, other, against=against.value if against else None)
     table = Table("feature", "kind", "psi", "ks", "ks p adj", "chi2 p adj", "js", "w/sd", "drift")
     for name, f in drift["features"].items():
@@ -190,7 +190,7 @@ def data_profile(
     from conveyor.data.drift_history import dataset_profile
     from conveyor.data.profiles import OTHER, without_sketches
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     found = dataset_profile(c.ws, c.spec, version)
     profile = without_sketches(found.profile)
     table = Table("column", "kind", "count", "nulls", "mean", "std", "p50", "distinct", "top")
@@ -216,7 +216,7 @@ def retention(
     """Delete batches, quarantined data and prediction logs past conveyor.yaml's retention."""
     from conveyor.pipeline.retention import enforce_retention
 
-    c = get(ctx, read_only=dry_run)
+    c = get(ctx, existing=dry_run)
     report = enforce_retention(c.ws, c.spec, dry_run=dry_run, progress=c.progress())
     if c.json:
         c.emit(report.to_dict())

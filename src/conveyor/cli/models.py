@@ -22,7 +22,7 @@ def train(ctx: typer.Context) -> None:
     winner."""
     from conveyor.training.service import train_model
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     outcome = train_model(c.ws, c.spec, reason="manual", progress=c.progress())
     v = outcome.version
     c.emit(
@@ -42,7 +42,7 @@ def hpo_run(
     """Search the model's parameters on the training window; resume a study of that name."""
     from conveyor.training.service import tune_model
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     result = tune_model(
         c.ws,
         c.spec,
@@ -64,7 +64,7 @@ def hpo_show(ctx: typer.Context) -> None:
     """The workspace's studies: trials and best value."""
     from conveyor.training.hpo import list_studies
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     studies = list_studies(c.ws)
     table = Table("study", "model", "trials", "metric", "best")
     for s in studies:
@@ -85,7 +85,7 @@ def gate(
     """Compare a challenger with production on the same newest test rows; exit 3 if rejected."""
     from conveyor.pipeline.gate import gate_version
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     outcome = gate_version(c.ws, c.spec, version, promote_if_passed=promote_)
     verdict = "promoted" if outcome.promoted else ("passed" if outcome.passed else "rejected")
     reasons = " ".join([*outcome.decision.reasons, *outcome.problems])
@@ -102,7 +102,7 @@ def promote_cmd(
     """Make a version production by hand (recorded with who, when and why)."""
     from conveyor.registry.service import promote
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     required = c.spec.registry.require_approval
     pointer = promote(c.ws, c.spec.model_name, version, reason=reason, require_approval=required)
     c.emit(
@@ -119,7 +119,7 @@ def rollback_cmd(
     """Return production to the previous version in one command."""
     from conveyor.registry.service import rollback
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     pointer = rollback(c.ws, c.spec.model_name, reason=reason, block=block)
     c.emit(
         {"alias": pointer.alias, "version": pointer.version}, f"production -> v{pointer.version}"
@@ -130,7 +130,7 @@ def history(ctx: typer.Context) -> None:
     """The production alias's history: every move with who, when and why."""
     from conveyor.registry.service import production_history
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     events = production_history(c.ws, c.spec.model_name)
     if c.json:
         c.emit(

@@ -37,7 +37,7 @@ def monitor_cmd(
     """
     from conveyor.monitoring.service import monitor, write_monitoring_report
 
-    c = get(ctx, read_only=report is not None)
+    c = get(ctx, existing=report is not None)
     if report is not None:
         path = write_monitoring_report(c.ws, c.spec, report, since=since)
         c.emit({"report": str(path)}, f"report: {path}")

@@ -28,7 +28,7 @@ def list_cmd(ctx: typer.Context) -> None:
     """Every quarantined batch with its errors."""
     from conveyor.core.entities import BatchStatus
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     batches = c.ws.stores.datasets.list_dataset_versions(
         c.spec.project, status=BatchStatus.QUARANTINED
     )
@@ -48,7 +48,7 @@ def show_cmd(ctx: typer.Context, batch_id: BatchId) -> None:
     """One batch's validation report and status history."""
     from conveyor.core.schema import ValidationReport
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     version = _get(c, batch_id)
     report = ValidationReport.from_dict(version.report)
     history = list(version.report.get("status_changes", []))
@@ -75,7 +75,7 @@ def release_cmd(
     """Accept a batch if it passes the current schema now, or by an explicit override."""
     from conveyor.data.service import release_batch
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     outcome = release_batch(c.ws, c.spec, batch_id, reason=reason)
     how = "by override" if outcome.overridden else "after re-validation"
     c.emit(

@@ -29,7 +29,7 @@ Reason = Annotated[str, typer.Option(help="Why; recorded in the audit log.")]
 @models_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """Every version with its status, aliases, approval and test metrics."""
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     model = c.spec.model_name
     aliases: dict[int, list[str]] = {}
     for pointer in c.ws.stores.models.list_aliases(model):
@@ -59,7 +59,7 @@ def show_cmd(ctx: typer.Context, version: Version) -> None:
     from conveyor.registry.approvals import find_approval
     from conveyor.registry.service import get_version
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     model = c.spec.model_name
     mv = get_version(c.ws, model, version)
     aliases = [p.alias for p in c.ws.stores.models.list_aliases(model) if p.version == version]
@@ -72,7 +72,7 @@ def request_cmd(ctx: typer.Context, version: Version, reason: Reason = "") -> No
     """Ask for a version to be approved for production."""
     from conveyor.registry.approvals import request_approval
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     approval = request_approval(c.ws, c.spec.model_name, version, reason=reason)
     c.emit(_approval(approval), f"v{version} approval requested by {approval.requested_by}")
 
@@ -82,7 +82,7 @@ def approve_cmd(ctx: typer.Context, version: Version, reason: Reason) -> None:
     """Approve a pending request (by someone other than the requester, if the project says)."""
     from conveyor.registry.approvals import approve
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     distinct = c.spec.registry.require_approval
     approval = approve(c.ws, c.spec.model_name, version, reason=reason, distinct_actor=distinct)
     c.emit(_approval(approval), f"v{version} approved by {approval.decided_by}")
@@ -93,7 +93,7 @@ def reject_cmd(ctx: typer.Context, version: Version, reason: Reason) -> None:
     """Reject a pending request."""
     from conveyor.registry.approvals import reject
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     distinct = c.spec.registry.require_approval
     approval = reject(c.ws, c.spec.model_name, version, reason=reason, distinct_actor=distinct)
     c.emit(_approval(approval), f"v{version} rejected by {approval.decided_by}")
@@ -104,7 +104,7 @@ def archive_cmd(ctx: typer.Context, version: Version, reason: Reason = "archived
     """Retire a version: it takes no alias until restored."""
     from conveyor.registry.lifecycle import archive_version
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     mv = archive_version(c.ws, c.spec.model_name, version, reason=reason)
     c.emit({"version": mv.version, "status": str(mv.status)}, f"v{version} {mv.status}")
 
@@ -114,7 +114,7 @@ def restore_cmd(ctx: typer.Context, version: Version, reason: Reason = "restored
     """Bring an archived version back to the status it had before."""
     from conveyor.registry.lifecycle import restore_version
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     mv = restore_version(c.ws, c.spec.model_name, version, reason=reason)
     c.emit({"version": mv.version, "status": str(mv.status)}, f"v{version} {mv.status}")
 
@@ -132,7 +132,7 @@ def delete_cmd(
     """Delete an archived version; the audit log keeps a tombstone."""
     from conveyor.registry.lifecycle import KEEP_PRODUCTION, delete_version
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     keep = KEEP_PRODUCTION if keep_production is None else keep_production
     mv = delete_version(c.ws, c.spec.model_name, version, reason=reason, keep_production=keep)
     c.emit({"version": mv.version, "deleted": True}, f"v{version} deleted")
@@ -150,7 +150,7 @@ def gc_cmd(
     """Delete artifact blobs that no model version, run or dataset version refers to."""
     from conveyor.registry.lifecycle import GC_MIN_AGE_S, collect_garbage
 
-    c = get(ctx, read_only=dry_run)
+    c = get(ctx, existing=dry_run)
     min_age_s = GC_MIN_AGE_S if min_age_s is None else min_age_s
     report = collect_garbage(c.ws, dry_run=dry_run, min_age_s=min_age_s)
     verb = "would free" if dry_run else "freed"
@@ -170,7 +170,7 @@ def card_cmd(
     """The model card of a version as JSON, and as an HTML page with --html."""
     from conveyor.registry.cards import build_model_card, write_model_card_html
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     card = build_model_card(c.ws, c.spec.model_name, version, spec=c.spec)
     if html is not None:
         write_model_card_html(card, html)
@@ -187,7 +187,7 @@ def report_cmd(
     """Write the evaluation report the gate stored with a version (curves, slices, decision)."""
     from conveyor.pipeline.evaluation_report import write_evaluation_report
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     path = write_evaluation_report(c.ws, name, version, out)
     c.emit({"model": name, "version": version, "out": str(path)}, f"wrote {escape(str(path))}")
 
@@ -197,7 +197,7 @@ def history_cmd(ctx: typer.Context) -> None:
     """Every move of the production alias with who, when and why."""
     from conveyor.registry.service import production_history
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     events = production_history(c.ws, c.spec.model_name)
     rows = [
         {

@@ -40,7 +40,7 @@ def search(
     """Find runs whose metrics, params, tags and attributes match FILTER."""
     from conveyor.tracking.search import search_runs
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     page = search_runs(
         c.ws,
         filter_string,
@@ -66,7 +66,7 @@ def compare(
     """Show runs side by side: params (differences marked), latest metrics."""
     from conveyor.tracking.compare import compare_runs, write_comparison_html
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     comparison = compare_runs(c.ws, run_ids)
     data: dict[str, Any] = comparison.to_dict()
     if html is not None:

@@ -33,7 +33,7 @@ def show_cmd(
     """Columns of a schema version: kind, role, nullability, range and categories."""
     from conveyor.data.service import get_schema_record
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     record = get_schema_record(c.ws, c.spec, version)
     if c.json:
         c.emit(_record_dict(record))
@@ -55,7 +55,7 @@ def diff_cmd(
     """Changes between two versions, or how a batch departs from the schema."""
     from conveyor.data.service import diff_batch_schema, diff_schema_versions
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     if batch is not None and to_version is not None:
         raise InvalidInputError(
             f"`conveyor schema diff` compares with --to {to_version} or with --batch {batch}, "
@@ -77,7 +77,7 @@ def accept_cmd(
     """Store the schema widened to admit a batch as the next version."""
     from conveyor.data.service import accept_batch_schema
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     record, diff = accept_batch_schema(c.ws, c.spec, batch, reason=reason)
     if c.json:
         c.emit({"schema": _record_dict(record), "diff": diff.to_dict(), "saved": not diff.is_empty})

@@ -31,7 +31,7 @@ def predict(
     """Score a file with the production model: streamed, on every core, written atomically."""
     from conveyor.serving.scoring import score_batch
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     say = c.progress()
     result = score_batch(
         c.ws,
@@ -110,7 +110,7 @@ def offline_build(
     """Precompute a prediction for every entity into the offline table."""
     from conveyor.serving.scoring import build_offline_table
 
-    c = get(ctx)
+    c = get(ctx, existing=True)
     say = c.progress()
     result = build_offline_table(
         c.ws,
@@ -134,7 +134,7 @@ def offline_lookup(
     """Print the stored predictions of some keys."""
     from conveyor.serving.scoring import lookup_keys
 
-    c = get(ctx, read_only=True)
+    c = get(ctx, existing=True)
     found = lookup_keys(c.ws, c.spec, keys)
     missing = [k for k in keys if k not in found]
     c.emit({"found": found, "missing": missing}, {"found": found, "missing": missing})
