@@ -4,7 +4,8 @@
 >>> sorted(cv.__all__)[:3]
 ['ConveyorError', 'Project', 'ProjectSpec']
 
-Names are imported on first use, so ``import conveyor`` and the command line start quickly.
+Names are imported on first use, so ``import conveyor`` and the command line start quickly;
+``__version__`` is the installed distribution's version (``importlib.metadata``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+_DISTRIBUTION = "conveyor-ml"
 
 _EXPORTS = {
     "ConveyorError": "conveyor.core.errors",
@@ -40,6 +41,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    __version__: str
     from conveyor.config import Settings as Settings
     from conveyor.core.errors import ConveyorError as ConveyorError
     from conveyor.data.sources import SqlQuery as SqlQuery
@@ -63,6 +65,15 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version(_DISTRIBUTION)
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            found = "0+unknown"
+        globals()[name] = found
+        return found
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value

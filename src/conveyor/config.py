@@ -80,3 +80,20 @@ class Settings(BaseSettings):
 
     def resolved_artifacts(self) -> str:
         return self.artifacts or str(self.resolved_home() / "artifacts")
+
+    def sqlite_file(self) -> Path | None:
+        """The file of the metadata database when it is an SQLite file, else ``None``.
+
+        Examples
+        --------
+        >>> Settings(home=Path("/tmp/ws")).sqlite_file()
+        PosixPath('/tmp/ws/conveyor.db')
+        >>> Settings(db_url="postgresql+psycopg://db/conveyor").sqlite_file() is None
+        True
+        """
+        url = self.resolved_db_url()
+        prefix = "sqlite:///"
+        if not url.startswith(prefix):
+            return None
+        path = url[len(prefix) :].split("?", 1)[0]
+        return None if path in ("", ":memory:") else Path(path).expanduser().resolve()

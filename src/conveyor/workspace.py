@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config import Settings
+from conveyor.core.errors import NotFoundError
 from conveyor.store.factory import Stores, open_stores
 
 
@@ -44,6 +45,39 @@ class Workspace:
             run_stale_after_s=settings.run_stale_after_s,
         )
         return cls(settings=settings, stores=stores, home=home)
+
+    @classmethod
+    def open_existing(cls, settings: Settings | None = None) -> Workspace:
+        """Open a workspace that exists already; never create one (for commands that only read).
+
+        A workspace exists when its metadata database does: the SQLite file (``conveyor.db``
+        under ``home`` by default), or any server database named by ``db_url``.
+
+        Raises
+        ------
+        NotFoundError
+            If the SQLite database does not exist; the message names the directory and file
+            looked at. Nothing is created.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> Workspace.open_existing(Settings(home=Path(tempfile.mkdtemp()) / "none"))
+        Traceback (most recent call last):
+        ...
+        conveyor.core.errors.NotFoundError: No Conveyor workspace at '...none': ...
+        """
+        settings = settings or Settings()
+        database = settings.sqlite_file()
+        if database is not None and not database.is_file():
+            home = settings.resolved_home()
+            raise NotFoundError(
+                f"No Conveyor workspace at '{home}': its metadata database '{database}' does "
+                "not exist. Point --home (CONVEYOR_HOME, Settings.home; default ./.conveyor) "
+                "at an existing workspace, or create one with a command that writes, such as "
+                "`conveyor ingest`."
+            )
+        return cls.open(settings)
 
     def project_dir(self, project: str, kind: str) -> Path:
         """A local directory of ``project`` for ``kind`` ('predictions', 'feedback', 'reports')."""

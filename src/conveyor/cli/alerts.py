@@ -9,8 +9,6 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from conveyor.cli.context import get, out
-from conveyor.monitoring.alerts import ack_alert, list_alert_views, send_test_alert
-from conveyor.monitoring.sinks import DeliveryError
 
 alerts_app = typer.Typer(
     help="Alerts raised by monitoring, the gate and the release watch.", no_args_is_help=True
@@ -27,7 +25,9 @@ def list_cmd(
     limit: Annotated[int, typer.Option(min=1, help="Newest N alerts.")] = 50,
 ) -> None:
     """List alerts, newest last, with their acknowledgements and report links."""
-    c = get(ctx)
+    from conveyor.monitoring.alerts import list_alert_views
+
+    c = get(ctx, existing=True)
     views = list_alert_views(c.ws, c.spec.project, kind=kind, include_acked=not open_only)[-limit:]
     rows = [
         {
@@ -64,7 +64,9 @@ def ack_cmd(
     note: Annotated[str, typer.Option(help="Why, or what was done.")] = "",
 ) -> None:
     """Acknowledge an alert (the first acknowledgement is kept)."""
-    c = get(ctx)
+    from conveyor.monitoring.alerts import ack_alert
+
+    c = get(ctx, existing=True)
     view = ack_alert(c.ws, c.spec.project, alert_id, by=c.ws.actor, note=note)
     c.emit(
         {"id": view.alert.id, "acked_by": view.acked_by, "acked_at": view.acked_at},
@@ -75,6 +77,9 @@ def ack_cmd(
 @alerts_app.command("test-sink")
 def test_sink_cmd(ctx: typer.Context) -> None:
     """Send a test alert to every configured sink; exit 1 if one fails."""
+    from conveyor.monitoring.alerts import send_test_alert
+    from conveyor.monitoring.sinks import DeliveryError
+
     c = get(ctx)
     deliveries = send_test_alert(c.ws, c.spec)
     c.emit(

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import EXIT_BLOCKED, get
 from conveyor.core.errors import AlreadyExistsError, InvalidInputError
-from conveyor.data.cards import build_data_card, write_data_card_html
-from conveyor.data.drafting import draft_spec
-from conveyor.data.drift_history import dataset_drift, dataset_profile
-from conveyor.data.profiles import OTHER, without_sketches
-from conveyor.data.service import ingest_batch, read_source
-from conveyor.data.sources import DEFAULT_CHUNK_ROWS, Source, SqlQuery
-from conveyor.pipeline.retention import enforce_retention
+
+if TYPE_CHECKING:
+    from conveyor.data.sources import Source
 
 
 class DriftAgainst(StrEnum):
@@ -43,6 +37,9 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Draft conveyor.yaml from a data sample: task, label, time column, schema."""
+    from conveyor.data.drafting import draft_spec
+    from conveyor.data.service import read_source
+
     c = get(ctx)
     if c.spec_path.exists() and not force:
         raise AlreadyExistsError(f"'{c.spec_path}' exists; pass --force to overwrite it.")
@@ -69,10 +66,14 @@ def ingest(
     ] = None,
     query: Annotated[str | None, typer.Option("--query", help="The SQL query of --sql.")] = None,
     chunk_rows: Annotated[
-        int, typer.Option(help="Rows read at a time; bounds memory on large batches.")
-    ] = DEFAULT_CHUNK_ROWS,
+        int | None,
+        typer.Option(help="Rows read at a time; bounds memory on large batches (default 200,000)."),
+    ] = None,
 ) -> None:
     """Validate batches and store them as dataset versions; exit 3 if one is quarantined."""
+    from conveyor.data.service import ingest_batch
+    from conveyor.data.sources import DEFAULT_CHUNK_ROWS, SqlQuery
+
     c = get(ctx)
     batches: list[Source] = list(sources or [])
     if (sql is None) != (query is None):
@@ -84,7 +85,13 @@ def ingest(
     quarantined = False
     results = []
     for source in batches:
-        r = ingest_batch(c.ws, c.spec, source, progress=c.progress(), chunk_rows=chunk_rows)
+        r = ingest_batch(
+            c.ws,
+            c.spec,
+            source,
+            progress=c.progress(),
+            chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+        )
         quarantined |= r.quarantined
         results.append(
             {
@@ -117,15 +124,16 @@ def card(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Dataset version id or batch number.")],
     html: Annotated[Path | None, typer.Option("--html", help="Write the HTML card here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON card.")] = False,
 ) -> None:
     """A dataset version's data card: source, lineage, schema, profile plots, validation."""
-    c = get(ctx)
+    from conveyor.data.cards import build_data_card, write_data_card_html
+
+    c = get(ctx, existing=True)
     doc = build_data_card(c.ws, c.spec, version)
     if html is not None:
         write_data_card_html(doc, html)
-    if as_json or c.json:
-        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    if c.json:
+        c.emit(doc)
         return
     ds = doc["dataset"]
     c.emit(None, f"batch {ds['batch']} {ds['status']}  {ds['rows']:,} rows  {ds['id']}")
@@ -152,7 +160,9 @@ def data_drift(
     ] = None,
 ) -> None:
     """Drift between two batches' stored profiles: PSI, KS, chi-square, JS, Wasserstein."""
-    c = get(ctx)
+    from conveyor.data.drift_history import dataset_drift
+
+    c = get(ctx, existing=True)
     drift = dataset_drift(c.ws, c.spec, version, other, against=against.value if against else None)
     table = Table("feature", "kind", "psi", "ks", "ks p adj", "chi2 p adj", "js", "w/sd", "drift")
     for name, f in drift["features"].items():
@@ -177,7 +187,10 @@ def data_profile(
     version: Annotated[str, typer.Argument(help="Dataset version id or batch number.")],
 ) -> None:
     """A batch's stored profile: counts, nulls, moments, quantiles, distinct ratio, top values."""
-    c = get(ctx)
+    from conveyor.data.drift_history import dataset_profile
+    from conveyor.data.profiles import OTHER, without_sketches
+
+    c = get(ctx, existing=True)
     found = dataset_profile(c.ws, c.spec, version)
     profile = without_sketches(found.profile)
     table = Table("column", "kind", "count", "nulls", "mean", "std", "p50", "distinct", "top")
@@ -201,7 +214,9 @@ def retention(
     ] = False,
 ) -> None:
     """Delete batches, quarantined data and prediction logs past conveyor.yaml's retention."""
-    c = get(ctx)
+    from conveyor.pipeline.retention import enforce_retention
+
+    c = get(ctx, existing=dry_run)
     report = enforce_retention(c.ws, c.spec, dry_run=dry_run, progress=c.progress())
     if c.json:
         c.emit(report.to_dict())

@@ -9,10 +9,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import EXIT_BLOCKED, get
-from conveyor.pipeline.gate import gate_version, promote_version
-from conveyor.registry.service import production_history, rollback
-from conveyor.training.hpo import list_studies
-from conveyor.training.service import train_model, tune_model
 
 hpo_app = typer.Typer(
     name="hpo",
@@ -24,7 +20,9 @@ hpo_app = typer.Typer(
 def train(ctx: typer.Context) -> None:
     """Train the baselines and the candidates on the newest accepted batches; register the
     winner."""
-    c = get(ctx)
+    from conveyor.training.service import train_model
+
+    c = get(ctx, existing=True)
     outcome = train_model(c.ws, c.spec, reason="manual", progress=c.progress())
     v = outcome.version
     c.emit(
@@ -42,7 +40,9 @@ def hpo_run(
     study: Annotated[str | None, typer.Option(help="Study name (resumed if it exists).")] = None,
 ) -> None:
     """Search the model's parameters on the training window; resume a study of that name."""
-    c = get(ctx)
+    from conveyor.training.service import tune_model
+
+    c = get(ctx, existing=True)
     result = tune_model(
         c.ws,
         c.spec,
@@ -62,7 +62,9 @@ def hpo_run(
 @hpo_app.command("show")
 def hpo_show(ctx: typer.Context) -> None:
     """The workspace's studies: trials and best value."""
-    c = get(ctx)
+    from conveyor.training.hpo import list_studies
+
+    c = get(ctx, existing=True)
     studies = list_studies(c.ws)
     table = Table("study", "model", "trials", "metric", "best")
     for s in studies:
@@ -81,7 +83,9 @@ def gate(
     ] = True,
 ) -> None:
     """Compare a challenger with production on the same newest test rows; exit 3 if rejected."""
-    c = get(ctx)
+    from conveyor.pipeline.gate import gate_version
+
+    c = get(ctx, existing=True)
     outcome = gate_version(c.ws, c.spec, version, promote_if_passed=promote_)
     verdict = "promoted" if outcome.promoted else ("passed" if outcome.passed else "rejected")
     reasons = " ".join([*outcome.decision.reasons, *outcome.problems, outcome.conflict or ""])
@@ -97,7 +101,9 @@ def promote_cmd(
 ) -> None:
     """Make a version production by hand (recorded with who, when and why), after loading it
     as the server does and replaying its sample requests; exit 3 if that check fails."""
-    c = get(ctx)
+    from conveyor.pipeline.gate import promote_version
+
+    c = get(ctx, existing=True)
     pointer = promote_version(c.ws, c.spec, version, reason=reason)
     c.emit(
         {"alias": pointer.alias, "version": pointer.version, "revision": pointer.revision},
@@ -111,7 +117,9 @@ def rollback_cmd(
     block: Annotated[bool, typer.Option(help="Never promote the abandoned version again.")] = False,
 ) -> None:
     """Return production to the previous version in one command."""
-    c = get(ctx)
+    from conveyor.registry.service import rollback
+
+    c = get(ctx, existing=True)
     pointer = rollback(c.ws, c.spec.model_name, reason=reason, block=block)
     c.emit(
         {"alias": pointer.alias, "version": pointer.version}, f"production -> v{pointer.version}"
@@ -120,7 +128,9 @@ def rollback_cmd(
 
 def history(ctx: typer.Context) -> None:
     """The production alias's history: every move with who, when and why."""
-    c = get(ctx)
+    from conveyor.registry.service import production_history
+
+    c = get(ctx, existing=True)
     events = production_history(c.ws, c.spec.model_name)
     if c.json:
         c.emit(

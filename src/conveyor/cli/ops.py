@@ -6,16 +6,15 @@ import signal
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from conveyor.cli.context import get
-from conveyor.monitoring.service import monitor, write_monitoring_report
-from conveyor.pipeline.agent import MIN_LEASE_TTL_S, Agent, AgentConfig, TickReport
-from conveyor.pipeline.cycle import LEASE_TTL_S, run_cycle
-from conveyor.pipeline.watch import watch_release
+
+if TYPE_CHECKING:
+    from conveyor.pipeline.agent import Agent, TickReport
 
 
 def monitor_cmd(
@@ -32,8 +31,13 @@ def monitor_cmd(
         typer.Option("--report", help="Write the monitoring history as HTML here; no new job."),
     ] = None,
 ) -> None:
-    """Drift, prediction drift, bias, realised and estimated performance; raises alerts."""
-    c = get(ctx)
+    """Drift, prediction drift, bias, realised and estimated performance; raises alerts.
+
+    With ``--report`` it only reads: the workspace must exist.
+    """
+    from conveyor.monitoring.service import monitor, write_monitoring_report
+
+    c = get(ctx, existing=report is not None)
     if report is not None:
         path = write_monitoring_report(c.ws, c.spec, report, since=since)
         c.emit({"report": str(path)}, f"report: {path}")
@@ -66,6 +70,8 @@ def monitor_cmd(
 
 def watch(ctx: typer.Context) -> None:
     """Check the current release against the version it replaced; roll back if worse."""
+    from conveyor.pipeline.watch import watch_release
+
     c = get(ctx)
     outcome = watch_release(c.ws, c.spec)
     c.emit(
@@ -92,6 +98,8 @@ def run(
 
     A cycle stopped or crashed after its triggers fired is resumed; cached steps are not redone.
     """
+    from conveyor.pipeline.cycle import run_cycle
+
     c = get(ctx)
     stop = _StopOnSignal()
     with stop:
@@ -159,26 +167,29 @@ def agent(
         int | None, typer.Option(help="Stop after this many ticks (default: run until stopped).")
     ] = None,
     lease_s: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--lease-s",
             help="Seconds the project's lease lives unrenewed: after a crash, another agent "
-            f"takes over once it expires (at least {MIN_LEASE_TTL_S:g}).",
+            "takes over once it expires (default 120, at least 1).",
         ),
-    ] = LEASE_TTL_S,
+    ] = None,
 ) -> None:
     """The long-running controller: monitoring, watch, landed batches, triggers and cycles.
 
     SIGTERM or SIGINT finishes the current step, records the cycle as stopped (the next run
     resumes it), releases the lease and exits 0; a second signal abandons the step at once.
     """
+    from conveyor.pipeline.agent import Agent, AgentConfig
+    from conveyor.pipeline.cycle import LEASE_TTL_S
+
     c = get(ctx)
     config = AgentConfig(
         landing=landing,
         interval_s=interval,
         monitor_every_s=monitor_every or None,
         watch=not no_watch,
-        lease_ttl_s=lease_s,
+        lease_ttl_s=LEASE_TTL_S if lease_s is None else lease_s,
     )
     controller = Agent(c.ws, c.spec, config, progress=c.progress())
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import Context, get
-from conveyor.core.entities import BatchStatus, DatasetVersion, DatasetVersionId
 from conveyor.core.errors import NotFoundError
-from conveyor.core.schema import ValidationReport
-from conveyor.data.service import release_batch
+
+if TYPE_CHECKING:
+    from conveyor.core.entities import DatasetVersion
 
 quarantine_app = typer.Typer(
     name="quarantine",
@@ -26,7 +26,9 @@ BatchId = Annotated[str, typer.Argument(help="The dataset version id (see `quara
 @quarantine_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """Every quarantined batch with its errors."""
-    c = get(ctx)
+    from conveyor.core.entities import BatchStatus
+
+    c = get(ctx, existing=True)
     batches = c.ws.stores.datasets.list_dataset_versions(
         c.spec.project, status=BatchStatus.QUARANTINED
     )
@@ -44,7 +46,9 @@ def list_cmd(ctx: typer.Context) -> None:
 @quarantine_app.command("show")
 def show_cmd(ctx: typer.Context, batch_id: BatchId) -> None:
     """One batch's validation report and status history."""
-    c = get(ctx)
+    from conveyor.core.schema import ValidationReport
+
+    c = get(ctx, existing=True)
     version = _get(c, batch_id)
     report = ValidationReport.from_dict(version.report)
     history = list(version.report.get("status_changes", []))
@@ -69,7 +73,9 @@ def release_cmd(
     ] = None,
 ) -> None:
     """Accept a batch if it passes the current schema now, or by an explicit override."""
-    c = get(ctx)
+    from conveyor.data.service import release_batch
+
+    c = get(ctx, existing=True)
     outcome = release_batch(c.ws, c.spec, batch_id, reason=reason)
     how = "by override" if outcome.overridden else "after re-validation"
     c.emit(
@@ -84,6 +90,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _get(c: Context, batch_id: str) -> DatasetVersion:
+    from conveyor.core.entities import DatasetVersionId
+
     version = c.ws.stores.datasets.get_dataset_version(DatasetVersionId(batch_id))
     if version.project != c.spec.project:
         raise NotFoundError(f"Dataset version {batch_id!r} is not a batch of '{c.spec.project}'.")
@@ -91,6 +99,8 @@ def _get(c: Context, batch_id: str) -> DatasetVersion:
 
 
 def _summary(v: DatasetVersion) -> dict[str, Any]:
+    from conveyor.core.schema import ValidationReport
+
     report = ValidationReport.from_dict(v.report)
     return {
         "id": v.id,

@@ -4,27 +4,17 @@ gc | card | report | history`: the registry's versions, approvals and lifecycle.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import get
-from conveyor.core.approval import Approval
-from conveyor.core.entities import ModelVersion
-from conveyor.pipeline.evaluation_report import write_evaluation_report
-from conveyor.registry.approvals import approve, find_approval, reject, request_approval
-from conveyor.registry.cards import build_model_card, write_model_card_html
-from conveyor.registry.lifecycle import (
-    GC_MIN_AGE_S,
-    KEEP_PRODUCTION,
-    archive_version,
-    collect_garbage,
-    delete_version,
-    restore_version,
-)
-from conveyor.registry.service import get_version, production_history
+
+if TYPE_CHECKING:
+    from conveyor.core.approval import Approval
+    from conveyor.core.entities import ModelVersion
 
 models_app = typer.Typer(
     name="models",
@@ -39,7 +29,7 @@ Reason = Annotated[str, typer.Option(help="Why; recorded in the audit log.")]
 @models_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """Every version with its status, aliases, approval and test metrics."""
-    c = get(ctx)
+    c = get(ctx, existing=True)
     model = c.spec.model_name
     aliases: dict[int, list[str]] = {}
     for pointer in c.ws.stores.models.list_aliases(model):
@@ -66,7 +56,10 @@ def list_cmd(ctx: typer.Context) -> None:
 @models_app.command("show")
 def show_cmd(ctx: typer.Context, version: Version) -> None:
     """One version: status, lineage, metrics and its approval."""
-    c = get(ctx)
+    from conveyor.registry.approvals import find_approval
+    from conveyor.registry.service import get_version
+
+    c = get(ctx, existing=True)
     model = c.spec.model_name
     mv = get_version(c.ws, model, version)
     aliases = [p.alias for p in c.ws.stores.models.list_aliases(model) if p.version == version]
@@ -77,7 +70,9 @@ def show_cmd(ctx: typer.Context, version: Version) -> None:
 @models_app.command("request-approval")
 def request_cmd(ctx: typer.Context, version: Version, reason: Reason = "") -> None:
     """Ask for a version to be approved for production."""
-    c = get(ctx)
+    from conveyor.registry.approvals import request_approval
+
+    c = get(ctx, existing=True)
     approval = request_approval(c.ws, c.spec.model_name, version, reason=reason)
     c.emit(_approval(approval), f"v{version} approval requested by {approval.requested_by}")
 
@@ -85,7 +80,9 @@ def request_cmd(ctx: typer.Context, version: Version, reason: Reason = "") -> No
 @models_app.command("approve")
 def approve_cmd(ctx: typer.Context, version: Version, reason: Reason) -> None:
     """Approve a pending request (by someone other than the requester, if the project says)."""
-    c = get(ctx)
+    from conveyor.registry.approvals import approve
+
+    c = get(ctx, existing=True)
     distinct = c.spec.registry.require_approval
     approval = approve(c.ws, c.spec.model_name, version, reason=reason, distinct_actor=distinct)
     c.emit(_approval(approval), f"v{version} approved by {approval.decided_by}")
@@ -94,7 +91,9 @@ def approve_cmd(ctx: typer.Context, version: Version, reason: Reason) -> None:
 @models_app.command("reject")
 def reject_cmd(ctx: typer.Context, version: Version, reason: Reason) -> None:
     """Reject a pending request."""
-    c = get(ctx)
+    from conveyor.registry.approvals import reject
+
+    c = get(ctx, existing=True)
     distinct = c.spec.registry.require_approval
     approval = reject(c.ws, c.spec.model_name, version, reason=reason, distinct_actor=distinct)
     c.emit(_approval(approval), f"v{version} rejected by {approval.decided_by}")
@@ -103,7 +102,9 @@ def reject_cmd(ctx: typer.Context, version: Version, reason: Reason) -> None:
 @models_app.command("archive")
 def archive_cmd(ctx: typer.Context, version: Version, reason: Reason = "archived") -> None:
     """Retire a version: it takes no alias until restored."""
-    c = get(ctx)
+    from conveyor.registry.lifecycle import archive_version
+
+    c = get(ctx, existing=True)
     mv = archive_version(c.ws, c.spec.model_name, version, reason=reason)
     c.emit({"version": mv.version, "status": str(mv.status)}, f"v{version} {mv.status}")
 
@@ -111,7 +112,9 @@ def archive_cmd(ctx: typer.Context, version: Version, reason: Reason = "archived
 @models_app.command("restore")
 def restore_cmd(ctx: typer.Context, version: Version, reason: Reason = "restored") -> None:
     """Bring an archived version back to the status it had before."""
-    c = get(ctx)
+    from conveyor.registry.lifecycle import restore_version
+
+    c = get(ctx, existing=True)
     mv = restore_version(c.ws, c.spec.model_name, version, reason=reason)
     c.emit({"version": mv.version, "status": str(mv.status)}, f"v{version} {mv.status}")
 
@@ -122,14 +125,16 @@ def delete_cmd(
     version: Version,
     reason: Reason = "deleted",
     keep_production: Annotated[
-        int, typer.Option(help="Refuse to delete one of the last N production versions.")
-    ] = KEEP_PRODUCTION,
+        int | None,
+        typer.Option(help="Refuse to delete one of the last N production versions (default 3)."),
+    ] = None,
 ) -> None:
     """Delete an archived version; the audit log keeps a tombstone."""
-    c = get(ctx)
-    mv = delete_version(
-        c.ws, c.spec.model_name, version, reason=reason, keep_production=keep_production
-    )
+    from conveyor.registry.lifecycle import KEEP_PRODUCTION, delete_version
+
+    c = get(ctx, existing=True)
+    keep = KEEP_PRODUCTION if keep_production is None else keep_production
+    mv = delete_version(c.ws, c.spec.model_name, version, reason=reason, keep_production=keep)
     c.emit({"version": mv.version, "deleted": True}, f"v{version} deleted")
 
 
@@ -138,11 +143,15 @@ def gc_cmd(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Delete nothing; report.")] = False,
     min_age_s: Annotated[
-        float, typer.Option(help="Keep unreferenced blobs younger than this.")
-    ] = GC_MIN_AGE_S,
+        float | None,
+        typer.Option(help="Keep unreferenced blobs younger than this (default 3600 s)."),
+    ] = None,
 ) -> None:
     """Delete artifact blobs that no model version, run or dataset version refers to."""
-    c = get(ctx)
+    from conveyor.registry.lifecycle import GC_MIN_AGE_S, collect_garbage
+
+    c = get(ctx, existing=dry_run)
+    min_age_s = GC_MIN_AGE_S if min_age_s is None else min_age_s
     report = collect_garbage(c.ws, dry_run=dry_run, min_age_s=min_age_s)
     verb = "would free" if dry_run else "freed"
     c.emit(
@@ -159,7 +168,9 @@ def card_cmd(
     html: Annotated[Path | None, typer.Option(help="Also write the card as HTML here.")] = None,
 ) -> None:
     """The model card of a version as JSON, and as an HTML page with --html."""
-    c = get(ctx)
+    from conveyor.registry.cards import build_model_card, write_model_card_html
+
+    c = get(ctx, existing=True)
     card = build_model_card(c.ws, c.spec.model_name, version, spec=c.spec)
     if html is not None:
         write_model_card_html(card, html)
@@ -174,7 +185,9 @@ def report_cmd(
     out: Annotated[Path, typer.Option("--out", help="Where to write the HTML report.")],
 ) -> None:
     """Write the evaluation report the gate stored with a version (curves, slices, decision)."""
-    c = get(ctx)
+    from conveyor.pipeline.evaluation_report import write_evaluation_report
+
+    c = get(ctx, existing=True)
     path = write_evaluation_report(c.ws, name, version, out)
     c.emit({"model": name, "version": version, "out": str(path)}, f"wrote {escape(str(path))}")
 
@@ -182,7 +195,9 @@ def report_cmd(
 @models_app.command("history")
 def history_cmd(ctx: typer.Context) -> None:
     """Every move of the production alias with who, when and why."""
-    c = get(ctx)
+    from conveyor.registry.service import production_history
+
+    c = get(ctx, existing=True)
     events = production_history(c.ws, c.spec.model_name)
     rows = [
         {

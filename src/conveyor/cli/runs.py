@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import Context, get
-from conveyor.core.entities import Run
-from conveyor.tracking.compare import Comparison, compare_runs, run_labels, write_comparison_html
-from conveyor.tracking.search import search_runs
+
+if TYPE_CHECKING:
+    from conveyor.core.entities import Run
+    from conveyor.tracking.compare import Comparison
 
 runs_app = typer.Typer(help="Search and compare tracked runs.", no_args_is_help=True)
 
@@ -37,7 +38,9 @@ def search(
     ] = None,
 ) -> None:
     """Find runs whose metrics, params, tags and attributes match FILTER."""
-    c = get(ctx)
+    from conveyor.tracking.search import search_runs
+
+    c = get(ctx, existing=True)
     page = search_runs(
         c.ws,
         filter_string,
@@ -61,7 +64,9 @@ def compare(
     ] = None,
 ) -> None:
     """Show runs side by side: params (differences marked), latest metrics."""
-    c = get(ctx)
+    from conveyor.tracking.compare import compare_runs, write_comparison_html
+
+    c = get(ctx, existing=True)
     comparison = compare_runs(c.ws, run_ids)
     data: dict[str, Any] = comparison.to_dict()
     if html is not None:
@@ -111,6 +116,8 @@ def _runs_table(runs: tuple[Run, ...]) -> Table:
 
 
 def _comparison_table(comparison: Comparison) -> Table:
+    from conveyor.tracking.compare import run_labels
+
     labels = run_labels(comparison.runs)
     table = Table("", *(escape(label) for label in labels), title="Run comparison")
     for row in comparison.params:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,14 +11,10 @@ from rich.table import Table
 
 from conveyor.cli.context import get
 from conveyor.core.errors import InvalidInputError
-from conveyor.core.schema import ColumnSchema, SchemaRecord
-from conveyor.data.evolution import SchemaDiff
-from conveyor.data.service import (
-    accept_batch_schema,
-    diff_batch_schema,
-    diff_schema_versions,
-    get_schema_record,
-)
+
+if TYPE_CHECKING:
+    from conveyor.core.schema import ColumnSchema, SchemaRecord
+    from conveyor.data.evolution import SchemaDiff
 
 schema_app = typer.Typer(
     name="schema",
@@ -35,7 +31,9 @@ def show_cmd(
     version: Annotated[int | None, typer.Option(help="Schema version (default newest).")] = None,
 ) -> None:
     """Columns of a schema version: kind, role, nullability, range and categories."""
-    c = get(ctx)
+    from conveyor.data.service import get_schema_record
+
+    c = get(ctx, existing=True)
     record = get_schema_record(c.ws, c.spec, version)
     if c.json:
         c.emit(_record_dict(record))
@@ -55,7 +53,9 @@ def diff_cmd(
     batch: Annotated[Path | None, typer.Option("--batch", help="Diff a batch instead.")] = None,
 ) -> None:
     """Changes between two versions, or how a batch departs from the schema."""
-    c = get(ctx)
+    from conveyor.data.service import diff_batch_schema, diff_schema_versions
+
+    c = get(ctx, existing=True)
     if batch is not None and to_version is not None:
         raise InvalidInputError(
             f"`conveyor schema diff` compares with --to {to_version} or with --batch {batch}, "
@@ -75,7 +75,9 @@ def accept_cmd(
     reason: Annotated[str | None, typer.Option(help="Why; stored with the version.")] = None,
 ) -> None:
     """Store the schema widened to admit a batch as the next version."""
-    c = get(ctx)
+    from conveyor.data.service import accept_batch_schema
+
+    c = get(ctx, existing=True)
     record, diff = accept_batch_schema(c.ws, c.spec, batch, reason=reason)
     if c.json:
         c.emit({"schema": _record_dict(record), "diff": diff.to_dict(), "saved": not diff.is_empty})

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from conveyor.cli.context import get
 from conveyor.core.errors import InvalidInputError
-from conveyor.data.service import read_source
-from conveyor.serving.scoring import (
-    build_offline_table,
-    lookup_keys,
-    record_project_feedback,
-    score_batch,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 offline_app = typer.Typer(help="Precomputed predictions by entity key.", no_args_is_help=True)
 
@@ -34,7 +29,9 @@ def predict(
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk (bounds memory).")] = 100_000,
 ) -> None:
     """Score a file with the production model: streamed, on every core, written atomically."""
-    c = get(ctx)
+    from conveyor.serving.scoring import score_batch
+
+    c = get(ctx, existing=True)
     say = c.progress()
     result = score_batch(
         c.ws,
@@ -59,6 +56,9 @@ def feedback(
     ],
 ) -> None:
     """Record ground truth; it is joined to the logged predictions (idempotent)."""
+    from conveyor.data.service import read_source
+    from conveyor.serving.scoring import record_project_feedback
+
     c = get(ctx)
     frame, _ = read_source(source)
     if "label" not in frame.columns:
@@ -108,7 +108,9 @@ def offline_build(
     ] = None,
 ) -> None:
     """Precompute a prediction for every entity into the offline table."""
-    c = get(ctx)
+    from conveyor.serving.scoring import build_offline_table
+
+    c = get(ctx, existing=True)
     say = c.progress()
     result = build_offline_table(
         c.ws,
@@ -130,7 +132,9 @@ def offline_lookup(
     keys: Annotated[list[str], typer.Argument(help="Entity keys.")],
 ) -> None:
     """Print the stored predictions of some keys."""
-    c = get(ctx)
+    from conveyor.serving.scoring import lookup_keys
+
+    c = get(ctx, existing=True)
     found = lookup_keys(c.ws, c.spec, keys)
     missing = [k for k in keys if k not in found]
     c.emit({"found": found, "missing": missing}, {"found": found, "missing": missing})

@@ -9,8 +9,6 @@ import typer
 
 from conveyor.cli.context import err, get
 from conveyor.core.hosts import check_bind
-from conveyor.serving.service import serve
-from conveyor.spec import load_spec
 
 
 def serve_cmd(
@@ -39,6 +37,9 @@ def serve_cmd(
 
     A non-loopback --host needs CONVEYOR_TOKEN (writes then need it) or --insecure.
     """
+    from conveyor.serving.service import serve
+    from conveyor.spec import load_spec
+
     c = get(ctx)
     paths = list(project) if project else [c.spec_path]
     specs = [load_spec(p) for p in paths]
