@@ -176,7 +176,11 @@ def _week(
     bad_release_week: int,
 ) -> WeekRecord:
     rec = WeekRecord(week=w + 1, start=str(batch[flights.TIME].min().date()), rows=len(batch))
-    features = batch[flights.FEATURES + [flights.ENTITY]]
+    # The flight's scheduled time goes with each request: the server logs it (never scores it),
+    # so monitoring windows are 2013's weeks, not the minutes the replay ran in.
+    features = batch[flights.FEATURES + [flights.ENTITY, flights.TIME]].assign(
+        **{flights.TIME: batch[flights.TIME].map(lambda t: t.isoformat())}
+    )
     payload = features.rename(columns={flights.ENTITY: "request_id"}).to_dict(orient="records")
     preds = srv.predict(payload)
     scores = np.array([p["score"] for p in preds])
