@@ -11,7 +11,8 @@ loading); the interpreter waits for queued deliveries when it exits.
 
 from __future__ import annotations
 
-import logging
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,9 +27,8 @@ from conveyor.core.errors import ConfigError
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
-log = logging.getLogger("conveyor.alerts")
-
 _delivery_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +81,24 @@ def notify(ws: Workspace, spec: ProjectSpec, alert: Alert) -> list[Delivery]:
 
 def _pool() -> ThreadPoolExecutor:
     global _delivery_pool
-    if _delivery_pool is None:
-        _delivery_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-alerts")
-    return _delivery_pool
+    with _pool_lock:
+        if _delivery_pool is None:
+            _delivery_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-alerts")
+        return _delivery_pool
+
+
+def _forget_pool() -> None:
+    """A forked child has no delivery thread: it starts its own when it first needs one."""
+    global _delivery_pool, _pool_lock
+    _delivery_pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _send(ws: Workspace, spec: ProjectSpec, sinks: Sequence[AlertSink] | None, alert: Alert
+          ) -> list[Delivery]:  # fmt: skip
+    return deliver(build_sinks(ws, spec) if sinks is None else sinks, alert)
 
 
 def raise_alert(
@@ -115,8 +130,9 @@ def raise_alert(
     now : datetime, optional
         The alert's time; the current time by default.
     background : bool
-        Send on the delivery thread and return at once (the result's ``delivered`` future
-        completes when every sink was tried).
+        Build the sinks and send on the delivery thread, and return at once (the result's
+        ``delivered`` future completes when every sink was tried): neither a webhook host's
+        name lookup nor a slow sink then holds up the caller.
 
     Returns
     -------
@@ -139,11 +155,10 @@ def raise_alert(
         report=alert_link(kind, evidence, model=spec.model_name, page=page),
     )
     ws.stores.monitor.add_alert(alert)
-    targets = build_sinks(ws, spec) if sinks is None else list(sinks)
-    if background and targets:
-        return RaisedAlert(alert, _pool().submit(deliver, targets, alert))
+    if background and (sinks or (sinks is None and spec.alerts.sinks)):
+        return RaisedAlert(alert, _pool().submit(_send, ws, spec, sinks, alert))
     done: Future[list[Delivery]] = Future()
-    done.set_result(deliver(targets, alert))
+    done.set_result(_send(ws, spec, sinks, alert))
     return RaisedAlert(alert, done)
 
 

@@ -1,4 +1,4 @@
-"""raise_alert stores an alert with its link and sends it to every sink, never failing the caller."""
+"""raise_alert stores an alert with its link and sends it to every sink, never failing callers."""
 
 from __future__ import annotations
 
