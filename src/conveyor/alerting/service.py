@@ -62,14 +62,25 @@ class RefusedSink:
         raise DeliveryError(f"The sink {self.name} is not usable: {self.reason}")
 
 
-def build_sinks(ws: Workspace, spec: ProjectSpec) -> list[AlertSink]:
-    """The project's configured sinks, in order; one that cannot be built (a refused webhook
-    URL, see :func:`~conveyor.alerting.sinks.check_webhook_url`) fails each send with why."""
+def build_sinks(ws: Workspace, spec: ProjectSpec, *, strict: bool = False) -> list[AlertSink]:
+    """The project's configured sinks, in order.
+
+    A sink that cannot be built (a refused webhook URL, see
+    :func:`~conveyor.alerting.sinks.check_webhook_url`) fails each send with the reason, or,
+    with ``strict`` (``conveyor alerts test-sink``), raises it.
+
+    Raises
+    ------
+    ConfigError
+        With ``strict``, if a configured sink cannot be built.
+    """
     sinks: list[AlertSink] = []
     for sink_spec in spec.alerts.sinks:
         try:
             sinks.append(build_sink(sink_spec, home=ws.home))
         except ConfigError as exc:
+            if strict:
+                raise
             sinks.append(RefusedSink(sink_spec.kind, str(exc)))
     return sinks
 

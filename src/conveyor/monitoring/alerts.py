@@ -268,7 +268,13 @@ def ack_alert(ws: Workspace, project: str, alert_id: str, *, by: str, note: str 
 
 
 def send_test_alert(ws: Workspace, spec: ProjectSpec) -> list[Delivery]:
-    """Send a test alert (not stored) to every configured sink and report each delivery."""
+    """Send a test alert (not stored) to every configured sink and report each delivery.
+
+    Raises
+    ------
+    ConfigError
+        If a configured sink cannot be built (a refused webhook URL).
+    """
     alert = Alert(
         id=AlertId(new_id("al_test_")),
         project=spec.project,
@@ -277,7 +283,7 @@ def send_test_alert(ws: Workspace, spec: ProjectSpec) -> list[Delivery]:
         message=f"Test alert of project {spec.project!r}.",
         created_at=utcnow(),
     )
-    return deliver(build_sinks(ws, spec), alert)
+    return deliver(build_sinks(ws, spec, strict=True), alert)
 
 
 __all__ = [
