@@ -107,9 +107,10 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _send(ws: Workspace, spec: ProjectSpec, sinks: Sequence[AlertSink] | None, alert: Alert
-          ) -> list[Delivery]:  # fmt: skip
-    return deliver(build_sinks(ws, spec) if sinks is None else sinks, alert)
+def _send(
+    ws: Workspace, spec: ProjectSpec, sinks: Sequence[AlertSink] | None, alert: Alert
+) -> list[Delivery]:
+    return notify(ws, spec, alert) if sinks is None else deliver(sinks, alert)
 
 
 def raise_alert(
