@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -10,7 +11,9 @@ import pytest
 
 from conveyor.alerting.service import raise_alert
 from conveyor.config import Settings
-from conveyor.core.entities import AlertSeverity
+from conveyor.core.clock import new_id, utcnow
+from conveyor.core.entities import AlertSeverity, MonitorReport
+from conveyor.monitoring.alerts import raise_alerts
 from conveyor.spec import ProjectSpec, parse_spec
 from conveyor.workspace import Workspace
 
@@ -94,3 +97,20 @@ def test_a_background_delivery_returns_before_a_slow_sink_ends(ws, tmp_path):
     assert [d.ok for d in done.deliveries] == [True, True]
     assert orjson.loads(out.read_bytes())["kind"] == "serving_fallback"
     assert sent(ws)[0]["evidence"] == {"wanted": 2, "serving": 1}
+
+
+def test_a_monitoring_job_raises_its_alerts_past_a_refused_webhook(ws):
+    spec = make_spec({"kind": "webhook", "url": "http://127.0.0.1:9/hook"})
+    now = utcnow()
+    report = MonitorReport(
+        id=new_id("mr_"),
+        project="toy",
+        model_version=2,
+        window_start=now - timedelta(days=1),
+        window_end=now,
+        created_at=now,
+        stats={"drift": {"summary": {"drifted_features": ["distance"]}}},
+    )
+    (alert,) = raise_alerts(ws, spec, report).raised  # building the sinks used to raise
+    (payload,) = sent(ws)
+    assert payload["id"] == alert.id and payload["kind"] == "drift"
