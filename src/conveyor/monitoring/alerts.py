@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 
+from conveyor.alerting.links import link_of
+from conveyor.alerting.service import build_sinks, notify, raise_alert
+from conveyor.alerting.sinks import AlertSink, Delivery, deliver
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity, MonitorReport
 from conveyor.core.errors import InvalidInputError, NotFoundError
-from conveyor.monitoring.links import alert_link, link_of
-from conveyor.monitoring.sinks import AlertSink, Delivery, build_sink, deliver
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
@@ -49,7 +50,7 @@ class RaisedAlerts:
 @dataclass(frozen=True, slots=True)
 class AlertView:
     """A stored alert with its acknowledgement, if any, and its link
-    (:func:`~conveyor.monitoring.links.link_of`)."""
+    (:func:`~conveyor.alerting.links.link_of`)."""
 
     alert: Alert
     acked_by: str | None = None
@@ -165,16 +166,6 @@ def find_candidates(spec: ProjectSpec, report: MonitorReport) -> list[AlertCandi
     return found
 
 
-def build_sinks(ws: Workspace, spec: ProjectSpec) -> list[AlertSink]:
-    """The project's configured sinks (webhook URLs are checked here)."""
-    return [build_sink(s, home=ws.home) for s in spec.alerts.sinks]
-
-
-def notify(ws: Workspace, spec: ProjectSpec, alert: Alert) -> list[Delivery]:
-    """Send an alert stored elsewhere (the gate, the release watch) to the project's sinks."""
-    return deliver(build_sinks(ws, spec), alert)
-
-
 def raise_alerts(
     ws: Workspace,
     spec: ProjectSpec,
@@ -185,7 +176,7 @@ def raise_alerts(
 ) -> RaisedAlerts:
     """Store and send the alerts ``report`` raises, minus those within their cool-down.
 
-    Each alert's ``report`` is its link (:func:`~conveyor.monitoring.links.alert_link`): the
+    Each alert's ``report`` is its link (:func:`~conveyor.alerting.links.alert_link`): the
     window's HTML report when one was written, else the command that writes the history page
     from the window on.
     """
@@ -205,21 +196,19 @@ def raise_alerts(
             suppressed.append(c)
             continue
         recent.add(key)
-        alert = Alert(
-            id=AlertId(new_id("al_")),
-            project=spec.project,
+        done = raise_alert(
+            ws,
+            spec,
             kind=c.kind,
-            severity=c.severity,
             message=c.message,
-            created_at=now,
-            evidence=dict(c.evidence),
-            report=alert_link(
-                c.kind, c.evidence, model=spec.model_name, page=report.stats.get("html")
-            ),
+            evidence=c.evidence,
+            severity=c.severity,
+            page=report.stats.get("html"),
+            sinks=sinks,
+            now=now,
         )
-        ws.stores.monitor.add_alert(alert)
-        raised.append(alert)
-        deliveries[alert.id] = tuple(deliver(sinks, alert))
+        raised.append(done.alert)
+        deliveries[done.alert.id] = tuple(done.deliveries)
     return RaisedAlerts(tuple(raised), tuple(suppressed), deliveries)
 
 
@@ -279,7 +268,13 @@ def ack_alert(ws: Workspace, project: str, alert_id: str, *, by: str, note: str 
 
 
 def send_test_alert(ws: Workspace, spec: ProjectSpec) -> list[Delivery]:
-    """Send a test alert (not stored) to every configured sink and report each delivery."""
+    """Send a test alert (not stored) to every configured sink and report each delivery.
+
+    Raises
+    ------
+    ConfigError
+        If a configured sink cannot be built (a refused webhook URL).
+    """
     alert = Alert(
         id=AlertId(new_id("al_test_")),
         project=spec.project,
@@ -288,4 +283,20 @@ def send_test_alert(ws: Workspace, spec: ProjectSpec) -> list[Delivery]:
         message=f"Test alert of project {spec.project!r}.",
         created_at=utcnow(),
     )
-    return deliver(build_sinks(ws, spec), alert)
+    return deliver(build_sinks(ws, spec, strict=True), alert)
+
+
+__all__ = [
+    "AlertCandidate",
+    "AlertView",
+    "RaisedAlerts",
+    "ack_alert",
+    "alert_metrics",
+    "build_sinks",
+    "find_candidates",
+    "list_alert_views",
+    "notify",
+    "raise_alerts",
+    "read_acks",
+    "send_test_alert",
+]

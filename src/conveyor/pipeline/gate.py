@@ -21,9 +21,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from conveyor.alerting.service import raise_alert
 from conveyor.core.approval import ApprovalStatus
-from conveyor.core.clock import new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity, AliasPointer, ModelVersion
+from conveyor.core.clock import utcnow
+from conveyor.core.entities import AlertSeverity, AliasPointer, ModelVersion
 from conveyor.core.errors import ConflictError, InvalidInputError
 from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
@@ -40,8 +41,6 @@ from conveyor.evaluation import (
     run_behaviour_tests,
     sanity_check,
 )
-from conveyor.monitoring.alerts import notify
-from conveyor.monitoring.links import alert_link
 from conveyor.pipeline.evaluation_report import REPORT_KEY, render_report_bytes
 from conveyor.pipeline.infra_check import check_release, require_release_check
 from conveyor.registry.approvals import find_approval, request_approval
@@ -463,15 +462,11 @@ def _alert_rejection(ws: Workspace, spec: ProjectSpec, outcome: GateOutcome) -> 
 
 
 def _alert(ws: Workspace, spec: ProjectSpec, kind: str, message: str, outcome: GateOutcome) -> None:
-    alert = Alert(
-        id=AlertId(new_id("al_")),
-        project=spec.project,
+    raise_alert(
+        ws,
+        spec,
         kind=kind,
-        severity=AlertSeverity.WARNING,
         message=message,
-        created_at=utcnow(),
         evidence=outcome.to_dict(),
-        report=alert_link("gate_rejected", outcome.to_dict(), model=spec.model_name),
+        severity=AlertSeverity.WARNING,
     )
-    ws.stores.monitor.add_alert(alert)
-    notify(ws, spec, alert)

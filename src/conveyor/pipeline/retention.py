@@ -13,7 +13,8 @@ and deletes it item by item:
 
 A batch that a registered model version's lineage names (its training, validation and test
 window) is never deleted, whatever its age. Each run that deletes something records an
-``retention`` alert with every item and its size, by the workspace's actor.
+``retention`` alert with every item and its size, by the workspace's actor, and sends it to
+the project's alert sinks.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from conveyor.core.clock import as_utc, new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity, BatchStatus, DatasetVersion
+from conveyor.alerting.service import raise_alert
+from conveyor.core.clock import as_utc, utcnow
+from conveyor.core.entities import AlertSeverity, BatchStatus, DatasetVersion
 from conveyor.core.errors import ConveyorError
-from conveyor.monitoring.links import alert_link
 from conveyor.serving.predlog import compact_predictions
 from conveyor.spec import ProjectSpec, RetentionSpec
 from conveyor.workspace import Workspace
@@ -248,18 +249,14 @@ def _prune_prediction_days(
 
 def _record(ws: Workspace, spec: ProjectSpec, report: RetentionReport) -> None:
     deleted = report.deleted
-    ws.stores.monitor.add_alert(
-        Alert(
-            id=AlertId(new_id("al_")),
-            project=spec.project,
-            kind="retention",
-            severity=AlertSeverity.INFO,
-            message=f"Retention by {ws.actor} deleted {len(deleted)} item(s), "
-            f"{report.bytes_freed:,} bytes; {len(report.items) - len(deleted)} failed.",
-            created_at=utcnow(),
-            evidence={"actor": ws.actor, **report.to_dict()},
-            report=alert_link("retention", {}, model=spec.model_name),
-        )
+    raise_alert(
+        ws,
+        spec,
+        kind="retention",
+        message=f"Retention by {ws.actor} deleted {len(deleted)} item(s), "
+        f"{report.bytes_freed:,} bytes; {len(report.items) - len(deleted)} failed.",
+        evidence={"actor": ws.actor, **report.to_dict()},
+        severity=AlertSeverity.INFO,
     )
 
 

@@ -21,13 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conveyor.core.clock import new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity, AuditEvent, VersionStatus
+from conveyor.alerting.service import raise_alert
+from conveyor.core.entities import AlertSeverity, AuditEvent, VersionStatus
 from conveyor.core.errors import ConflictError
 from conveyor.core.signature import encode_frame
 from conveyor.evaluation.gate import GatePolicy, compare_models
-from conveyor.monitoring.alerts import notify
-from conveyor.monitoring.links import alert_link
 from conveyor.monitoring.service import served_inputs
 from conveyor.registry.service import (
     PRODUCTION,
@@ -243,15 +241,6 @@ def _roll_back(
 def _raise_alert(
     ws: Workspace, spec: ProjectSpec, kind: str, message: str, evidence: dict[str, Any]
 ) -> None:
-    alert = Alert(
-        id=AlertId(new_id("al_")),
-        project=spec.project,
-        kind=kind,
-        severity=AlertSeverity.CRITICAL,
-        message=message,
-        created_at=utcnow(),
-        evidence=evidence,
-        report=alert_link(kind, evidence, model=spec.model_name),
+    raise_alert(
+        ws, spec, kind=kind, message=message, evidence=evidence, severity=AlertSeverity.CRITICAL
     )
-    ws.stores.monitor.add_alert(alert)
-    notify(ws, spec, alert)

@@ -18,9 +18,10 @@ import orjson
 import uvicorn
 from starlette.applications import Starlette
 
+from conveyor.alerting.service import raise_alert
 from conveyor.config import Settings
-from conveyor.core.clock import new_id, utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity, VersionStatus
+from conveyor.core.clock import utcnow
+from conveyor.core.entities import AlertSeverity, VersionStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.core.hosts import check_bind
 from conveyor.core.model import Predictor
@@ -112,10 +113,12 @@ def last_good_versions(ws: Workspace, model: str, wanted: int) -> list[int]:
 
 
 def serving_alerter(ws: Workspace, spec: ProjectSpec) -> AlertHook:
-    """Record a serving alert (a refused model, a fallback) in the project's alert store.
+    """Raise a serving alert (a refused model, a fallback): store it, send it to the sinks.
 
-    An alert of the same kind and wanted version recorded within ``alerts.cooldown_hours``
-    (at least an hour, so the workers of one server raise it once) is not recorded again.
+    The sinks run on the alert delivery thread, so a slow one never delays loading the
+    model or the fallback, nor the event loop. An alert of the same kind and wanted version
+    recorded within ``alerts.cooldown_hours`` (at least an hour, so the workers of one server
+    raise it once) is not raised again.
     """
     cooldown = timedelta(hours=max(spec.alerts.cooldown_hours, 1.0))
 
@@ -125,17 +128,15 @@ def serving_alerter(ws: Workspace, spec: ProjectSpec) -> AlertHook:
         for earlier in ws.stores.monitor.list_alerts(spec.project, kind=kind):
             if earlier.evidence.get("wanted") == wanted and earlier.created_at >= now - cooldown:
                 return
-        ws.stores.monitor.add_alert(
-            Alert(
-                id=AlertId(new_id("al_")),
-                project=spec.project,
-                kind=kind,
-                severity=AlertSeverity.CRITICAL,
-                message=message,
-                created_at=now,
-                evidence={"model": spec.model_name, **evidence},
-                report="conveyor history",
-            )
+        raise_alert(
+            ws,
+            spec,
+            kind=kind,
+            message=message,
+            evidence={"model": spec.model_name, **evidence},
+            severity=AlertSeverity.CRITICAL,
+            now=now,
+            background=True,
         )
 
     return alert

@@ -1,4 +1,4 @@
-"""The examples in the monitoring modules' docstrings run and hold."""
+"""The examples in the monitoring and alerting modules' docstrings run and hold."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import doctest
 
 import pytest
 
-from conveyor.monitoring import cbpe, jobs, links, scrape, sinks
+from conveyor.alerting import links, sinks
+from conveyor.monitoring import cbpe, jobs, scrape
 
 
 @pytest.mark.parametrize("module", [cbpe, jobs, links, scrape, sinks], ids=lambda m: m.__name__)
