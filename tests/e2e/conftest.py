@@ -40,3 +40,29 @@ def cli(project_dir: Path) -> CLI:
         return proc
 
     return run
+
+
+def release_two_and_truncate_the_second(cli: CLI, project_dir: Path, **extra: str) -> Path:
+    """Promote v1 and v2 of the toy project, then cut v2's artifact short on disk.
+
+    ``extra`` columns are added to every batch. Returns the workspace home.
+    """
+    from conveyor.config import Settings
+    from conveyor.registry.service import get_version
+    from conveyor.workspace import Workspace
+
+    for w in range(3):
+        make_batch(w).assign(**extra).to_csv(project_dir / f"w{w}.csv", index=False)
+    cli("ingest", "w0.csv", "w1.csv")
+    cli("train")
+    cli("promote", "1", "--reason", "first release")
+    cli("ingest", "w2.csv")
+    cli("train")
+    cli("promote", "2", "--reason", "second release")
+    home = project_dir / ".conveyor"
+    ws = Workspace.open(Settings(home=home))
+    digest = get_version(ws, "toy", 2).artifact.split(":")[-1]
+    (blob,) = [p for p in home.rglob(digest[2:]) if p.parent.name == digest[:2]]
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:100])  # truncated on disk
+    return home

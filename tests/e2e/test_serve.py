@@ -15,11 +15,10 @@ import yaml
 from conveyor.config import Settings
 from conveyor.demo.server import free_port
 from conveyor.monitoring.scrape import sample_value
-from conveyor.registry.service import get_version
 from conveyor.serving.predlog import read_predictions
 from conveyor.workspace import Workspace
 
-from .conftest import make_batch
+from .conftest import make_batch, release_two_and_truncate_the_second
 
 
 @pytest.fixture
@@ -206,20 +205,8 @@ def test_a_production_version_that_cannot_load_falls_back_to_the_last_good_one(c
     spec = yaml.safe_load((project_dir / "conveyor.yaml").read_text())
     spec["ignore"] = ["note"]
     (project_dir / "conveyor.yaml").write_text(yaml.safe_dump(spec))
-    for w in range(3):
-        make_batch(w).assign(note="free text").to_csv(project_dir / f"w{w}.csv", index=False)
-    cli("ingest", "w0.csv", "w1.csv")
-    cli("train")
-    cli("promote", "1", "--reason", "first release")
-    cli("ingest", "w2.csv")
-    cli("train")
-    cli("promote", "2", "--reason", "second release")
-    home = project_dir / ".conveyor"
+    home = release_two_and_truncate_the_second(cli, project_dir, note="free text")
     ws = Workspace.open(Settings(home=home))
-    digest = get_version(ws, "toy", 2).artifact.split(":")[-1]
-    (blob,) = [p for p in home.rglob(digest[2:]) if p.parent.name == digest[:2]]
-    blob.chmod(0o644)
-    blob.write_bytes(blob.read_bytes()[:100])  # truncated on disk
     proc, url = _serve(project_dir)
     try:
         ready = _wait_ready(proc, url).json()

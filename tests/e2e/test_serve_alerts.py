@@ -11,10 +11,9 @@ import pytest
 import yaml
 
 from conveyor.config import Settings
-from conveyor.registry.service import get_version
 from conveyor.workspace import Workspace
 
-from .conftest import make_batch
+from .conftest import release_two_and_truncate_the_second
 from .test_serve import ROW, _serve, _wait_ready
 
 
@@ -36,20 +35,8 @@ def test_a_fallback_is_sent_to_the_sinks_past_a_failing_one(cli, project_dir, tm
         ]
     }
     (project_dir / "conveyor.yaml").write_text(yaml.safe_dump(spec))
-    for w in range(3):
-        make_batch(w).to_csv(project_dir / f"w{w}.csv", index=False)
-    cli("ingest", "w0.csv", "w1.csv")
-    cli("train")
-    cli("promote", "1", "--reason", "first release")
-    cli("ingest", "w2.csv")
-    cli("train")
-    cli("promote", "2", "--reason", "second release")
-    home = project_dir / ".conveyor"
+    home = release_two_and_truncate_the_second(cli, project_dir)
     ws = Workspace.open(Settings(home=home))
-    digest = get_version(ws, "toy", 2).artifact.split(":")[-1]
-    (blob,) = [p for p in home.rglob(digest[2:]) if p.parent.name == digest[:2]]
-    blob.chmod(0o644)
-    blob.write_bytes(blob.read_bytes()[:100])  # truncated on disk
     proc, url = _serve(project_dir)
     try:
         assert _wait_ready(proc, url).json()["model_version"] == 1

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from conveyor.core.clock import as_utc
 from conveyor.core.errors import StoreError
-from conveyor.serving.temporaries import locked_temporary, remove_stale_temporaries
+from conveyor.serving.temporaries import held_lock, locked_temporary, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -426,20 +426,8 @@ def _parts_in_window(directory: Path, since: datetime | None, until: datetime | 
 @contextlib.contextmanager
 def _closed_segment(path: Path) -> Iterator[bool]:
     """Yield whether ``path`` is closed, holding its lock meanwhile so no writer adopts it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    with held_lock(path, create=False) as closed:
+        yield closed
 
 
 def compact_predictions(directory: Path) -> int:
