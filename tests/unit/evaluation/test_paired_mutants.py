@@ -231,3 +231,42 @@ def test_mcnemar_to_dict_holds_every_field() -> None:
         "p_value": 0.5,
         "exact": True,
     }
+
+
+def test_auc_is_defined_on_a_resample_of_one_positive_and_one_negative() -> None:
+    # Two rows: a ranks the positive first (AUC 1), b last (AUC 0). A resample drawing each row
+    # once has exactly one positive-negative pair, so the difference is 1; a resample drawing
+    # one row twice has one class only and no AUC.
+    y = np.array([0.0, 1.0])
+    got = paired_bootstrap(
+        "roc_auc", y, np.array([0.2, 0.8]), np.array([0.8, 0.2]), n_resamples=40, seed=2
+    )
+    draws = _reference_draws(2, 40, seed=2, per_block=40)
+    both = draws[:, 0] != draws[:, 1]
+    assert both.any() and (~both).any()
+    np.testing.assert_array_equal(got[both], 1.0)
+    assert np.isnan(got[~both]).all()
+
+
+def test_r2_of_a_nearly_constant_truth_is_nan_not_a_rounding_artefact() -> None:
+    # 3.3 is not exact in binary: the weighted sum of squares around the mean of a constant
+    # column is a rounding residue, not a spread, and R² stays undefined.
+    y = np.full(30, 3.3)
+    a = y + 0.01
+    got = paired_bootstrap("r2", y, a, y - 0.02, n_resamples=50, seed=1, workers=1)
+    assert np.isnan(got).all()
+
+
+def test_a_row_count_above_the_block_size_gives_one_resample_per_block() -> None:
+    n = CHUNK_CELLS + 1
+    assert [(s, d.shape) for s, d in bootstrap_draws(n, 2, seed=0)] == [(0, (1, n)), (1, (1, n))]
+
+
+def test_one_row_fits_the_whole_block_size_in_one_block() -> None:
+    shapes = [(s, d.shape) for s, d in bootstrap_draws(1, CHUNK_CELLS // 2 + 1, seed=0)]
+    assert shapes == [(0, (CHUNK_CELLS // 2 + 1, 1))]
+
+
+def test_mcnemar_reads_float_correctness_as_booleans() -> None:
+    result = mcnemar_test(np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0, 0.0]))
+    assert (result.only_a, result.only_b) == (2, 1)
