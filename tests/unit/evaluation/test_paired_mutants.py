@@ -68,7 +68,9 @@ def _reference(metric: str, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> floa
     raise AssertionError(metric)
 
 
-def _expected(metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, draws: np.ndarray) -> list[float]:
+def _expected(
+    metric: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, draws: np.ndarray
+) -> list[float]:
     n = len(y)
     out = []
     for rows in draws:
@@ -167,7 +169,9 @@ def test_an_unknown_metric_is_named_in_the_error() -> None:
     assert "'roc_auc'" in str(caught.value) and "'r2'" in str(caught.value)
 
 
-def _pairs(only_a: int, only_b: int, both: int = 3, neither: int = 2) -> tuple[list[bool], list[bool]]:
+def _pairs(
+    only_a: int, only_b: int, both: int = 3, neither: int = 2
+) -> tuple[list[bool], list[bool]]:
     a = [True] * only_a + [False] * only_b + [True] * both + [False] * neither
     b = [False] * only_a + [True] * only_b + [True] * both + [False] * neither
     return a, b
@@ -178,7 +182,9 @@ def test_exact_mcnemar_matches_scipy_binomtest(only_a: int, only_b: int) -> None
     result = mcnemar_test(*_pairs(only_a, only_b))
     assert (result.only_a, result.only_b, result.exact) == (only_a, only_b, True)
     assert result.statistic == min(only_a, only_b)
-    assert result.p_value == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue, rel=1e-12)
+    assert result.p_value == pytest.approx(
+        binomtest(only_a, only_a + only_b, 0.5).pvalue, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(("only_a", "only_b"), [(10, 15), (15, 10), (30, 12), (50, 50)])

@@ -91,7 +91,9 @@ def test_other_aliases_need_no_approval(alias: str) -> None:
 
 def test_an_archived_version_message_names_version_model_and_alias() -> None:
     with pytest.raises(InvalidInputError) as caught:
-        check_alias_move("candidate", _version(VersionStatus.ARCHIVED), None, require_approval=False)
+        check_alias_move(
+            "candidate", _version(VersionStatus.ARCHIVED), None, require_approval=False
+        )
     message = str(caught.value)
     assert "Version 3 of 'toy' is archived and cannot take the alias 'candidate'" in message
     assert "conveyor models restore 3" in message
