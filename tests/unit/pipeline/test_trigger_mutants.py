@@ -258,3 +258,42 @@ def test_a_cron_tick_exactly_now_is_due_and_the_evidence_names_the_interval() ->
 
 def test_no_schedule_means_no_ticks() -> None:
     assert schedule_ticks(_policy(), T0 - timedelta(days=9), T0) == (None, 0)
+
+
+def test_new_data_needs_a_model_and_new_batches() -> None:
+    policy = _policy(new_data_rows=100)
+    assert decide(policy, _signals(new_rows=500)).fired == ()
+    first = decide(policy, _signals(has_model=False, new_rows=500, new_batches=(1,)))
+    assert first.fired == (Trigger("bootstrap", {"batches": 1, "rows": 500}),)
+
+
+def test_a_cooldown_without_past_trainings_holds_nothing() -> None:
+    fired = decide(
+        _policy(new_data_rows=100, cooldown_hours=2), _signals(new_rows=500, new_batches=(4,))
+    )
+    assert fired.name == "new_data"
+
+
+def test_a_cooldown_under_an_hour_still_holds() -> None:
+    trained = (T0 - timedelta(minutes=10),)
+    signals = _signals(new_rows=500, new_batches=(4,), trained_at=trained)
+    held = decide(_policy(new_data_rows=100, cooldown_hours=0.5), signals)
+    assert held.held_because == "cooling down until 2024-03-04T12:20:00+00:00"
+
+
+@pytest.mark.parametrize(("debounce", "fires"), [(180, True), (181, False)])
+def test_the_debounce_starts_at_the_first_window_of_a_long_streak(
+    debounce: int, fires: bool
+) -> None:
+    # Drift in the windows ending T0-3h .. T0 (four in a row after two calm ones).
+    windows = _hourly(drift_share=[0.1, 0.1, 0.5, 0.5, 0.5, 0.5])
+    policy = _policy(drift_share=0.3, debounce_minutes=debounce)
+    assert (decide(policy, _signals(windows=windows)).name == "drift") is fires
+
+
+def test_cron_catch_up_stops_at_its_cap() -> None:
+    policy = _policy(schedule_cron="* * * * *")
+    after = T0 - timedelta(days=80)
+    tick, count = schedule_ticks(policy, after, T0)
+    assert count == 100_000
+    assert tick == after + timedelta(minutes=100_000)
