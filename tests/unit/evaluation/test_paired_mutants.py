@@ -276,3 +276,10 @@ def test_one_row_fits_the_whole_block_size_in_one_block() -> None:
 def test_mcnemar_reads_float_correctness_as_booleans() -> None:
     result = mcnemar_test(np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0, 0.0]))
     assert (result.only_a, result.only_b) == (2, 1)
+
+
+def test_mcnemar_flattens_a_column_against_a_flat_vector() -> None:
+    column = np.array([[True], [True], [False]])
+    flat = np.array([False, True, True])
+    assert (mcnemar_test(column, flat).only_a, mcnemar_test(column, flat).only_b) == (1, 1)
+    assert (mcnemar_test(flat, column).only_a, mcnemar_test(flat, column).only_b) == (1, 1)
