@@ -151,14 +151,23 @@ def test_wasserstein_of_a_shift_worked_by_hand() -> None:
 def test_two_sample_inputs_are_checked_naming_the_side(
     values: list[float], side: str, words: str
 ) -> None:
-    with pytest.raises(InvalidInputError, match=words):
-        ks_2samp(values, [1.0, 2.0])
-    with pytest.raises(InvalidInputError, match=words.replace("reference", "current")):
-        wasserstein([1.0, 2.0], values)
+    for func in (ks_2samp, wasserstein):
+        with pytest.raises(InvalidInputError, match=f"The {side} sample"):
+            func(values, [1.0, 2.0])
+        with pytest.raises(InvalidInputError, match=words):
+            func(values, [1.0, 2.0])
+        with pytest.raises(InvalidInputError, match="The current sample"):
+            func([1.0, 2.0], values)
 
 
 @pytest.mark.parametrize(
-    ("ref", "cur"), [([30, 10], [10, 30]), ([5, 0, 7, 3], [2, 0, 9, 9]), ([8, 2, 0], [1, 1, 0])]
+    ("ref", "cur"),
+    [
+        ([30, 10], [10, 30]),
+        ([5, 0, 7, 3], [2, 0, 9, 9]),
+        ([8, 2, 0], [1, 1, 0]),
+        ([1, 4, 5], [0, 6, 2]),
+    ],
 )
 def test_chi2_matches_scipy_after_dropping_bins_empty_on_both_sides(
     ref: list[int], cur: list[int]
@@ -216,3 +225,7 @@ def test_adjust_pvalues_names_values_outside_the_unit_interval(bad: list[float])
 def test_adjust_pvalues_names_an_unknown_method() -> None:
     with pytest.raises(InvalidInputError, match="'bh', 'bonferroni' or 'none'. Got 'holm'"):
         adjust_pvalues([0.5], "holm")  # type: ignore[arg-type]
+
+
+def test_benjamini_hochberg_is_the_default_adjustment() -> None:
+    np.testing.assert_allclose(adjust_pvalues([0.01, 0.04, 0.03]), [0.03, 0.04, 0.04], rtol=1e-12)
