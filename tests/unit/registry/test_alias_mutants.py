@@ -114,3 +114,15 @@ def test_a_version_without_aliases_may_be_archived() -> None:
 @pytest.mark.parametrize("status", [VersionStatus.READY, VersionStatus.BLOCKED])
 def test_a_version_with_aliases_may_take_another_status(status: VersionStatus) -> None:
     assert check_status_change("toy", 3, status, ["production"]) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "approved"),
+    [
+        (ApprovalStatus.APPROVED, True),
+        (ApprovalStatus.PENDING, False),
+        (ApprovalStatus.REJECTED, False),
+    ],
+)
+def test_only_an_approved_record_is_approved(status: ApprovalStatus, approved: bool) -> None:
+    assert _approval(status).is_approved is approved
