@@ -405,3 +405,45 @@ def test_sanity_check_needs_a_candidate_entry() -> None:
     assert str(caught.value).startswith(
         "valid_metrics must have a 'candidate' entry. Got keys ['baseline'] instead."
     )
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.99])
+def test_one_row_of_a_class_is_enough_for_the_chance_bound(rate: float) -> None:
+    # 100 rows with exactly one positive (or one negative): the bound is still the formula's.
+    bar = _chance(100, rate)
+    below = {"candidate": {"roc_auc": bar - 1e-6, "n": 100, "positive_rate": rate}}
+    assert len(sanity_check(below, "binary")) == 1
+    assert sanity_check({"candidate": {"roc_auc": 0.6, "n": 100, "positive_rate": rate}}, "binary")
+
+
+def test_a_score_of_exactly_one_half_predicts_the_positive_class() -> None:
+    y = np.array([1.0, 0.0] * 150)
+    right = np.where(y == 1, 0.9, 0.1)
+    half = right.copy()
+    half[:10] = 0.5  # rows 0, 2, .. 8 positives: still right; rows 1, .. 9 negatives: wrong
+    decision = compare_models(y, right, half, task="binary")
+    assert decision.mcnemar is not None
+    assert (decision.mcnemar["only_a"], decision.mcnemar["only_b"]) == (5, 0)
+    flipped = compare_models(y, half, right, task="binary")
+    assert flipped.mcnemar is not None
+    assert (flipped.mcnemar["only_a"], flipped.mcnemar["only_b"]) == (0, 5)
+
+
+def test_labels_outside_the_task_are_refused_for_both_models() -> None:
+    y = np.array([0.0, 1.0, 2.0] * 100)
+    p = np.full(300, 0.5)
+    with pytest.raises(InvalidInputError):
+        compare_models(y, p, p, task="binary")
+    good_y = np.array([0.0, 1.0] * 150)
+    with pytest.raises(InvalidInputError):
+        compare_models(good_y, np.full(300, 0.5), np.full(300, 1.5), task="binary")
+
+
+def test_a_small_slice_is_skipped_and_the_next_still_compared() -> None:
+    y = np.array([0.0, 1.0] * 105)
+    p = np.where(y == 1, 0.8, 0.2)
+    groups = {"g": ["tiny"] * 10 + ["big"] * 200}
+    rows, _ = compare_slices(
+        "binary", y, p, p, groups, metric="roc_auc", min_rows=200, tolerance=0.0
+    )
+    assert [(r["value"], r["rows"]) for r in rows] == [("big", 200)]
