@@ -87,6 +87,7 @@ def test_a_first_model_is_judged_on_rows_and_floor_with_its_sentence() -> None:
     assert alone.passed and alone.production is None and alone.delta is None
     assert alone.ci_low is None and alone.ci_high is None and alone.mcnemar is None
     assert alone.n == 400 and alone.challenger == pytest.approx(auc, rel=1e-12)
+    assert alone.metric == "roc_auc"
     assert alone.reasons == (
         f"There is no production model yet: the challenger's roc_auc {auc:.3f} on 400 rows is "
         "accepted on its own.",
