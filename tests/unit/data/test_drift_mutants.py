@@ -65,7 +65,8 @@ def test_psi_refuses_a_non_positive_epsilon(eps: float) -> None:
         ([1, -1], [1, 1], "finite non-negative counts. Got [1.0, -1.0]"),
         ([1, 1], [1, float("inf")], "finite non-negative counts"),
         ([0, 0], [1, 1], "positive total. Got [0.0, 0.0]"),
-        ([1, 1], [0, 0], "positive total"),
+        ([1, 1], [0, 0], "positive total. Got [0.0, 0.0]"),
+        ([1, 1], [2, -2], "finite non-negative counts. Got [2.0, -2.0]"),
     ],
 )
 def test_count_vectors_are_checked_and_the_function_named(
