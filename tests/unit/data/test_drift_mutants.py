@@ -230,3 +230,8 @@ def test_adjust_pvalues_names_an_unknown_method() -> None:
 
 def test_benjamini_hochberg_is_the_default_adjustment() -> None:
     np.testing.assert_allclose(adjust_pvalues([0.01, 0.04, 0.03]), [0.03, 0.04, 0.04], rtol=1e-12)
+
+
+def test_integer_p_values_out_of_range_are_shown_as_floats() -> None:
+    with pytest.raises(InvalidInputError, match=r"Got \[0.0, 2.0\] instead"):
+        adjust_pvalues([0, 2])
