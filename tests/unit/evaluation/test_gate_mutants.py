@@ -421,13 +421,11 @@ def test_a_score_of_exactly_one_half_predicts_the_positive_class() -> None:
     y = np.array([1.0, 0.0] * 150)
     right = np.where(y == 1, 0.9, 0.1)
     half = right.copy()
-    half[:10] = 0.5  # rows 0, 2, .. 8 positives: still right; rows 1, .. 9 negatives: wrong
-    decision = compare_models(y, right, half, task="binary")
-    assert decision.mcnemar is not None
-    assert (decision.mcnemar["only_a"], decision.mcnemar["only_b"]) == (5, 0)
-    flipped = compare_models(y, half, right, task="binary")
-    assert flipped.mcnemar is not None
-    assert (flipped.mcnemar["only_a"], flipped.mcnemar["only_b"]) == (0, 5)
+    half[[0, 2, 4, 6, 8]] = 0.5  # five positives scored 0.5: still classified right
+    for challenger, production in ((right, half), (half, right)):
+        decision = compare_models(y, challenger, production, task="binary")
+        assert decision.mcnemar is not None
+        assert (decision.mcnemar["only_a"], decision.mcnemar["only_b"]) == (0, 0)
 
 
 def test_labels_outside_the_task_are_refused_for_both_models() -> None:
@@ -448,3 +446,29 @@ def test_a_small_slice_is_skipped_and_the_next_still_compared() -> None:
         "binary", y, p, p, groups, metric="roc_auc", min_rows=200, tolerance=0.0
     )
     assert [(r["value"], r["rows"]) for r in rows] == [("big", 200)]
+
+
+def test_a_single_negative_row_still_gets_the_formula_bound() -> None:
+    # 4 rows, 3 positives and 1 negative: 0.5 + 1.6449 * sqrt(5 / 36) = 1.113, above any AUC.
+    one_negative = {"candidate": {"roc_auc": 0.9, "n": 4, "positive_rate": 0.75}}
+    assert len(sanity_check(one_negative, "binary")) == 1
+
+
+def test_slices_check_the_labels_even_when_no_slice_is_compared() -> None:
+    y = np.array([0.0, 2.0] * 50)
+    p = np.full(100, 0.5)
+    with pytest.raises(InvalidInputError, match="Binary labels in y_true must be 0 or 1"):
+        compare_slices("binary", y, p, p, {"g": ["a"] * 100}, metric="roc_auc", min_rows=500,
+                       tolerance=0.0)  # fmt: skip
+    good = np.array([0.0, 1.0] * 50)
+    with pytest.raises(InvalidInputError, match=r"must be probabilities in \[0, 1\]"):
+        compare_slices("binary", good, p, p + 0.6, {"g": ["a"] * 100}, metric="roc_auc",
+                       min_rows=500, tolerance=0.0)  # fmt: skip
+
+
+def test_a_slice_column_of_the_wrong_length_is_named() -> None:
+    y = np.array([0.0, 1.0] * 50)
+    p = np.full(100, 0.5)
+    with pytest.raises(InvalidInputError, match="The slice column 'region' must have one value"):
+        compare_slices("binary", y, p, p, {"region": ["a"] * 99}, metric="roc_auc", min_rows=1,
+                       tolerance=0.0)  # fmt: skip
