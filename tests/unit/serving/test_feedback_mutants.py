@@ -258,3 +258,23 @@ def test_live_metrics_count_unmatched_entities_and_score_each_version(tmp_path: 
     assert live["versions"]["1"]["accuracy"] == pytest.approx(0.5)
     assert live["versions"]["2"]["accuracy"] == pytest.approx(1.0)
     assert live["versions"]["2"]["n"] == 2
+
+
+def test_live_metrics_keep_only_predictions_since_and_list_versions_in_order(
+    tmp_path: Path,
+) -> None:
+    preds, fb_dir = tmp_path / "predictions", tmp_path / "feedback"
+    _log(preds, [("c", 2, {"f": 3}), ("d", 3, {"f": 4})], version=2)
+    _log(preds, [("a", 0, {"f": 1}), ("b", 1, {"f": 2})], version=1)
+    FeedbackLog(fb_dir).record([{"request_id": r, "label": 1} for r in "abcd"])
+    assert list(live_metrics(preds, fb_dir, task="binary")["versions"]) == ["1", "2"]
+    later = live_metrics(preds, fb_dir, task="binary", since=T0 + timedelta(minutes=2))
+    assert later["labelled"] == 2 and list(later["versions"]) == ["2"]
+
+
+def test_live_metrics_name_why_a_version_cannot_be_scored(tmp_path: Path) -> None:
+    preds, fb_dir = tmp_path / "predictions", tmp_path / "feedback"
+    _log(preds, [("a", 0, {"x": 1.0})], version=4)
+    FeedbackLog(fb_dir).record([{"request_id": "a", "label": 3}])
+    error = live_metrics(preds, fb_dir, task="binary")["versions"]["4"]["error"]
+    assert "Binary labels in y_true must be 0 or 1. Got 3.0 instead." in error
