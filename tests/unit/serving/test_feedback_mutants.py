@@ -107,8 +107,16 @@ def test_an_empty_feedback_directory_reads_as_an_empty_table(tmp_path: Path) -> 
     table = read_feedback_table(tmp_path)
     assert table.num_rows == 0
     assert table.column_names == ["request_id", "entity", "time", "label", "received_at", "seq"]
+    assert [str(t) for t in table.schema.types] == ["string"] * 5 + ["int64"]
     (tmp_path / "fb-1.jsonl").write_bytes(b"")
     assert read_feedback_table(tmp_path).num_rows == 0
+
+
+def test_an_empty_file_does_not_hide_the_files_after_it(tmp_path: Path) -> None:
+    (tmp_path / "fb-0.jsonl").write_bytes(b"")
+    FeedbackLog(tmp_path).record([{"request_id": "a", "label": 1}])
+    assert sorted(p.name for p in tmp_path.glob("fb-*.jsonl"))[0] == "fb-0.jsonl"
+    assert read_feedback_table(tmp_path)["request_id"].to_pylist() == ["a"]
 
 
 def test_a_torn_last_line_is_skipped_and_seq_follows_write_order(tmp_path: Path) -> None:
