@@ -464,6 +464,9 @@ def test_slices_check_the_labels_even_when_no_slice_is_compared() -> None:
     with pytest.raises(InvalidInputError, match=r"must be probabilities in \[0, 1\]"):
         compare_slices("binary", good, p, p + 0.6, {"g": ["a"] * 100}, metric="roc_auc",
                        min_rows=500, tolerance=0.0)  # fmt: skip
+    with pytest.raises(InvalidInputError, match=r"must be probabilities in \[0, 1\]"):
+        compare_slices("binary", good, p + 0.6, p, {"g": ["a"] * 100}, metric="roc_auc",
+                       min_rows=500, tolerance=0.0)  # fmt: skip
 
 
 def test_a_slice_column_of_the_wrong_length_is_named() -> None:
