@@ -21,9 +21,13 @@ def test_the_watch_waits_for_min_labels_of_the_release_and_rolls_back_under_the_
     run_cycle(ws, spec, sources=[make_batch(0), make_batch(1)])
     first = find_alias_version(ws, "toy", PRODUCTION)
     assert first is not None
-    assert watch_release(ws, spec).status == "no_release"
+    first_release = watch_release(ws, spec)
+    assert (first_release.status, first_release.version) == ("no_release", first)
 
     second = train_model(ws, spec).version.version
+    # Traffic the new version answered before its release (as a canary would) is not its
+    # release's evidence.
+    _serve(ws, spec, make_batch(6, rows=30), second)
     promote(ws, "toy", second, reason="same data, same quality")
     waiting = watch_release(ws, spec)
     assert (waiting.status, waiting.version, waiting.previous) == ("waiting", second, first)
