@@ -272,12 +272,13 @@ def test_live_metrics_keep_only_predictions_since_and_list_versions_in_order(
     tmp_path: Path,
 ) -> None:
     preds, fb_dir = tmp_path / "predictions", tmp_path / "feedback"
-    _log(preds, [("c", 2, {"f": 3}), ("d", 3, {"f": 4})], version=2)
-    _log(preds, [("a", 0, {"f": 1}), ("b", 1, {"f": 2})], version=1)
+    # Version 2 answered first: the versions are still listed in ascending order.
+    _log(preds, [("c", 0, {"f": 3}), ("d", 1, {"f": 4})], version=2)
+    _log(preds, [("a", 2, {"f": 1}), ("b", 3, {"f": 2})], version=1)
     FeedbackLog(fb_dir).record([{"request_id": r, "label": 1} for r in "abcd"])
     assert list(live_metrics(preds, fb_dir, task="binary")["versions"]) == ["1", "2"]
     later = live_metrics(preds, fb_dir, task="binary", since=T0 + timedelta(minutes=2))
-    assert later["labelled"] == 2 and list(later["versions"]) == ["2"]
+    assert later["labelled"] == 2 and list(later["versions"]) == ["1"]
 
 
 def test_live_metrics_name_why_a_version_cannot_be_scored(tmp_path: Path) -> None:
