@@ -14,7 +14,7 @@ from conveyor.spec import parse_spec
 from conveyor.training.service import train_model
 
 from .conftest import SPEC, make_batch
-from .test_controller import _serve
+from .pipeline.traffic import serve_and_label as _serve
 
 
 def test_the_watch_waits_for_min_labels_of_the_release_and_rolls_back_under_the_floor(ws, spec):
@@ -59,7 +59,7 @@ def test_the_watch_waits_for_min_labels_of_the_release_and_rolls_back_under_the_
     assert len(alerts) == 1
     auc = decision["challenger"]
     assert alerts[0].message == (
-        f"Rolled back v{second}: post-release watch: v{second} roc_auc {auc:.3f} vs v{first} "
-        f"{decision['production']:.3f} on the same 200 labelled requests."
+        f"Rolled back v{second} to v{first}: post-release watch: v{second} roc_auc {auc:.3f} "
+        f"vs v{first} {decision['production']:.3f} on the same 200 labelled requests."
     )
     assert alerts[0].evidence["labels"] == 200

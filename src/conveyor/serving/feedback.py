@@ -398,7 +398,9 @@ def join_feedback(
         when the join covers the whole log, with neither ``since`` nor ``until``) and
         ``attrs["unmatched_entities"]`` counts entity items no prediction precedes.
     """
-    predictions = read_predictions(pred_dir, since=since, until=until, raw_inputs=True)
+    # Read past ``until``: an entity label belongs to the newest prediction before it, which
+    # may lie after the window; the final WHERE keeps the window's rows.
+    predictions = read_predictions(pred_dir, since=since, raw_inputs=True)
     id_table, entity_tables = _feedback_tables(read_feedback_table(fb_dir))
     con = duckdb.connect()
     try:

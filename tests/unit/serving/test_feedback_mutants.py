@@ -62,7 +62,7 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
         ({"request_id": "a"}, "item 0: 'label' must be a number, boolean or string, got None"),
         ({"request_id": "a", "label": [1]}, "'label' must be a number, boolean or string, got [1]"),
         ({"request_id": "a", "label": {"y": 1}}, "got {'y': 1}"),
-        ({"request_id": "a", "label": float("nan")}, "item 0: 'label' must not be NaN"),
+        ({"request_id": "a", "label": float("nan")}, "item 0: 'label' must be a finite number"),
         ({"request_id": "", "label": 1}, "item 0: 'request_id' must be a non-empty string"),
         ({"request_id": 7, "label": 1}, "item 0: 'request_id' must be a non-empty string"),
         (
@@ -244,7 +244,9 @@ def test_live_metrics_report_an_unscorable_version_with_its_row_count(tmp_path: 
         live["labelled"] == 2 and live["unknown_ids"] == ["g"] and live["unmatched_entities"] == 0
     )
     assert set(live["versions"]) == {"3"}
-    assert live["versions"]["3"]["n"] == 2.0 and "error" in live["versions"]["3"]
+    # Labels the task cannot use are left out of the metrics and counted, never an error.
+    assert live["versions"]["3"] == {"n": 0.0, "invalid_labels": 2.0}
+    assert live["invalid_labels"] == 2
 
 
 def test_live_metrics_count_unmatched_entities_and_score_each_version(tmp_path: Path) -> None:
@@ -281,9 +283,19 @@ def test_live_metrics_keep_only_predictions_since_and_list_versions_in_order(
     assert later["labelled"] == 2 and list(later["versions"]) == ["1"]
 
 
-def test_live_metrics_name_why_a_version_cannot_be_scored(tmp_path: Path) -> None:
+def test_live_metrics_count_a_label_the_task_cannot_use(tmp_path: Path) -> None:
     preds, fb_dir = tmp_path / "predictions", tmp_path / "feedback"
-    _log(preds, [("a", 0, {"x": 1.0})], version=4)
-    FeedbackLog(fb_dir).record([{"request_id": "a", "label": 3}])
-    error = live_metrics(preds, fb_dir, task="binary")["versions"]["4"]["error"]
-    assert "Binary labels in y_true must be 0 or 1. Got 3.0 instead." in error
+    _log(preds, [("a", 0, {"x": 1.0}), ("b", 1, {"x": 2.0})], version=4)
+    FeedbackLog(fb_dir).record([{"request_id": "a", "label": 3}, {"request_id": "b", "label": 1}])
+    version = live_metrics(preds, fb_dir, task="binary")["versions"]["4"]
+    assert version["n"] == 1.0 and version["invalid_labels"] == 1.0
+
+
+def test_a_windowed_join_labels_what_the_whole_log_labels(tmp_path):
+    """A label whose prediction falls after the window is not given to an older one inside it."""
+    pred_dir, fb_dir = tmp_path / "predictions", tmp_path / "feedback"
+    _log(pred_dir, [("p1", 0, {"flight": 7}), ("p2", 20, {"flight": 7})])
+    FeedbackLog(fb_dir).record([{"entity": {"flight": 7}, "time": _at(25), "label": 1}])
+    assert join_feedback(pred_dir, fb_dir)["request_id"].tolist() == ["p2"]
+    window = join_feedback(pred_dir, fb_dir, until=T0 + timedelta(minutes=15))
+    assert window["request_id"].tolist() == []
