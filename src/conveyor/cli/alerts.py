@@ -77,8 +77,8 @@ def ack_cmd(
 @alerts_app.command("test-sink")
 def test_sink_cmd(ctx: typer.Context) -> None:
     """Send a test alert to every configured sink; exit 1 if one fails."""
+    from conveyor.alerting.sinks import DeliveryError
     from conveyor.monitoring.alerts import send_test_alert
-    from conveyor.monitoring.sinks import DeliveryError
 
     c = get(ctx)
     deliveries = send_test_alert(c.ws, c.spec)

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from conveyor.alerting.links import link_of
 from conveyor.core.entities import Alert, AuditEvent, MonitorReport
-from conveyor.monitoring.links import link_of
 from conveyor.reports.charts import (
     VersionSeries,
     bar_chart,

@@ -13,7 +13,7 @@ that served in it, plus one for the production version even when it served nothi
 production version's report of a window is stored last, so the newest report is always
 production's. Each report is checked against the alert rules
 (:mod:`conveyor.monitoring.alerts`), and the job's HTML report is written under the project's
-``reports`` directory; every alert links to it (see :mod:`conveyor.monitoring.links`).
+``reports`` directory; every alert links to it (see :mod:`conveyor.alerting.links`).
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 import pytest
 
+from conveyor.alerting.sinks import DeliveryError, WebhookSink, alert_payload
 from conveyor.core.clock import utcnow
 from conveyor.core.entities import Alert, AlertId, AlertSeverity
 from conveyor.core.errors import ConfigError
-from conveyor.monitoring.sinks import DeliveryError, WebhookSink, alert_payload
 
 
 class Hook:

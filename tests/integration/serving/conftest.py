@@ -93,28 +93,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         stop_server(srv)
 
 
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start a server with options (see ``serve_app.py``); stopped at the end of the test."""
+def _starter(base: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers with options under ``base``; stop every one when closed."""
     started: list[Server] = []
-
-    def run(options: dict[str, Any] | None = None) -> Server:
-        srv = start_server(tmp_path / f"server-{len(started)}", options)
-        started.append(srv)
-        return srv
-
-    try:
-        yield run
-    finally:
-        for srv in started:
-            stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def start_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
-    """Like ``start``, for servers shared by the tests of a module."""
-    started: list[Server] = []
-    base = tmp_path_factory.mktemp("shared")
 
     def run(options: dict[str, Any] | None = None) -> Server:
         srv = start_server(base / f"server-{len(started)}", options)
@@ -126,3 +107,15 @@ def start_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     finally:
         for srv in started:
             stop_server(srv)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start a server with options (see ``serve_app.py``); stopped at the end of the test."""
+    yield from _starter(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def start_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
+    """Like ``start``, for servers shared by the tests of a module."""
+    yield from _starter(tmp_path_factory.mktemp("shared"))

@@ -8,10 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conveyor.core.clock import utcnow
-from conveyor.core.entities import Alert, AlertId, AlertSeverity
-from conveyor.core.errors import ConfigError
-from conveyor.monitoring.sinks import (
+from conveyor.alerting.sinks import (
     CommandSink,
     DeliveryError,
     FileSink,
@@ -21,6 +18,9 @@ from conveyor.monitoring.sinks import (
     deliver,
     is_public_address,
 )
+from conveyor.core.clock import utcnow
+from conveyor.core.entities import Alert, AlertId, AlertSeverity
+from conveyor.core.errors import ConfigError
 from conveyor.spec import parse_spec
 
 
