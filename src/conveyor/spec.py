@@ -2,7 +2,7 @@
 
 Loading validates every field; an error names the field, the bad value and what is allowed::
 
-    conveyor.yaml: 'task' must be one of 'binary', 'regression'. Got 'clasification' instead.
+    conveyor.yaml: 'task' must be one of 'binary', 'multiclass', 'regression'. Got 'clasification' instead.
 """
 
 from __future__ import annotations
@@ -637,8 +637,13 @@ class ProjectSpec(_Section):
     """One ML problem X -> Y and the policies of its line."""
 
     project: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    task: Literal["binary", "regression"]
+    task: Literal["binary", "multiclass", "regression"]
     label: str
+    positive_class: str | int | bool | None = Field(
+        default=None,
+        description="The class a binary model scores; default: 1, true, 'yes' or a value "
+        "named so, else the rarer value (printed by `conveyor init`).",
+    )
     timestamp: str | None = None
     entities: list[str] = Field(default_factory=list)
     features: list[str] | None = None

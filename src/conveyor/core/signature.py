@@ -16,28 +16,47 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from conveyor.core.labels import LabelCodec, LabelValue, Task
 from conveyor.core.schema import ColumnKind, ColumnSchema
 
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """The ordered features a model takes, with their kinds and categorical domains."""
+    """The ordered features a model takes, with their kinds and categorical domains, and the
+    classes it scores (``(negative, positive)`` for binary, every class for multiclass).
+
+    A binary signature without classes (a model logged before classes were recorded, or one
+    logged by hand) scores the label ``1`` against ``0``.
+    """
 
     inputs: tuple[ColumnSchema, ...]
     task: str = "binary"
+    classes: tuple[LabelValue, ...] = ()
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.inputs]
 
+    @property
+    def labels(self) -> LabelCodec:
+        """The codec between this model's label values and its codes."""
+        task = Task(self.task)
+        if task is Task.BINARY and not self.classes:
+            return LabelCodec(task, (0, 1))
+        return LabelCodec(task, self.classes)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "inputs": [c.to_dict() for c in self.inputs]}
+        data: dict[str, Any] = {"task": self.task, "inputs": [c.to_dict() for c in self.inputs]}
+        if self.classes:
+            data["classes"] = list(self.classes)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         return cls(
             inputs=tuple(ColumnSchema.from_dict(c) for c in data["inputs"]),
             task=str(data.get("task", "binary")),
+            classes=tuple(data.get("classes") or ()),
         )
 
     def category_index(self) -> list[dict[str, int] | None]:

@@ -19,7 +19,7 @@ def test_minimal_spec_gets_defaults():
 @pytest.mark.parametrize(
     ("patch", "needle"),
     [
-        ({"task": "clasification"}, "'task' must be one of 'binary' or 'regression'"),
+        ({"task": "clasification"}, "'task' must be one of 'binary', 'multiclass' or 'regression'"),
         ({"serving": {"port": 0}}, "'serving.port'"),
         ({"gate": {"margin": -1}}, "'gate.margin'"),
         ({"training": {"split": [0.5, 0.5, 0.5]}}, "'training.split'"),
