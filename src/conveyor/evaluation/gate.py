@@ -33,7 +33,7 @@ from conveyor.evaluation.metrics import (
 from conveyor.evaluation.paired import mcnemar_test, paired_bootstrap
 
 #: Scores at or above these are more often a leak of the label than a great model.
-_TOO_GOOD = {"roc_auc": 0.999, "r2": 0.999}
+_TOO_GOOD = {"roc_auc": 0.999, "roc_auc_macro": 0.999, "r2": 0.999}
 
 #: The AUC of a random ranking, and the z of a one-sided 95% bound above it.
 _CHANCE_AUC = 0.5
@@ -396,7 +396,7 @@ def sanity_check(
         ``{"candidate": metrics, "baseline": metrics}`` on the validation set, as in
         ``TrainResult.valid_metrics`` of :mod:`conveyor.training`; ``baseline`` may be absent,
         and an empty mapping (a model registered without validation metrics) is not checked.
-    task : {"binary", "regression"}
+    task : {"binary", "multiclass", "regression"}
     stage : str, default "validation"
         The data the metrics come from, named in the sentences (``"test"`` for the gate's rows).
 
@@ -448,13 +448,15 @@ def sanity_check(
             )
     if task == "regression" and math.isnan(_stored(candidate, "r2")) and "r2" in candidate:
         reasons.append(f"The {stage} labels are constant: R² is undefined.")
-    auc, bar = _stored(candidate, "roc_auc"), _chance_bar(candidate)
-    if task == "binary" and auc <= bar:
+    auc_name = "roc_auc_macro" if task == "multiclass" else "roc_auc"
+    auc, bar = _stored(candidate, auc_name), _chance_bar(candidate)
+    if task != "regression" and auc <= bar:
         reasons.append(
-            f"The candidate's {stage} roc_auc is {auc:.4f}, no better than chance "
+            f"The candidate's {stage} {auc_name} is {auc:.4f}, no better than chance "
             f"(<= {bar:.4f}, the one-sided 95% bound of a random ranking's AUC on these rows): "
             "the labels may be shuffled or unrelated to the features."
         )
+    reasons += _multiclass_sanity(candidate, stage) if task == "multiclass" else []
     if baseline is not None and not math.isnan(value):
         reference = _stored(baseline, metric)
         if not is_better(metric, value, reference):
@@ -465,9 +467,31 @@ def sanity_check(
     return reasons
 
 
+def _multiclass_sanity(candidate: Mapping[str, Any], stage: str) -> list[str]:
+    """A constant multiclass truth, and a log loss no better than the class prior's."""
+    reasons = []
+    if _stored(candidate, "classes_present") == 1.0:
+        reasons.append(f"The {stage} labels are constant (one class): nothing can be ranked.")
+    loss, prior = _stored(candidate, "log_loss"), _stored(candidate, "prior_log_loss")
+    if loss >= prior:
+        reasons.append(
+            f"The candidate's {stage} log_loss {loss:.4f} is no better than the class prior's "
+            f"{prior:.4f} (the truth's own class frequencies): it has learned nothing."
+        )
+    return reasons
+
+
 def _chance_bar(metrics: Mapping[str, Any]) -> float:
-    """The AUC a random ranking stays under 95% of the time (Mann-Whitney null), or 0.5."""
+    """The AUC a random ranking stays under 95% of the time (Mann-Whitney null), or 0.5.
+
+    For a multiclass model (metrics with ``n_classes``) the bar is that of one class's
+    one-vs-rest AUC with balanced classes: the macro average of k correlated AUCs is no
+    noisier than one of them.
+    """
     n, rate = _stored(metrics, "n"), _stored(metrics, "positive_rate")
+    k = _stored(metrics, "n_classes")
+    if k >= 2:
+        rate = 1.0 / k
     positives, negatives = n * rate, n * (1 - rate)
     if not (positives >= 1 and negatives >= 1):
         return _CHANCE_AUC

@@ -1,6 +1,9 @@
 """Metrics of a model's predictions against the truth, and which direction of each is better.
 
-Binary predictions are probabilities of the positive class; regression predictions are values.
+Binary predictions are probabilities of the positive class (truth coded 0/1 by the label's
+:class:`~conveyor.core.labels.LabelCodec`); multiclass predictions are an ``(n, k)`` matrix of
+class probabilities in the codec's class order (truth coded ``0..k-1``); regression predictions
+are values.
 Every metric is a plain ``float`` so it can be logged, stored and compared; a metric that cannot
 be computed on the data (AUC with a single class, R² of a constant truth) is ``nan``, never an
 exception, because a short monitoring window must still produce a report.
@@ -15,8 +18,9 @@ from typing import Any, cast
 import numpy as np
 
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import Task
 
-TASKS: tuple[str, ...] = ("binary", "regression")
+TASKS: tuple[str, ...] = tuple(task.value for task in Task)
 
 
 def _sk() -> ModuleType:
@@ -33,6 +37,8 @@ EPS = 1e-15
 
 _HIGHER_IS_BETTER: dict[str, bool] = {
     "roc_auc": True,
+    "roc_auc_macro": True,
+    "macro_f1": True,
     "accuracy": True,
     "log_loss": False,
     "brier": False,
@@ -43,6 +49,7 @@ _HIGHER_IS_BETTER: dict[str, bool] = {
 
 _COMPARABLE: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "accuracy", "log_loss", "brier"),
+    "multiclass": ("roc_auc_macro", "log_loss", "accuracy", "macro_f1"),
     "regression": ("rmse", "mae", "r2"),
 }
 
@@ -53,7 +60,7 @@ def check_task(task: str) -> str:
     Raises
     ------
     InvalidInputError
-        If ``task`` is not ``"binary"`` or ``"regression"``.
+        If ``task`` is not one of :data:`TASKS` (``binary``, ``multiclass``, ``regression``).
     """
     if task not in TASKS:
         raise InvalidInputError(f"The task must be one of {list(TASKS)}. Got {task!r} instead.")
@@ -72,7 +79,8 @@ def comparable_metrics(task: str) -> tuple[str, ...]:
 
 
 def primary_metric(task: str) -> str:
-    """The metric that decides between models of ``task``: ``roc_auc`` or ``rmse``.
+    """The metric that decides between models of ``task``: ``roc_auc``, ``roc_auc_macro`` or
+    ``rmse``.
 
     Examples
     --------
@@ -123,10 +131,12 @@ def evaluate(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
 
     Parameters
     ----------
-    task : {"binary", "regression"}
+    task : {"binary", "multiclass", "regression"}
         ``binary`` expects labels in {0, 1} (or booleans) and positive-class probabilities;
+        ``multiclass`` class codes ``0..k-1`` and an ``(n, k)`` probability matrix;
         ``regression`` expects numbers.
-    y_true, y_pred : array-like of shape (n,)
+    y_true : array-like of shape (n,)
+    y_pred : array-like of shape (n,), or (n, k) for a multiclass task
         The truth and the predictions, aligned row by row.
 
     Returns
@@ -135,13 +145,20 @@ def evaluate(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
         Binary: ``roc_auc`` (``nan`` with a single class), ``accuracy`` (threshold 0.5),
         ``log_loss`` (probabilities clipped to [1e-15, 1 - 1e-15]), ``brier``,
         ``positive_rate``, ``mean_prediction``, ``n``. Regression: ``mae``, ``rmse``, ``r2``
-        (``nan`` when the truth is constant), ``mean_prediction``, ``n``.
+        (``nan`` when the truth is constant), ``mean_prediction``, ``n``. Multiclass:
+        ``roc_auc_macro`` (one-vs-rest AUC averaged over the classes present with both
+        outcomes; ``nan`` when none is), ``log_loss``, ``accuracy`` (most probable class),
+        ``macro_f1`` (over the classes in the truth or the predictions), ``prior_log_loss``
+        (the log loss of the truth's own class frequencies: what a constant model reaches at
+        best), ``classes_present``, ``n_classes``, ``n``.
 
     Raises
     ------
     InvalidInputError
         If the task is unknown, the arrays are empty, of different lengths or contain missing
-        values, a binary label is not 0/1, or a probability is outside [0, 1].
+        values, a binary label is not 0/1, or a probability is outside [0, 1]; or, for a
+        multiclass task, the predictions are not an (n, k) matrix with k >= 2 or a code is not
+        in ``0..k-1``.
 
     Examples
     --------
@@ -153,11 +170,15 @@ def evaluate(task: str, y_true: Any, y_pred: Any) -> dict[str, float]:
     y, p = check_predictions(task, y_true, y_pred)
     if task == "binary":
         return _binary_metrics(y, p)
+    if task == "multiclass":
+        return _multiclass_metrics(y, p)
     return _regression_metrics(y, p)
 
 
 def check_predictions(task: str, y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return ``y_true`` and ``y_pred`` as float64 vectors after checking they fit ``task``.
+
+    A multiclass ``y_pred`` is returned as an ``(n, k)`` matrix.
 
     Raises
     ------
@@ -165,6 +186,8 @@ def check_predictions(task: str, y_true: Any, y_pred: Any) -> tuple[np.ndarray, 
         As :func:`evaluate`.
     """
     y = _as_vector(y_true, "y_true")
+    if task == "multiclass":
+        return y, _check_multiclass(y, y_pred)
     p = _as_vector(y_pred, "y_pred")
     if len(y) != len(p):
         raise InvalidInputError(
@@ -220,4 +243,69 @@ def _regression_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "r2": math.nan if constant else float(_sk().r2_score(y, p)),
         "mean_prediction": float(p.mean()),
         "n": float(len(y)),
+    }
+
+
+def _check_multiclass(y: np.ndarray, y_pred: Any) -> np.ndarray:
+    try:
+        p = np.asarray(y_pred, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"y_pred must hold numbers. Got {exc} instead.") from exc
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise InvalidInputError(
+            "Multiclass predictions in y_pred must be an (n, k) matrix of class probabilities "
+            f"with k >= 2. Got shape {p.shape} instead."
+        )
+    if len(y) != len(p):
+        raise InvalidInputError(
+            f"y_true and y_pred must have the same length. Got {len(y)} and {len(p)} instead."
+        )
+    if len(y) == 0:
+        raise InvalidInputError("y_true must hold at least one row. Got an empty array instead.")
+    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise InvalidInputError(
+            "Multiclass predictions in y_pred must be finite probabilities in [0, 1]. "
+            f"Got values in [{np.nanmin(p):.6g}, {np.nanmax(p):.6g}] instead."
+        )
+    bad = (y != np.round(y)) | (y < 0) | (y >= p.shape[1])
+    if bad.any():
+        raise InvalidInputError(
+            f"Multiclass labels in y_true must be class codes in 0..{p.shape[1] - 1}. "
+            f"Got {y[bad][0].item()!r} instead."
+        )
+    return p
+
+
+def macro_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """One-vs-rest ROC-AUC of each class present with both outcomes, averaged; ``nan`` if none.
+
+    Examples
+    --------
+    >>> macro_auc(np.array([0, 1, 2]), np.eye(3))
+    1.0
+    """
+    scores = [
+        float(_sk().roc_auc_score(y == c, p[:, c]))
+        for c in range(p.shape[1])
+        if 0 < int((y == c).sum()) < len(y)
+    ]
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def _multiclass_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    codes = y.astype(np.int64)
+    k = p.shape[1]
+    counts = np.bincount(codes, minlength=k)
+    freq = counts[counts > 0] / len(codes)
+    truth_p = np.clip(p[np.arange(len(codes)), codes] / p.sum(axis=1).clip(EPS), EPS, 1.0)
+    guess = p.argmax(axis=1)
+    return {
+        "roc_auc_macro": macro_auc(codes, p),
+        "log_loss": float(-np.mean(np.log(truth_p))),
+        "accuracy": float(np.mean(guess == codes)),
+        "macro_f1": float(_sk().f1_score(codes, guess, average="macro", zero_division=0)),
+        "prior_log_loss": float(-(freq * np.log(freq)).sum()),
+        "classes_present": float((counts > 0).sum()),
+        "n_classes": float(k),
+        "n": float(len(codes)),
     }

@@ -81,9 +81,11 @@ def paired_bootstrap(
     Parameters
     ----------
     metric : str
-        One of ``roc_auc``, ``accuracy``, ``log_loss``, ``brier``, ``mae``, ``rmse``, ``r2``.
+        One of ``roc_auc``, ``accuracy``, ``log_loss``, ``brier``, ``mae``, ``rmse``, ``r2``,
+        or for a multiclass task ``roc_auc_macro``, ``macro_f1``, ``log_loss``, ``accuracy``.
     y, a, b : ndarray of shape (n,)
-        Checked float64 truth and the two models' predictions.
+        Checked float64 truth and the two models' predictions; a multiclass model's
+        predictions are (n, k) probability matrices and the truth its class codes.
     n_resamples, seed : int
         How many resamples, and the seed of :func:`bootstrap_draws`.
     workers : int, optional
@@ -282,14 +284,71 @@ def _r2(w: np.ndarray, prepared: tuple[np.ndarray, np.ndarray, np.ndarray]) -> n
 
 
 def _log_loss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    if p.ndim == 2:
+        return -np.log(np.clip(_truth_probability(y, p), EPS, 1.0))
     p = np.clip(p, EPS, 1 - EPS)
     losses: np.ndarray = -(y * np.log(p) + (1 - y) * np.log1p(-p))
     return losses
 
 
+def _correct_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    if p.ndim == 2:
+        return (p.argmax(axis=1) == y).astype(np.float64)
+    return ((p >= 0.5) == (y == 1)).astype(np.float64)
+
+
+# Multiclass: the prediction is an (n, k) probability matrix, the truth class codes 0..k-1.
+
+
+def _truth_probability(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    rows = np.arange(len(y))
+    return np.asarray(p[rows, y.astype(np.int64)] / p.sum(axis=1).clip(EPS), dtype=np.float64)
+
+
+def _prepare_macro_auc(y: np.ndarray, p: np.ndarray) -> list[_AucRows]:
+    return [
+        _prepare_auc((y == c).astype(np.float64), p[:, c])
+        for c in range(p.shape[1])
+        if 0 < int((y == c).sum()) < len(y)
+    ]
+
+
+def _macro_auc(w: np.ndarray, per_class: list[_AucRows]) -> np.ndarray:
+    # One-vs-rest AUC per class, averaged over the classes defined in each resample.
+    if not per_class:
+        return np.full(len(w), np.nan)
+    aucs = np.vstack([_auc(w, rows) for rows in per_class])
+    defined = np.isfinite(aucs)
+    counts = defined.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.where(defined, aucs, 0.0).sum(axis=0) / counts, np.nan)
+
+
+def _prepare_macro_f1(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = p.shape[1]
+    truth = np.eye(k)[y.astype(np.int64)]
+    guess = np.eye(k)[p.argmax(axis=1)]
+    return truth, guess
+
+
+def _macro_f1(w: np.ndarray, prepared: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    # Per class, weighted true positives and the weighted counts of truth and guesses; the F1
+    # of the classes in the truth or the guesses of a resample, averaged.
+    truth, guess = prepared
+    hits = w @ (truth * guess)
+    total = w @ truth + w @ guess
+    seen = total > 0
+    f1 = np.divide(2 * hits, total, out=np.zeros_like(total), where=seen)
+    counts = seen.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, f1.sum(axis=1) / counts, np.nan)
+
+
 WEIGHTED: dict[str, WeightedMetric] = {
     "roc_auc": WeightedMetric(prepare=_prepare_auc, compute=_auc),
-    "accuracy": _mean_of(lambda y, p: ((p >= 0.5) == (y == 1)).astype(np.float64)),
+    "roc_auc_macro": WeightedMetric(prepare=_prepare_macro_auc, compute=_macro_auc),
+    "macro_f1": WeightedMetric(prepare=_prepare_macro_f1, compute=_macro_f1),
+    "accuracy": _mean_of(_correct_rows),
     "log_loss": _mean_of(_log_loss_rows),
     "brier": _mean_of(lambda y, p: (p - y) ** 2),
     "mae": _mean_of(lambda y, p: np.abs(y - p)),

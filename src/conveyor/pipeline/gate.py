@@ -46,7 +46,7 @@ from conveyor.pipeline.infra_check import check_release, require_release_check
 from conveyor.registry.approvals import find_approval, request_approval
 from conveyor.registry.service import PRODUCTION, get_version, promote
 from conveyor.spec import ProjectSpec
-from conveyor.training.service import label_vector, load_version, test_rows
+from conveyor.training.service import label_vector, load_version, scores_in, test_rows
 from conveyor.workspace import Workspace
 
 #: Test rows replayed by the infra check when a version stored no sample requests.
@@ -147,14 +147,14 @@ def validate(ws: Workspace, spec: ProjectSpec, version: int) -> Validation:
     pointer = ws.stores.models.find_alias(model, PRODUCTION)
     production = pointer.version if pointer else None
     rows = test_rows(ws, spec, challenger).reset_index(drop=True)
-    y = label_vector(rows, spec)
     signature = Signature.from_dict(challenger.signature)
+    y = label_vector(rows, spec, signature.labels)
     chal_model = load_version(ws, model, version)
     chal_pred = chal_model.predict_encoded(encode_frame(rows, signature))
     prod_pred = None
     if production is not None and production != version:
         prod_model = load_version(ws, model, production)
-        prod_pred = prod_model.predict_encoded(encode_frame(rows, prod_model.signature))
+        prod_pred = scores_in(prod_model, rows, signature.labels)
     policy = policy_from_spec(spec)
     decision = compare_models(y, chal_pred, prod_pred, task=spec.task, policy=policy)
     evidence = _evidence(

@@ -29,6 +29,7 @@ from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature
 from conveyor.training.formats import xgboost
 from conveyor.training.models import (
+    ClassPriorModel,
     LightGBMModel,
     MeanModel,
     MedianModel,
@@ -95,6 +96,22 @@ LINEAR_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 
 _PROGRESS_EVERY = 50
 
+#: Objective and validation metric per task: LightGBM's and XGBoost's names.
+_LIGHTGBM_TASK: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "binary": {"objective": "binary", "metric": "binary_logloss"},
+        "multiclass": {"objective": "multiclass", "metric": "multi_logloss"},
+        "regression": {"objective": "regression", "metric": "l2"},
+    }
+)
+_XGBOOST_TASK: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "binary": {"objective": "binary:logistic", "eval_metric": "logloss"},
+        "multiclass": {"objective": "multi:softprob", "eval_metric": "mlogloss"},
+        "regression": {"objective": "reg:squarederror", "eval_metric": "rmse"},
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class FitData:
@@ -120,6 +137,11 @@ class FitData:
     @property
     def task(self) -> str:
         return self.signature.task
+
+    @property
+    def n_classes(self) -> int:
+        """The classes of a multiclass label (0 for other tasks)."""
+        return len(self.signature.classes) if self.task == "multiclass" else 0
 
     @property
     def categorical(self) -> list[int]:
@@ -195,10 +217,13 @@ class LightGBMAdapter:
 
     name: str = "lightgbm"
 
-    def resolved_params(self, task: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    def resolved_params(
+        self, task: str, params: Mapping[str, Any] | None, *, n_classes: int = 0
+    ) -> dict[str, Any]:
+        """The booster's parameters: defaults, the task's objective, then ``params``."""
         return {
-            "objective": task,
-            "metric": "binary_logloss" if task == "binary" else "l2",
+            **_LIGHTGBM_TASK[task],
+            **({"num_class": n_classes} if task == "multiclass" else {}),
             **LIGHTGBM_DEFAULTS,
             **(params or {}),
         }
@@ -212,7 +237,7 @@ class LightGBMAdapter:
         on_iteration: IterationHook | None = None,
     ) -> Fitted:
         report = progress or _quiet
-        resolved = self.resolved_params(data.task, params)
+        resolved = self.resolved_params(data.task, params, n_classes=data.n_classes)
         booster_params = dict(resolved)
         rounds, patience = _split_rounds(booster_params, self.name)
         lgb = lightgbm()
@@ -277,10 +302,13 @@ class XGBoostAdapter:
 
     name: str = "xgboost"
 
-    def resolved_params(self, task: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    def resolved_params(
+        self, task: str, params: Mapping[str, Any] | None, *, n_classes: int = 0
+    ) -> dict[str, Any]:
+        """The booster's parameters: defaults, the task's objective, then ``params``."""
         return {
-            "objective": "binary:logistic" if task == "binary" else "reg:squarederror",
-            "eval_metric": "logloss" if task == "binary" else "rmse",
+            **_XGBOOST_TASK[task],
+            **({"num_class": n_classes} if task == "multiclass" else {}),
             **XGBOOST_DEFAULTS,
             **(params or {}),
         }
@@ -294,7 +322,7 @@ class XGBoostAdapter:
         on_iteration: IterationHook | None = None,
     ) -> Fitted:
         report = progress or _quiet
-        resolved = self.resolved_params(data.task, params)
+        resolved = self.resolved_params(data.task, params, n_classes=data.n_classes)
         booster_params = dict(resolved)
         rounds, patience = _split_rounds(booster_params, self.name)
         xgb = xgboost()
@@ -359,8 +387,8 @@ def linear_pipeline(signature: Signature, params: Mapping[str, Any] | None = Non
     """The regularised linear baseline as an unfitted scikit-learn pipeline.
 
     Numeric inputs are median-imputed and standardised, categorical codes one-hot encoded
-    (missing as a category of its own, unseen ignored), then a logistic regression (binary) or
-    a ridge regression (regression).
+    (missing as a category of its own, unseen ignored), then a logistic regression (binary; a
+    multinomial one for multiclass) or a ridge regression (regression).
     """
     from sklearn.compose import ColumnTransformer  # noqa: PLC0415 - scikit-learn is slow to import
     from sklearn.impute import SimpleImputer  # noqa: PLC0415
@@ -384,7 +412,8 @@ def linear_pipeline(signature: Signature, params: Mapping[str, Any] | None = Non
         ]
         parts.append(("categorical", Pipeline(encode), categorical))
     head: Any
-    if signature.task == "binary":
+    if signature.task in ("binary", "multiclass"):
+        # lbfgs fits a multinomial logistic regression on more than two classes.
         head = LogisticRegression(
             C=float(resolved["C"]), max_iter=int(resolved["max_iter"]), tol=float(resolved["tol"])
         )
@@ -444,7 +473,7 @@ class SklearnAdapter:
             steps = getattr(estimator, "steps", None)
             key = f"{steps[-1][0]}__sample_weight" if steps else "sample_weight"
             fit_params[key] = w
-        target = y.astype(np.int64) if data.task == "binary" else y
+        target = y if data.task == "regression" else y.astype(np.int64)
         try:
             estimator.fit(x, target, **fit_params)
         except (TypeError, ValueError) as exc:
@@ -466,7 +495,8 @@ def _linear_importance(estimator: Any, signature: Signature, x: np.ndarray) -> d
     if not steps or "prepare" not in steps or not hasattr(steps.get("model"), "coef_"):
         return {}
     prepare = steps["prepare"]
-    coef = np.ravel(steps["model"].coef_)
+    # One row of coefficients per class of a multinomial model, one row otherwise.
+    coef = np.atleast_2d(steps["model"].coef_)
     rows = x[: min(len(x), 10_000)]
     importance = dict.fromkeys(signature.names, 0.0)
     offset = 0
@@ -481,8 +511,9 @@ def _linear_importance(estimator: Any, signature: Signature, x: np.ndarray) -> d
             sizes = [1] * len(columns)
         local = 0
         for j, size in zip(columns, sizes, strict=True):
-            term = encoded[:, local : local + size] @ coef[offset + local : offset + local + size]
-            importance[signature.names[j]] = float(np.std(term))
+            block = coef[:, offset + local : offset + local + size]
+            term = encoded[:, local : local + size] @ block.T
+            importance[signature.names[j]] = float(np.std(term, axis=0).mean())
             local += size
         offset += local
     return importance
@@ -499,7 +530,8 @@ def linear_adapter() -> SklearnAdapter:
 
 @dataclass(frozen=True, slots=True)
 class ConstantAdapter:
-    """A constant baseline: the positive rate (``prior``), ``mean`` or ``median`` label."""
+    """A constant baseline: the positive rate or the class frequencies (``prior``), the
+    ``mean`` or the ``median`` label."""
 
     name: str
 
@@ -513,7 +545,10 @@ class ConstantAdapter:
     ) -> Fitted:
         y = data.y_train
         model: Predictor
-        if self.name == "prior":
+        if self.name == "prior" and data.task == "multiclass":
+            counts = np.bincount(y.astype(np.int64), minlength=data.n_classes)
+            model = ClassPriorModel(data.signature, tuple(float(c) for c in counts / len(y)))
+        elif self.name == "prior":
             model = PriorModel(data.signature, float(np.mean(y)))
         elif self.name == "mean":
             model = MeanModel(data.signature, float(np.mean(y)))
@@ -540,6 +575,7 @@ ADAPTERS: Mapping[str, ModelAdapter] = MappingProxyType(
 BASELINES: Mapping[str, tuple[ModelAdapter, ...]] = MappingProxyType(
     {
         "binary": (ConstantAdapter("prior"), linear_adapter()),
+        "multiclass": (ConstantAdapter("prior"), linear_adapter()),
         "regression": (ConstantAdapter("mean"), ConstantAdapter("median"), linear_adapter()),
     }
 )

@@ -478,12 +478,12 @@ def _pruning_hook(trial: Any, sign: float, optuna: Any) -> Callable[[int, float]
 
 
 def _fold_ids(y: np.ndarray, task: str, k: int, seed: int) -> np.ndarray:
-    """A fold number per training row; stratified by class for a binary task."""
+    """A fold number per training row; stratified by class for a classification task."""
     if len(y) < k:
         raise InvalidInputError(f"{k}-fold cross-validation needs at least {k} training rows.")
     rng = np.random.default_rng(seed)
     folds = np.empty(len(y), dtype=np.int64)
-    classes = np.unique(y) if task == "binary" else np.array([])
+    classes = np.unique(y) if task in ("binary", "multiclass") else np.array([])
     groups = [np.flatnonzero(y == c) for c in classes] if len(classes) else [np.arange(len(y))]
     offset = 0
     for members in groups:

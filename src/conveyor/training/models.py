@@ -75,6 +75,13 @@ def check_matrix(matrix: np.ndarray, signature: Signature) -> np.ndarray:
     return arr
 
 
+def _empty(signature: Signature) -> np.ndarray:
+    """The scores of no rows: shape (0, k) for a multiclass model, (0,) otherwise."""
+    if signature.task == "multiclass":
+        return np.empty((0, len(signature.classes)), dtype=np.float64)
+    return np.empty(0, dtype=np.float64)
+
+
 class ModelMethods:
     """The methods every Conveyor model shares on top of :meth:`predict_encoded`.
 
@@ -91,23 +98,29 @@ class ModelMethods:
         raise NotImplementedError
 
     def predict(self, matrix: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
-        """Class labels 0/1 (score >= ``threshold``) for a binary task, values for regression."""
+        """Class codes (binary: 1 when the score >= ``threshold``; multiclass: the most probable
+        class), values for regression. ``signature.labels.decode`` gives the class values."""
         scores = self.predict_encoded(matrix)
         if self.signature.task == "binary":
             return (scores >= threshold).astype(np.int64)
+        if self.signature.task == "multiclass":
+            return np.asarray(scores.argmax(axis=1), dtype=np.int64)
         return scores
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        """``(n, 2)`` probabilities of class 0 and class 1.
+        """``(n, k)`` class probabilities in ``signature.classes`` order (binary: negative,
+        positive).
 
         Raises
         ------
         InvalidInputError
             If the model is a regression model.
         """
+        if self.signature.task == "multiclass":
+            return self.predict_encoded(matrix)
         if self.signature.task != "binary":
             raise InvalidInputError(
-                "predict_proba() needs a binary model. Got a model of task "
+                "predict_proba() needs a classification model. Got a model of task "
                 f"{self.signature.task!r} instead; use predict()."
             )
         p = self.predict_encoded(matrix)
@@ -140,8 +153,9 @@ class LightGBMModel(ModelMethods):
     signature : Signature
         The inputs, in the column order of the encoded matrix.
     booster : lightgbm.Booster
-        A booster trained with a ``binary`` objective (it predicts probabilities) or a
-        regression objective.
+        A booster trained with a ``binary`` objective (it predicts probabilities), a
+        ``multiclass`` one (an ``(n, k)`` matrix of class probabilities) or a regression
+        objective.
     """
 
     signature: Signature
@@ -149,10 +163,11 @@ class LightGBMModel(ModelMethods):
     kind: str = field(default="lightgbm", init=False)
 
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
-        """P(positive) per row for a binary task, the predicted value for regression."""
+        """P(positive) per row for a binary task, ``(n, k)`` class probabilities for a
+        multiclass one, the predicted value for regression."""
         arr = check_matrix(matrix, self.signature)
         if len(arr) == 0:
-            return np.empty(0, dtype=np.float64)
+            return _empty(self.signature)
         return np.asarray(self.booster.predict(arr), dtype=np.float64)
 
 
@@ -161,7 +176,8 @@ class XGBoostModel(ModelMethods):
     """A gradient-boosted tree model: a raw ``xgboost.Booster`` and its signature.
 
     The booster takes the encoded matrix; a ``binary:logistic`` objective predicts
-    probabilities, a regression objective values.
+    probabilities, ``multi:softprob`` an ``(n, k)`` matrix of them, a regression objective
+    values.
     """
 
     signature: Signature
@@ -169,10 +185,11 @@ class XGBoostModel(ModelMethods):
     kind: str = field(default="xgboost", init=False)
 
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
-        """P(positive) per row for a binary task, the predicted value for regression."""
+        """P(positive) per row for a binary task, ``(n, k)`` class probabilities for a
+        multiclass one, the predicted value for regression."""
         arr = check_matrix(matrix, self.signature)
         if len(arr) == 0:
-            return np.empty(0, dtype=np.float64)
+            return _empty(self.signature)
         return np.asarray(self.booster.predict(xgboost().DMatrix(arr)), dtype=np.float64)
 
 
@@ -189,13 +206,38 @@ class SklearnModel(ModelMethods):
     kind: str = field(default="sklearn", init=False)
 
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
-        """P(positive) per row for a binary classifier, ``predict`` otherwise."""
+        """P(positive) per row for a binary classifier, ``(n, k)`` class probabilities for a
+        multiclass one (the estimator's ``classes_`` are the codes ``0..k-1``; a class it never
+        saw gets probability 0), ``predict`` otherwise."""
         arr = check_matrix(matrix, self.signature)
+        task = self.signature.task
+        if task == "multiclass":
+            return class_matrix(self.estimator, arr, len(self.signature.classes))
         if len(arr) == 0:
             return np.empty(0, dtype=np.float64)
-        if self.signature.task == "binary" and hasattr(self.estimator, "predict_proba"):
+        if task == "binary" and hasattr(self.estimator, "predict_proba"):
             return np.asarray(self.estimator.predict_proba(arr)[:, -1], dtype=np.float64)
         return np.asarray(self.estimator.predict(arr), dtype=np.float64)
+
+
+def class_matrix(estimator: Any, arr: np.ndarray, k: int) -> np.ndarray:
+    """A scikit-learn classifier's ``predict_proba`` as ``(n, k)`` columns of codes ``0..k-1``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the estimator has no ``predict_proba`` or its ``classes_`` are not codes below k.
+    """
+    out = np.zeros((len(arr), k), dtype=np.float64)
+    classes = np.asarray(getattr(estimator, "classes_", np.arange(k)))
+    if not hasattr(estimator, "predict_proba") or not np.isin(classes, np.arange(k)).all():
+        raise InvalidInputError(
+            f"A multiclass scikit-learn model must have predict_proba and classes_ among the "
+            f"codes 0..{k - 1}. Got classes {classes.tolist()} of {type(estimator).__name__}."
+        )
+    if len(arr):
+        out[:, classes.astype(np.int64)] = estimator.predict_proba(arr)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +258,33 @@ class PriorModel(ModelMethods):
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
         """The training positive rate, once per row."""
         return np.full(len(check_matrix(matrix, self.signature)), self.positive_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassPriorModel(ModelMethods):
+    """The multiclass baseline: every row gets the class frequencies seen in training."""
+
+    signature: Signature
+    rates: tuple[float, ...]
+    kind: str = field(default="class_prior", init=False)
+
+    def __post_init__(self) -> None:
+        k = len(self.signature.classes)
+        rates = np.asarray(self.rates, dtype=np.float64)
+        if len(rates) != k or not np.isfinite(rates).all() or (rates < 0).any():
+            raise InvalidInputError(
+                f"The 'rates' of ClassPriorModel must be {k} non-negative floats, one per class "
+                f"of the signature. Got {list(self.rates)!r} instead."
+            )
+        if not math.isclose(float(rates.sum()), 1.0, abs_tol=1e-6):
+            raise InvalidInputError(
+                f"The 'rates' of ClassPriorModel must sum to 1. Got {float(rates.sum())!r}."
+            )
+
+    def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
+        """The training class frequencies, once per row: an ``(n, k)`` matrix."""
+        n = len(check_matrix(matrix, self.signature))
+        return np.tile(np.asarray(self.rates, dtype=np.float64), (n, 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +334,7 @@ class EnsembleModel(ModelMethods):
 
     The score is ``link_inverse(intercept + sum_i weights[i] * link(member_i))``: with the
     ``identity`` link and weights summing to 1 this is an average of the members (averaging
-    ensemble); with the ``logit`` link and weights fitted by a logistic regression on the
+    ensemble; for a multiclass task an average of their probability matrices); with the ``logit`` link and weights fitted by a logistic regression on the
     members' validation scores it is a stacked ensemble of binary models.
     """
 
@@ -301,9 +370,12 @@ class EnsembleModel(ModelMethods):
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
         """The combined score per row."""
         arr = check_matrix(matrix, self.signature)
-        total = np.full(len(arr), self.intercept)
+        # A multiclass member scores an (n, k) matrix; the sum broadcasts over its columns.
+        total: np.ndarray = np.asarray(self.intercept, dtype=np.float64)
         for member, weight in zip(self.members, self.weights, strict=True):
-            total += weight * ensemble_link(member.predict_encoded(arr), self.link)
+            total = total + weight * ensemble_link(member.predict_encoded(arr), self.link)
+        if total.ndim == 0:
+            total = np.full(len(arr), float(total))
         if self.link == "logit":
             return np.asarray(1.0 / (1.0 + np.exp(-total)), dtype=np.float64)
         return total
@@ -411,10 +483,22 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Signature, Any], Predic
         lambda m: {"positive_rate": m.positive_rate},
         _constant_from("prior", "positive_rate"),
     ),
+    "class_prior": (lambda m: {"rates": list(m.rates)}, lambda s, p: _class_prior_from(s, p)),
     "mean": (lambda m: {"mean": m.mean}, _constant_from("mean", "mean")),
     "median": (lambda m: {"median": m.median}, _constant_from("median", "median")),
     "ensemble": (lambda m: _ensemble_payload(m), lambda s, p: _ensemble_from(s, p)),
 }
+
+
+def _class_prior_from(signature: Signature, payload: Any) -> Predictor:
+    rates = payload.get("rates") if isinstance(payload, dict) else None
+    if not isinstance(rates, list) or not all(
+        isinstance(r, int | float) and not isinstance(r, bool) for r in rates
+    ):
+        raise InvalidInputError(
+            f"A class_prior model payload must be {{'rates': [<number>, ...]}}. Got {payload!r}."
+        )
+    return ClassPriorModel(signature=signature, rates=tuple(float(r) for r in rates))
 
 
 def _ensemble_payload(model: EnsembleModel) -> dict[str, Any]:

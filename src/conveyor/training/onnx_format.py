@@ -218,7 +218,8 @@ def _pick_output(outputs: list[Any]) -> tuple[str, Literal["tensor", "zipmap"]]:
 
 
 def run_onnx(model: OnnxSession, matrix: np.ndarray, *, task: str) -> np.ndarray:
-    """Run ``model`` on a 2-D matrix: P(positive) for ``task="binary"``, the value otherwise.
+    """Run ``model`` on a 2-D matrix: P(positive) for ``task="binary"``, the ``(n, k)`` class
+    probabilities for ``"multiclass"``, the value otherwise.
 
     The positive class is the last column of a probability tensor (the last of the sorted
     classes, as scikit-learn's ``predict_proba[:, -1]``) or the largest key of a zipmap.
@@ -230,6 +231,8 @@ def run_onnx(model: OnnxSession, matrix: np.ndarray, *, task: str) -> np.ndarray
     """
     feed = {model.input_name: np.ascontiguousarray(matrix, dtype=model.input_dtype)}
     (out,) = model.session.run([model.output_name], feed)
+    if task == "multiclass":
+        return _class_probabilities(model, out, len(matrix))
     if model.output_shape == "zipmap":
         if not out:
             return np.empty(0, dtype=np.float64)
@@ -243,6 +246,21 @@ def run_onnx(model: OnnxSession, matrix: np.ndarray, *, task: str) -> np.ndarray
             f"task. Got shape {arr.shape} instead."
         )
     return arr[:, -1]
+
+
+def _class_probabilities(model: OnnxSession, out: Any, n: int) -> np.ndarray:
+    """A multiclass output as ``(n, k)``: a zipmap's classes in sorted order, else the tensor."""
+    if model.output_shape == "zipmap":
+        keys = sorted(out[0]) if n else []
+        arr = np.asarray([[row[key] for key in keys] for row in out], dtype=np.float64)
+    else:
+        arr = np.asarray(out, dtype=np.float64).reshape(n, -1)
+    if arr.ndim != 2 or (n and arr.shape[1] < 2):
+        raise InvalidInputError(
+            f"The onnx model output {model.output_name!r} must have one probability column per "
+            f"class for a multiclass task. Got shape {arr.shape} instead."
+        )
+    return arr
 
 
 def sklearn_to_onnx(
@@ -291,7 +309,9 @@ class OnnxModel:
 
     Build one with :func:`onnx_model` (from ONNX bytes) or :func:`onnx_model_from_sklearn`.
     A binary model's output is its probability tensor's last column (or a zipmap's largest
-    class); a regression model's output is its single value column.
+    class); a multiclass model's output is its whole probability tensor (or the zipmap's
+    classes in sorted order), one column per class code; a regression model's output is its
+    single value column.
     """
 
     signature: Signature
@@ -300,7 +320,8 @@ class OnnxModel:
     kind: str = field(default="onnx", init=False)
 
     def predict_encoded(self, matrix: np.ndarray) -> np.ndarray:
-        """P(positive) per row for a binary task, the predicted value for regression."""
+        """P(positive) per row for a binary task, ``(n, k)`` class probabilities for a
+        multiclass one, the predicted value for regression."""
         arr = np.asarray(matrix, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != len(self.signature.inputs):
             raise InvalidInputError(
@@ -308,7 +329,8 @@ class OnnxModel:
                 f"column per signature input. Got shape {arr.shape} instead."
             )
         if len(arr) == 0:
-            return np.empty(0, dtype=np.float64)
+            k = len(self.signature.classes)
+            return np.empty((0, k) if self.signature.task == "multiclass" else 0)
         return run_onnx(self.runner, arr, task=self.signature.task)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from conveyor.core.clock import as_utc
 from conveyor.core.entities import DatasetVersion, ModelVersion
 from conveyor.core.errors import ConfigError, InvalidInputError
+from conveyor.core.labels import LabelCodec, Task, label_key
 from conveyor.core.model import Predictor
 from conveyor.core.schema import Schema
 from conveyor.core.signature import Signature, encode_frame
@@ -54,15 +55,82 @@ class TrainOutcome:
     beats_baseline: bool
 
 
-def signature_of(schema: Schema, task: str) -> Signature:
-    """The model input signature: the schema's feature columns, in schema order."""
-    return Signature(inputs=tuple(schema.features), task=task)
+def signature_of(
+    schema: Schema, task: str, labels: LabelCodec | None = None
+) -> Signature:
+    """The model input signature: the schema's feature columns, in schema order, and the
+    classes of ``labels``."""
+    classes = labels.classes if labels is not None else ()
+    return Signature(inputs=tuple(schema.features), task=task, classes=classes)
 
 
-def label_vector(frame: pd.DataFrame, spec: ProjectSpec) -> np.ndarray:
-    """The label as float64 (booleans and 0/1 for binary tasks)."""
-    values = pd.to_numeric(frame[spec.label], errors="coerce").astype("float64")
-    return np.asarray(values, dtype=np.float64)
+def label_codec(frame: pd.DataFrame, spec: ProjectSpec) -> LabelCodec:
+    """The label's codec fitted on ``frame`` (a training part) with ``spec.positive_class``.
+
+    Raises
+    ------
+    InvalidInputError
+        As :meth:`conveyor.core.labels.LabelCodec.fit`: a binary label without exactly two
+        values, a ``positive_class`` that is not one of them, fewer than two classes.
+    """
+    return LabelCodec.fit(spec.task, frame[spec.label], positive=spec.positive_class)
+
+
+def training_signature(schema: Schema, spec: ProjectSpec, train: pd.DataFrame) -> Signature:
+    """The signature a model trained on ``train`` gets: the features and the label's classes."""
+    return signature_of(schema, spec.task, label_codec(train, spec))
+
+
+def label_vector(
+    frame: pd.DataFrame, spec: ProjectSpec, labels: LabelCodec | None = None
+) -> np.ndarray:
+    """The label as float64 codes of ``labels`` (a model's ``signature.labels``): 0/1 for a
+    binary task (1 = the positive class), class codes for multiclass, values for regression.
+    Without ``labels`` the codec is fitted on ``frame`` itself.
+
+    Raises
+    ------
+    InvalidInputError
+        If a label is missing or not one of the codec's classes (the message names it).
+    """
+    codec = labels if labels is not None else label_codec(frame, spec)
+    return codec.encode(frame[spec.label].tolist(), what=f"label {spec.label!r}")
+
+
+def scores_in(model: Predictor, frame: pd.DataFrame, labels: LabelCodec) -> np.ndarray:
+    """``model``'s scores of ``frame`` on the classes of ``labels``, so that two models whose
+    classes differ (another positive class, a class one of them never saw) score one truth.
+
+    A binary model whose positive class is the other one of ``labels`` scores ``1 - p``; a
+    multiclass model's columns are reordered to ``labels.classes`` (a class it does not know
+    gets probability 0, and a class unknown to ``labels`` is dropped and the rows renormalised).
+
+    Raises
+    ------
+    InvalidInputError
+        If a binary model's classes are not those of ``labels``.
+    """
+    scores = np.asarray(model.predict_encoded(encode_frame(frame, model.signature)))
+    own = model.signature.labels
+    if own.task is not labels.task or own.task is Task.REGRESSION:
+        return scores
+    keys = [label_key(c) for c in own.classes]
+    wanted = [label_key(c) for c in labels.classes]
+    if keys == wanted:
+        return scores
+    if labels.task is Task.BINARY:
+        if keys == wanted[::-1]:
+            return np.asarray(1.0 - scores, dtype=np.float64)
+        raise InvalidInputError(
+            f"A binary model of classes {list(own.classes)} cannot be compared on the label "
+            f"classes {list(labels.classes)}."
+        )
+    out = np.zeros((len(scores), len(wanted)), dtype=np.float64)
+    for j, key in enumerate(wanted):
+        if key in keys:
+            out[:, j] = scores[:, keys.index(key)]
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1.0 / len(wanted)), where=total > 0)
 
 
 def package_versions() -> dict[str, str]:
@@ -137,6 +205,7 @@ def train_config(spec: ProjectSpec, tuned: StudyResult | None = None) -> TrainCo
     return TrainConfig(
         task=spec.task,
         label=spec.label,
+        positive_class=spec.positive_class,
         params=dict(training.params),
         models=tuple(models),
         model_params=model_params,
@@ -175,20 +244,22 @@ def _executor(jobs: int) -> TrialExecutor:
 def fit_data(
     train: pd.DataFrame, valid: pd.DataFrame, signature: Signature, spec: ProjectSpec
 ) -> FitData:
-    """Encoded training and validation rows for a study (imbalance weights included)."""
-    y_train = label_vector(train, spec)
+    """Encoded training and validation rows for a study (imbalance weights included); the
+    labels are coded by ``signature.labels``."""
+    labels = signature.labels
+    y_train = label_vector(train, spec, labels)
     weight = class_weights(y_train) if spec.training.imbalance == "class_weight" else None
     if spec.training.imbalance in ("downsample", "upsample"):
         train = rebalance(
             train, label_column=spec.label, method=spec.training.imbalance, seed=spec.training.seed
         )
-        y_train = label_vector(train, spec)
+        y_train = label_vector(train, spec, labels)
     return FitData(
         signature,
         encode_frame(train, signature),
         y_train,
         encode_frame(valid, signature),
-        label_vector(valid, spec),
+        label_vector(valid, spec, labels),
         sample_weight=weight,
     )
 
@@ -218,8 +289,8 @@ def tune_model(
         )
     window = training_window(ws, spec)
     frame = load_versions(ws, window)
-    signature = signature_of(project_schema(ws, spec), spec.task)
     train, valid, _ = split_window(frame, spec)
+    signature = training_signature(project_schema(ws, spec), spec, train)
     return run_study(
         ws,
         spec.project,
@@ -260,11 +331,13 @@ def train_model(
     window = versions if versions is not None else training_window(ws, spec)
     frame = load_versions(ws, window)
     schema = project_schema(ws, spec)
-    signature = signature_of(schema, spec.task)
     train, valid, test = split_window(frame, spec)
     if label_noise is not None:
         train = label_noise(train)
+    signature = training_signature(schema, spec, train)
     say(f"training on {len(train):,} rows from batches {window[0].seq}..{window[-1].seq}")
+    if signature.task == Task.BINARY:
+        say(f"positive class of {spec.label!r}: {signature.labels.positive!r}")
     with record_run(
         ws,
         spec.project,
@@ -290,7 +363,7 @@ def train_model(
             )
         config = train_config(spec, tuned)
         result = train_candidates(train, valid, signature=signature, config=config, progress=say)
-        y_test = label_vector(test, spec)
+        y_test = label_vector(test, spec, signature.labels)
         x_test = encode_frame(test, signature)
         test_metrics = evaluate(spec.task, y_test, result.candidate.predict_encoded(x_test))
         baseline_test = evaluate(spec.task, y_test, result.baseline.predict_encoded(x_test))
@@ -430,5 +503,5 @@ def _iso(value: Any) -> str | None:
 
 
 def _fmt(metrics: dict[str, float]) -> str:
-    keys = [k for k in ("roc_auc", "accuracy", "rmse", "mae") if k in metrics]
+    keys = [k for k in ("roc_auc", "roc_auc_macro", "accuracy", "rmse", "mae") if k in metrics]
     return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys)

@@ -1,12 +1,17 @@
 """Train the baselines and the candidates on one split, and score them all on the validation rows.
 
-The baselines (the training positive rate or the mean and median label, and a regularised
-linear model) are the bar: a candidate that does not beat the best of them on validation is
+The baselines (the training positive rate or class frequencies, or the mean and median label,
+and a regularised linear model) are the bar: a candidate that does not beat the best of them on validation is
 not the winner. Candidates are the configured model adapters (LightGBM by default; XGBoost,
 scikit-learn pipelines), optionally an ensemble of the best of them (averaging or stacking),
 all fitted on the shared encoding of :func:`conveyor.core.signature.encode_frame`.
 Class-imbalance options (class weights, down- or up-sampling) change the training rows only;
 validation and test rows keep the distribution the model will meet.
+
+A classification label may take any values: it is encoded by the signature's
+:class:`~conveyor.core.labels.LabelCodec` (fitted on the training rows when the signature does
+not carry classes yet), so a binary model scores its positive class and a multiclass model an
+``(n, k)`` matrix of probabilities in the signature's class order.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import LabelCodec, LabelValue, Task
 from conveyor.core.model import Predictor
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.data.sampling import RebalanceMethod, class_weights, rebalance
@@ -42,6 +48,7 @@ DEFAULT_PARAMS: Mapping[str, Any] = LIGHTGBM_DEFAULTS
 
 _OBJECTIVES = {
     "binary": ("binary", "cross_entropy", "xentropy"),
+    "multiclass": ("multiclass", "softmax"),
     "regression": (
         "regression",
         "l2",
@@ -56,7 +63,11 @@ _OBJECTIVES = {
         "tweedie",
     ),
 }
-_DEFAULT_METRIC = {"binary": "binary_logloss", "regression": "l2"}
+_DEFAULT_METRIC = {
+    "binary": "binary_logloss",
+    "multiclass": "multi_logloss",
+    "regression": "l2",
+}
 ENSEMBLES = ("none", "average", "stacking")
 IMBALANCE = ("none", "class_weight", "downsample", "upsample")
 
@@ -67,7 +78,7 @@ class TrainConfig:
 
     Parameters
     ----------
-    task : {"binary", "regression"}
+    task : {"binary", "multiclass", "regression"}
     label : str
         The label column of the training and validation frames.
     params : mapping, optional
@@ -79,16 +90,21 @@ class TrainConfig:
     model_params : mapping, optional
         Parameters per candidate name (for ``lightgbm`` merged over ``params``).
     ensemble : {"none", "average", "stacking"}
-        Also build an ensemble of the ``ensemble_size`` best candidates: their average, or a
-        logistic (binary) / linear (regression) stack fitted on their validation scores and
-        scored by two-fold cross-fitting so its validation figure stays honest.
+        Also build an ensemble of the ``ensemble_size`` best candidates: their average (of the
+        probability matrices for multiclass), or a logistic (binary) / linear (regression)
+        stack fitted on their validation scores and scored by two-fold cross-fitting so its
+        validation figure stays honest. A multiclass task cannot stack.
     ensemble_size : int, default 3
     imbalance : {"none", "class_weight", "downsample", "upsample"}
-        How a binary task's training rows are rebalanced; validation rows never are.
+        How a binary task's training rows are rebalanced (a multiclass task: class weights
+        only); validation rows never are.
     seed : int, default 0
         Seed of resampling.
     adapters : mapping, optional
         Extra adapters by name (e.g. ``SklearnAdapter.of(estimator)``) usable in ``models``.
+    positive_class : str, int or bool, optional
+        The positive class of a binary label when the signature carries no classes yet;
+        default: inferred by :meth:`conveyor.core.labels.LabelCodec.fit`.
     """
 
     task: str
@@ -101,6 +117,7 @@ class TrainConfig:
     imbalance: str = "none"
     seed: int = 0
     adapters: Mapping[str, ModelAdapter] = field(default_factory=dict)
+    positive_class: LabelValue | None = None
 
     def __post_init__(self) -> None:
         if self.task not in _OBJECTIVES:
@@ -136,10 +153,18 @@ class TrainConfig:
                 f"The 'imbalance' of TrainConfig must be one of {list(IMBALANCE)}. "
                 f"Got {self.imbalance!r} instead."
             )
-        if self.imbalance != "none" and self.task != "binary":
+        allowed = {"binary": IMBALANCE, "multiclass": ("none", "class_weight")}.get(
+            self.task, ("none",)
+        )
+        if self.imbalance not in allowed:
             raise InvalidInputError(
-                f"The 'imbalance' option {self.imbalance!r} needs a binary task. "
-                f"Got task {self.task!r}."
+                f"The 'imbalance' option of a {self.task} task must be one of {list(allowed)}. "
+                f"Got {self.imbalance!r} instead."
+            )
+        if self.ensemble == "stacking" and self.task == "multiclass":
+            raise InvalidInputError(
+                "The 'ensemble' of a multiclass task must be 'none' or 'average'; stacking "
+                "needs a binary or regression task. Got 'stacking' instead."
             )
         resolved = self.resolved_params()
         objective = resolved["objective"]
@@ -273,9 +298,10 @@ def train_candidates(
     Raises
     ------
     InvalidInputError
-        If a frame is empty or lacks a column, the label is missing somewhere, a binary label is
-        not 0/1 or boolean, the training label is constant, or the signature's task differs
-        from the config's.
+        If a frame is empty or lacks a column, the label is missing somewhere, a binary label
+        does not take two values, a validation label is not a class of the training rows (or of
+        the signature's classes), the training label is constant, or the signature's task
+        differs from the config's.
 
     Examples
     --------
@@ -299,12 +325,14 @@ def train_candidates(
         )
     if not signature.inputs:
         raise InvalidInputError("The signature must have at least one input. Got none instead.")
+    signature = with_classes(signature, train, config)
     x_train, y_train = _encode_split(train, "train", signature, config)
     x_valid, y_valid = _encode_split(valid, "valid", signature, config)
     if y_train.min() == y_train.max():
+        constant = signature.labels.decode(y_train[:1])[0]
         raise InvalidInputError(
             f"The label {config.label!r} of the training rows must vary. "
-            f"Got the constant {y_train[0]:g} instead."
+            f"Got the constant {constant!r} instead."
         )
     data = FitData(signature, x_train, y_train, x_valid, y_valid)
     balanced = _balanced(train, data, config, report)
@@ -384,7 +412,7 @@ def _balanced(
     if config.imbalance == "none":
         return data
     if config.imbalance == "class_weight":
-        report("Weighting the training rows so both classes weigh the same.")
+        report("Weighting the training rows so every class weighs the same.")
         return FitData(
             data.signature,
             data.x_train,
@@ -502,34 +530,32 @@ def _encode_split(
         raise InvalidInputError(
             f"The label {config.label!r} must not be a model input. Got it in the signature."
         )
-    return encode_frame(frame, signature), _label_vector(frame[config.label], name, config.task)
+    return encode_frame(frame, signature), _label_vector(
+        frame[config.label], name, signature.labels
+    )
 
 
-def _label_vector(values: pd.Series, name: str, task: str) -> np.ndarray:
+def with_classes(signature: Signature, train: pd.DataFrame, config: TrainConfig) -> Signature:
+    """``signature`` with the classes of the training label when it carries none yet.
+
+    Raises
+    ------
+    InvalidInputError
+        As :meth:`conveyor.core.labels.LabelCodec.fit` (a binary label without exactly two
+        values, a positive class that is not one of them, fewer than two classes).
+    """
+    if signature.classes or signature.task == Task.REGRESSION or config.label not in train:
+        return signature
+    labels = LabelCodec.fit(signature.task, train[config.label], positive=config.positive_class)
+    return replace(signature, classes=labels.classes)
+
+
+def _label_vector(values: pd.Series, name: str, labels: LabelCodec) -> np.ndarray:
+    """The codes of a label column (see :class:`~conveyor.core.labels.LabelCodec`)."""
     label = str(values.name)
     if values.isna().any():
         raise InvalidInputError(
             f"The label {label!r} of the {name} rows must not be missing. "
             f"Got {int(values.isna().sum())} missing values instead."
         )
-    if pd.api.types.is_bool_dtype(values):
-        return np.asarray(values.astype("float64").to_numpy(), dtype=np.float64)
-    try:
-        y: np.ndarray = pd.to_numeric(values, errors="raise").astype("float64").to_numpy()
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"The label {label!r} of the {name} rows must be numeric"
-            f"{' 0/1 or boolean' if task == 'binary' else ''}. Got {values.dtype} instead."
-        ) from exc
-    if task == "binary":
-        bad = ~np.isin(y, (0.0, 1.0))
-        if bad.any():
-            raise InvalidInputError(
-                f"The label {label!r} of the {name} rows of a binary task must be 0/1 or boolean."
-                f" Got {values[bad].tolist()[0]!r} instead."
-            )
-    elif not np.isfinite(y).all():
-        raise InvalidInputError(
-            f"The label {label!r} of the {name} rows must be finite. Got an infinite value instead."
-        )
-    return y
+    return labels.encode(values.tolist(), what=f"label {label!r} of the {name} rows")

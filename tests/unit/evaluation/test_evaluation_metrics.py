@@ -81,7 +81,8 @@ def test_booleans_are_labels():
 @pytest.mark.parametrize(
     ("task", "y", "p", "message"),
     [
-        ("multiclass", [0, 1], [0.1, 0.2], "task must be one of"),
+        ("ranking", [0, 1], [0.1, 0.2], "task must be one of"),
+        ("multiclass", [0, 1], [0.1, 0.2], r"an \(n, k\) matrix"),
         ("binary", [0, 1], [0.1], "same length. Got 2 and 1"),
         ("binary", [], [], "at least one row"),
         ("binary", [0, 2], [0.1, 0.2], "must be 0 or 1. Got 2.0"),

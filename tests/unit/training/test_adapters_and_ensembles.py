@@ -196,7 +196,7 @@ def test_imbalance_options_change_training_rows_only(imbalance, binary_signature
 
 
 def test_imbalance_needs_a_binary_task():
-    with pytest.raises(InvalidInputError, match="needs a binary task"):
+    with pytest.raises(InvalidInputError, match="option of a regression task must be one of"):
         TrainConfig(task="regression", label="y", imbalance="downsample")
 
 
@@ -213,7 +213,7 @@ def test_regression_baselines_are_mean_median_and_ridge(regression_split, regres
         result.models["baseline_linear"].estimator.named_steps["model"].__class__.__name__
         == "Ridge"
     )
-    with pytest.raises(InvalidInputError, match="predict_proba\\(\\) needs a binary model"):
+    with pytest.raises(InvalidInputError, match="predict_proba\\(\\) needs a classification model"):
         result.candidate.predict_proba(encode_frame(valid, regression_signature))
 
 

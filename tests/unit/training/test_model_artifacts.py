@@ -30,7 +30,8 @@ def test_lightgbm_round_trip_predicts_identically(binary_result, binary_split, b
     loaded = load_model(data)
     assert isinstance(loaded, LightGBMModel)
     assert loaded.kind == "lightgbm"
-    assert loaded.signature == binary_signature
+    assert loaded.signature == binary_result.candidate.signature
+    assert loaded.signature.inputs == binary_signature.inputs
     np.testing.assert_array_equal(
         loaded.predict_encoded(x), binary_result.candidate.predict_encoded(x)
     )
