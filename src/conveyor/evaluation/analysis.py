@@ -2,6 +2,7 @@
 
 :func:`evaluate_test_set` is what the gate records with a model version and what the evaluation
 report draws. Binary scores are positive-class probabilities labelled at ``threshold``;
+multiclass scores an ``(n, k)`` probability matrix labelled by its most probable class;
 regression scores are values. Everything returned is JSON-ready (``nan`` where undefined).
 """
 
@@ -30,14 +31,19 @@ class TestEvaluation:
     task : str
     metrics : dict
         Binary: :func:`conveyor.evaluation.evaluate`'s plus ``precision``, ``recall``, ``f1``,
-        ``pr_auc`` and ``ece``; regression: plus ``mape`` (over rows with a non-zero truth).
+        ``pr_auc`` and ``ece``; multiclass: plus ``ece`` of the top label; regression: plus
+        ``mape`` (over rows with a non-zero truth).
     confusion : list of list of int or None
-        ``[[tn, fp], [fn, tp]]`` at the threshold (binary).
+        ``[[tn, fp], [fn, tp]]`` at the threshold (binary); for multiclass ``k x k`` counts,
+        a row per true class code and a column per predicted one.
     errors : list of dict
         Per true label: rows, errors, error rate, mean score and the most confident mistakes
-        (binary); for regression the residual summary.
+        (binary, multiclass: ``mean_score`` is the mean probability of the true class); for
+        regression the residual summary.
     calibration : dict or None
-        ``ece`` and the reliability curve's bins (binary).
+        ``ece`` and the reliability curve's bins (binary); for multiclass the same of the top
+        label (is the most probable class right as often as its probability says?), with a
+        ``note`` saying so.
     curves : dict
         ``roc`` and ``pr`` as lists of (x, y) (binary), ``residuals`` histogram (regression).
     slices : list of dict
@@ -82,8 +88,9 @@ def evaluate_test_set(
 
     Parameters
     ----------
-    task : {"binary", "regression"}
-    y_true, y_pred : array-like of shape (n,)
+    task : {"binary", "multiclass", "regression"}
+    y_true : array-like of shape (n,)
+    y_pred : array-like of shape (n,), or (n, k) for a multiclass task
     groups : mapping of str to array-like of shape (n,), optional
         Slice columns: the value of each column on each row.
     min_slice_rows : int, default 100
@@ -121,6 +128,8 @@ def evaluate_test_set(
             curves={"residuals": _histogram(residuals)},
             slices=slices,
         )
+    if task == "multiclass":
+        return _multiclass_evaluation(y, p, slices, bins)
     labels = p >= threshold
     calibration = reliability(y, p, bins=bins)
     metrics = {**evaluate(task, y, p), **_label_metrics(y, p, labels)}
@@ -132,6 +141,47 @@ def evaluate_test_set(
         errors=label_errors(y, p, labels),
         calibration=calibration,
         curves=_curves(y, p),
+        slices=slices,
+    )
+
+
+def _multiclass_evaluation(
+    y: np.ndarray, p: np.ndarray, slices: list[dict[str, Any]], bins: int
+) -> TestEvaluation:
+    codes, guess = y.astype(np.int64), p.argmax(axis=1)
+    k = p.shape[1]
+    rows = np.arange(len(codes))
+    correct = (guess == codes).astype(np.float64)
+    calibration = reliability(correct, p[rows, guess], bins=bins)
+    calibration["note"] = (
+        "Top-label calibration: rows binned by the probability of their most probable class, "
+        "against how often that class is right."
+    )
+    metrics = {**evaluate("multiclass", y, p), "ece": calibration["ece"]}
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (codes, guess), 1)
+    errors = []
+    for label in range(k):
+        members = np.flatnonzero(codes == label)
+        wrong = members[guess[members] != label]
+        worst = wrong[np.argsort(-p[wrong, guess[wrong]], kind="stable")[:5]]
+        errors.append(
+            {
+                "label": label,
+                "rows": len(members),
+                "errors": len(wrong),
+                "error_rate": len(wrong) / len(members) if len(members) else math.nan,
+                "mean_score": float(p[members, label].mean()) if len(members) else math.nan,
+                "worst_rows": [int(r) for r in worst],
+                "worst_scores": [float(p[r, guess[r]]) for r in worst],
+            }
+        )
+    return TestEvaluation(
+        task="multiclass",
+        metrics=metrics,
+        confusion=confusion.tolist(),
+        errors=errors,
+        calibration=calibration,
         slices=slices,
     )
 

@@ -10,6 +10,10 @@ A test perturbs test rows and compares the model's predictions before and after:
   moves predictions by at most ``max_mean_change`` on average (probability units for a binary
   task, a share of the predictions' standard deviation for regression).
 
+A multiclass model scores an ``(n, k)`` matrix of class probabilities; a row's change is then
+the largest absolute change of any of its class probabilities, and a label flip a change of the
+most probable class. A directional expectation needs one score per row and refuses it.
+
 The model is seen only as ``predict(frame) -> scores``, so any model, loaded any way, is tested
 the same.
 """
@@ -72,7 +76,7 @@ def invariance_test(
     shuffled = frame.copy()
     for column in columns:
         shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
-    change = np.abs(_scores(predict, shuffled) - _scores(predict, frame))
+    change = _change(_scores(predict, shuffled), _scores(predict, frame))
     worst = float(change.max())
     name = f"invariance to {', '.join(columns)}"
     passed = worst <= epsilon
@@ -117,7 +121,13 @@ def directional_test(
     raised = frame.copy()
     raised[feature] = frame[feature] + delta
     sign = 1.0 if direction == "increasing" else -1.0
-    moved = sign * (_scores(predict, raised) - _scores(predict, frame))
+    after, before = _scores(predict, raised), _scores(predict, frame)
+    if before.ndim != 1:
+        raise InvalidInputError(
+            f"The directional test of {feature!r} needs one score per row (a binary or "
+            f"regression model). Got scores of shape {before.shape} (class probabilities) instead."
+        )
+    moved = sign * (after - before)
     wrong = float((moved < -1e-12).mean())
     passed = wrong <= max_violations
     return BehaviourResult(
@@ -155,13 +165,17 @@ def noise_test(
         std = float(np.nanstd(values)) if np.isfinite(values).any() else 0.0
         noisy[column] = values + rng.normal(0.0, scale * std, len(values))
     before, after = _scores(predict, frame), _scores(predict, noisy)
-    change = np.abs(after - before)
+    change = _change(after, before)
     unit = 1.0
     if task == "regression":
         unit = float(before.std()) or 1.0
     mean_change = float(change.mean()) / unit
     passed = mean_change <= max_mean_change
-    flips = float(((before >= 0.5) != (after >= 0.5)).mean()) if task == "binary" else 0.0
+    flips = 0.0
+    if before.ndim == 2:
+        flips = float((before.argmax(axis=1) != after.argmax(axis=1)).mean())
+    elif task == "binary":
+        flips = float(((before >= 0.5) != (after >= 0.5)).mean())
     return BehaviourResult(
         name=f"noise {scale:g} x std",
         kind="robustness",
@@ -258,7 +272,15 @@ def measure_latency(
 
 
 def _scores(predict: Predict, frame: pd.DataFrame) -> np.ndarray:
-    return np.asarray(predict(frame), dtype=np.float64).reshape(-1)
+    """One score per row, or an (n, k) matrix of class probabilities."""
+    scores = np.asarray(predict(frame), dtype=np.float64)
+    return scores if scores.ndim == 2 and scores.shape[1] > 1 else scores.reshape(-1)
+
+
+def _change(after: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Per row, the absolute change of its score (the largest over its class probabilities)."""
+    moved = np.abs(after - before)
+    return moved.max(axis=1) if moved.ndim == 2 else moved
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], kind: str) -> None:

@@ -261,6 +261,8 @@ def compare_models(
 #: Metrics a floor can bound, and whether larger is better (a floor is then a minimum).
 FLOOR_METRICS: dict[str, bool] = {
     "roc_auc": True,
+    "roc_auc_macro": True,
+    "macro_f1": True,
     "accuracy": True,
     "precision": True,
     "recall": True,

@@ -51,7 +51,7 @@ def build_evaluation_report(evidence: Mapping[str, Any]) -> Report:
     _comparison(report, evidence)
     challenger = evidence["evaluation"]["challenger"]
     production = evidence["evaluation"].get("production")
-    if challenger["task"] == "binary":
+    if challenger["task"] in ("binary", "multiclass"):
         _binary(report, challenger, production, version, evidence.get("production"))
     else:
         _regression(report, challenger)
@@ -170,10 +170,11 @@ def _binary(
         report.add_table(calibration["bins"], caption="Reliability bins")
     if challenger.get("confusion"):
         report.add_heading("Confusion matrix")
+        codes = range(len(challenger["confusion"]))  # 2 for binary, k class codes for multiclass
         report.add_chart(
             heatmap(
-                ["true 0", "true 1"],
-                ["predicted 0", "predicted 1"],
+                [f"true {c}" for c in codes],
+                [f"predicted {c}" for c in codes],
                 challenger["confusion"],
                 title=f"Confusion matrix of {ours}",
                 cmap="Blues",
