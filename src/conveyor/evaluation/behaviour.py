@@ -280,7 +280,7 @@ def _scores(predict: Predict, frame: pd.DataFrame) -> np.ndarray:
 def _change(after: np.ndarray, before: np.ndarray) -> np.ndarray:
     """Per row, the absolute change of its score (the largest over its class probabilities)."""
     moved = np.abs(after - before)
-    return moved.max(axis=1) if moved.ndim == 2 else moved
+    return np.asarray(moved.max(axis=1) if moved.ndim == 2 else moved, dtype=np.float64)
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], kind: str) -> None:

@@ -285,16 +285,15 @@ def _r2(w: np.ndarray, prepared: tuple[np.ndarray, np.ndarray, np.ndarray]) -> n
 
 def _log_loss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     if p.ndim == 2:
-        return -np.log(np.clip(_truth_probability(y, p), EPS, 1.0))
+        return np.asarray(-np.log(np.clip(_truth_probability(y, p), EPS, 1.0)), dtype=np.float64)
     p = np.clip(p, EPS, 1 - EPS)
     losses: np.ndarray = -(y * np.log(p) + (1 - y) * np.log1p(-p))
     return losses
 
 
 def _correct_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    if p.ndim == 2:
-        return (p.argmax(axis=1) == y).astype(np.float64)
-    return ((p >= 0.5) == (y == 1)).astype(np.float64)
+    hits = p.argmax(axis=1) == y if p.ndim == 2 else (p >= 0.5) == (y == 1)
+    return np.asarray(hits, dtype=np.float64)
 
 
 # Multiclass: the prediction is an (n, k) probability matrix, the truth class codes 0..k-1.

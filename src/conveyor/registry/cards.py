@@ -44,7 +44,8 @@ def build_model_card(
     -------
     dict
         Keys ``format``, ``model``, ``version``, ``status``, ``created_at``, ``tags``,
-        ``aliases``, ``purpose``, ``training_data``, ``evaluation``, ``gate``,
+        ``aliases``, ``purpose`` (with the label's ``classes`` and a binary model's
+        ``positive_class``, from its signature), ``training_data``, ``evaluation``, ``gate``,
         ``feature_importance``, ``approval``, ``audit``, ``lineage`` and ``signature``;
         datetimes are ISO 8601 strings and missing facts are ``None``.
 
@@ -156,10 +157,16 @@ def model_card_report(card: Mapping[str, Any]) -> Report:
 
 def _purpose(mv: ModelVersion, spec: ProjectSpec | None) -> dict[str, Any]:
     inputs = mv.signature.get("inputs") or []
+    task = (spec.task if spec else None) or mv.signature.get("task")
+    classes = list(mv.signature.get("classes") or [])
+    if task == "binary" and not classes:
+        classes = [0, 1]  # a binary signature without classes scores 1 against 0
     return {
         "project": spec.project if spec else mv.model,
-        "task": (spec.task if spec else None) or mv.signature.get("task"),
+        "task": task,
         "label": spec.label if spec else None,
+        "classes": classes,
+        "positive_class": classes[1] if task == "binary" else None,
         "timestamp": spec.timestamp if spec else None,
         "entities": list(spec.entities) if spec else [],
         "features": [c.get("name") for c in inputs if isinstance(c, Mapping)],
@@ -284,8 +291,15 @@ def _purpose_text(card: Mapping[str, Any]) -> str:
     label = purpose.get("label") or "the label"
     shown = ", ".join(str(f) for f in features[:12]) + (", ..." if len(features) > 12 else "")
     lineage = card.get("lineage") or {}
+    classes = purpose.get("classes") or []
+    scored = ""
+    if purpose.get("task") == "binary" and classes:
+        scored = f" It scores the probability of the positive class {classes[-1]!r}."
+    elif classes:
+        scored = f" It scores one probability per class: {', '.join(map(repr, classes))}."
     return (
-        f"Predicts {label} ({purpose.get('task')}) from {len(features)} features: {shown}.\n\n"
+        f"Predicts {label} ({purpose.get('task')}) from {len(features)} features: {shown}."
+        f"{scored}\n\n"
         f"Trained in run {lineage.get('run_id') or '-'} at code revision "
         f"{lineage.get('code_revision') or 'unknown'}; artifact {lineage.get('artifact')}."
     )

@@ -24,7 +24,8 @@ into a run of its own that ends with the fit, ``failed`` if the fit raised. Each
   :func:`conveyor.training.formats.load_sklearn`), ``model.xgb.json``
   (:func:`~conveyor.training.formats.load_xgboost`) or ``model.lgb.txt``
   (``lightgbm.Booster(model_str=...)``); ``signature.json`` (column names and kinds of the
-  training frame, a :class:`~conveyor.core.signature.Signature`); ``input_example.json`` (its
+  training frame and the classes a classifier scores, a
+  :class:`~conveyor.core.signature.Signature`); ``input_example.json`` (its
   first rows as JSON records) and ``feature_importance.json``. One directory means one
   run-store write per fit, which keeps autologging cheap.
 
@@ -51,6 +52,7 @@ from pandas.api import types as pdt
 
 from conveyor.core.entities import RunId, RunStatus
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import LabelValue
 from conveyor.core.schema import ColumnKind, ColumnSchema
 from conveyor.core.signature import Signature
 from conveyor.tracking.fluent import TrackedRun, active_run, start_run
@@ -381,7 +383,7 @@ def _log_estimator(
         _add_importance(files, names, model.feature_importances_)
     if config.log_models:
         _add_model(files, flavor, stored)
-    _add_inputs(files, config, X, _task(model, {}), names)
+    _add_inputs(files, config, X, _task(model, {}), names, _classes(model, {}))
     _log_files(run, files)
 
 
@@ -405,7 +407,7 @@ def _lightgbm_train_call(
         _add_importance(files, names, booster.feature_importance(importance_type="gain"))
         if config.log_models:
             _add_model(files, "lightgbm", booster)
-        _add_inputs(files, config, data, _task(None, params), names)
+        _add_inputs(files, config, data, _task(None, params), names, _classes(None, params))
         _log_files(run, files)
 
     return log
@@ -436,7 +438,9 @@ def _xgboost_train_call(
                 ColumnSchema(n, _XGB_KINDS.get(t, ColumnKind.NUMERIC))
                 for n, t in zip(names, types, strict=False)
             )
-            signature = Signature(inputs=inputs, task=_task(None, params))
+            signature = Signature(
+                inputs=inputs, task=_task(None, params), classes=_classes(None, params)
+            )
             _add_json(files, "signature.json", signature.to_dict())
         _log_files(run, files)
 
@@ -482,9 +486,14 @@ def _add_model(files: dict[str, bytes], flavor: str, model: Any) -> None:
 
 
 def _add_inputs(
-    files: dict[str, bytes], config: AutologConfig, X: Any, task: str, names: Sequence[str]
+    files: dict[str, bytes],
+    config: AutologConfig,
+    X: Any,
+    task: str,
+    names: Sequence[str],
+    classes: Sequence[LabelValue] = (),
 ) -> None:
-    signature = signature_of(X, task=task, names=names)
+    signature = signature_of(X, task=task, names=names, classes=classes)
     if signature is not None:
         _add_json(files, "signature.json", signature.to_dict())
     if config.log_input_example and X is not None:
@@ -515,6 +524,19 @@ def _task(model: Any, params: Mapping[str, Any]) -> str:
     return "regression"
 
 
+def _classes(model: Any, params: Mapping[str, Any]) -> tuple[LabelValue, ...]:
+    """The classes a classifier scores, in its probability columns' order: an estimator's
+    ``classes_``, else ``0..num_class-1`` of a multiclass booster; empty when unknown (a binary
+    booster scores 1 against 0)."""
+    classes = getattr(model, "classes_", None)
+    if classes is not None:
+        return tuple(v.item() if isinstance(v, np.generic) else v for v in np.asarray(classes))
+    num_class = params.get("num_class")
+    if _task(None, params) == "multiclass" and isinstance(num_class, int) and num_class > 1:
+        return tuple(range(num_class))
+    return ()
+
+
 def _feature_names(X: Any, model: Any) -> list[str]:
     if isinstance(X, pd.DataFrame):
         return [str(c) for c in X.columns]
@@ -525,8 +547,17 @@ def _feature_names(X: Any, model: Any) -> list[str]:
     return [f"f{j}" for j in range(width)]
 
 
-def signature_of(X: Any, *, task: str = "binary", names: Sequence[str] = ()) -> Signature | None:
+def signature_of(
+    X: Any,
+    *,
+    task: str = "binary",
+    names: Sequence[str] = (),
+    classes: Sequence[LabelValue] = (),
+) -> Signature | None:
     """The input signature of a training input, from its dtypes; None for other inputs.
+
+    ``classes`` are the classes the model scores, in its probability columns' order (an
+    estimator's ``classes_``).
 
     A DataFrame gives its column names and kinds (numeric, boolean, datetime; text columns are
     categorical with their sorted values, or ``text`` past :data:`MAX_CATEGORIES` values). A
@@ -538,13 +569,16 @@ def signature_of(X: Any, *, task: str = "binary", names: Sequence[str] = ()) -> 
     >>> [(c.name, str(c.kind), c.categories) for c in signature_of(frame).inputs]
     [('x', 'numeric', None), ('city', 'categorical', ('a', 'b')), ('ok', 'boolean', None)]
     """
+    scored = tuple(classes)
     if isinstance(X, pd.DataFrame):
-        return Signature(inputs=tuple(_column(str(name), X[name]) for name in X.columns), task=task)
+        inputs = tuple(_column(str(name), X[name]) for name in X.columns)
+        return Signature(inputs=inputs, task=task, classes=scored)
     if np.ndim(X) != 2 or not hasattr(X, "shape"):
         return None
     width = X.shape[1]
     labels = list(names) if len(names) == width else [f"f{j}" for j in range(width)]
-    return Signature(inputs=tuple(ColumnSchema(n, ColumnKind.NUMERIC) for n in labels), task=task)
+    inputs = tuple(ColumnSchema(n, ColumnKind.NUMERIC) for n in labels)
+    return Signature(inputs=inputs, task=task, classes=scored)
 
 
 def _column(name: str, values: pd.Series) -> ColumnSchema:

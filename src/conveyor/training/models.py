@@ -334,8 +334,9 @@ class EnsembleModel(ModelMethods):
 
     The score is ``link_inverse(intercept + sum_i weights[i] * link(member_i))``: with the
     ``identity`` link and weights summing to 1 this is an average of the members (averaging
-    ensemble; for a multiclass task an average of their probability matrices); with the ``logit`` link and weights fitted by a logistic regression on the
-    members' validation scores it is a stacked ensemble of binary models.
+    ensemble; for a multiclass task an average of their probability matrices); with the
+    ``logit`` link and weights fitted by a logistic regression on the members' validation
+    scores it is a stacked ensemble of binary models.
     """
 
     signature: Signature

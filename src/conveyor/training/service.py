@@ -55,9 +55,7 @@ class TrainOutcome:
     beats_baseline: bool
 
 
-def signature_of(
-    schema: Schema, task: str, labels: LabelCodec | None = None
-) -> Signature:
+def signature_of(schema: Schema, task: str, labels: LabelCodec | None = None) -> Signature:
     """The model input signature: the schema's feature columns, in schema order, and the
     classes of ``labels``."""
     classes = labels.classes if labels is not None else ()
@@ -130,7 +128,8 @@ def scores_in(model: Predictor, frame: pd.DataFrame, labels: LabelCodec) -> np.n
         if key in keys:
             out[:, j] = scores[:, keys.index(key)]
     total = out.sum(axis=1, keepdims=True)
-    return np.divide(out, total, out=np.full_like(out, 1.0 / len(wanted)), where=total > 0)
+    even = np.full_like(out, 1.0 / len(wanted))
+    return np.asarray(np.divide(out, total, out=even, where=total > 0), dtype=np.float64)
 
 
 def package_versions() -> dict[str, str]:

@@ -1,10 +1,10 @@
 """Train the baselines and the candidates on one split, and score them all on the validation rows.
 
 The baselines (the training positive rate or class frequencies, or the mean and median label,
-and a regularised linear model) are the bar: a candidate that does not beat the best of them on validation is
-not the winner. Candidates are the configured model adapters (LightGBM by default; XGBoost,
-scikit-learn pipelines), optionally an ensemble of the best of them (averaging or stacking),
-all fitted on the shared encoding of :func:`conveyor.core.signature.encode_frame`.
+and a regularised linear model) are the bar: a candidate that does not beat the best of them on
+validation is not the winner. Candidates are the configured model adapters (LightGBM by default;
+XGBoost, scikit-learn pipelines), optionally an ensemble of the best of them (averaging or
+stacking), all fitted on the shared encoding of :func:`conveyor.core.signature.encode_frame`.
 Class-imbalance options (class weights, down- or up-sampling) change the training rows only;
 validation and test rows keep the distribution the model will meet.
 
@@ -329,10 +329,10 @@ def train_candidates(
     x_train, y_train = _encode_split(train, "train", signature, config)
     x_valid, y_valid = _encode_split(valid, "valid", signature, config)
     if y_train.min() == y_train.max():
-        constant = signature.labels.decode(y_train[:1])[0]
+        only = signature.labels.decode(y_train[:1])[0]
         raise InvalidInputError(
             f"The label {config.label!r} of the training rows must vary. "
-            f"Got the constant {constant!r} instead."
+            f"Got the constant {only!r} instead."
         )
     data = FitData(signature, x_train, y_train, x_valid, y_valid)
     balanced = _balanced(train, data, config, report)

@@ -8,7 +8,6 @@ import pytest
 
 from conveyor.core.errors import InvalidInputError
 from conveyor.core.signature import Signature, encode_frame
-from conveyor.data.service import ingest_batch
 from conveyor.project import Project
 from conveyor.registry.service import PRODUCTION
 from conveyor.spec import ProjectSpec, parse_spec
