@@ -9,6 +9,7 @@ import pytest
 from conveyor.core.errors import InvalidInputError
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.project import Project
+from conveyor.registry.cards import build_model_card, model_card_report
 from conveyor.registry.service import PRODUCTION
 from conveyor.spec import ProjectSpec, parse_spec
 from conveyor.training.service import load_version
@@ -92,6 +93,9 @@ def test_multiclass_trains_registers_and_scores_class_probabilities(multiclass: 
     assert outcome.beats_baseline
     # The most probable class decodes to a class value.
     assert set(model.signature.labels.decode(scores.argmax(axis=1))) <= set(KINDS)
+    card = build_model_card(multiclass.ws, multiclass.spec.model_name, version.version)
+    assert card["purpose"]["classes"] == list(KINDS)
+    assert card["purpose"]["positive_class"] is None
 
 
 def test_multiclass_challenger_is_gated_against_production(multiclass: Project) -> None:
@@ -136,6 +140,11 @@ def test_text_binary_label_trains_with_its_positive_class(
     assert scores[truth].mean() > scores[~truth].mean() + 0.2
     assert version.metrics["test"]["roc_auc"] > 0.7
     assert version.metrics["test"]["positive_rate"] == pytest.approx(truth.mean())
+    card = build_model_card(ws, spec.model_name, version.version, spec=spec)
+    assert card["purpose"]["positive_class"] == positive
+    assert sorted(card["purpose"]["classes"]) == ["no", "yes"]
+    html = model_card_report(card).render()
+    assert f"positive class &#39;{positive}&#39;" in html or f"positive class '{positive}'" in html
 
 
 def test_a_positive_class_that_is_not_a_value_is_refused(ws: Workspace) -> None:

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 import conveyor as cv
 from conveyor.core.entities import RunStatus
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.signature import Signature
 from conveyor.tracking.autolog import is_autologging
 from conveyor.tracking.service import restore_artifact
 from conveyor.training.formats import load_sklearn, load_xgboost
@@ -181,3 +182,49 @@ def test_autolog_rejects_unknown_frameworks(ws):
         cv.autolog(frameworks=["torch"])
     with pytest.raises(InvalidInputError):
         cv.autolog(frameworks="sklearn")
+
+
+@pytest.fixture
+def three_classes(frame) -> tuple[pd.DataFrame, pd.Series]:
+    X, _ = frame
+    y = pd.Series(np.select([X["x"] < -0.5, X["x"] > 0.5], ["low", "high"], "mid"), name="y")
+    return X[["x", "z"]], y
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(),
+        lambda: lgb.LGBMClassifier(n_estimators=3, verbose=-1),
+        lambda: xgb.XGBClassifier(n_estimators=3, max_depth=2),
+    ],
+    ids=["sklearn", "lightgbm", "xgboost"],
+)
+def test_multiclass_classifiers_log_their_classes(autologging, three_classes, tmp_path, make):
+    X, y = three_classes
+    model = make()
+    target = (
+        y if not isinstance(model, xgb.XGBClassifier) else y.map({"high": 0, "low": 1, "mid": 2})
+    )
+    model.fit(X, target)
+    (run,) = _runs(autologging)
+    folder = _model_dir(autologging, run.id, tmp_path)
+    signature = Signature.from_dict(json.loads((folder / "signature.json").read_text()))
+    assert signature.task == "multiclass"
+    assert signature.classes == tuple(np.asarray(model.classes_).tolist())
+    assert len(signature.labels.classes) == 3
+
+
+def test_a_multiclass_booster_logs_its_class_codes(autologging, three_classes, tmp_path):
+    X, y = three_classes
+    codes = y.map({"high": 0, "low": 1, "mid": 2})
+    lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1},
+        lgb.Dataset(X, codes),
+        num_boost_round=2,
+    )
+    (run,) = _runs(autologging)
+    signature = json.loads(
+        (_model_dir(autologging, run.id, tmp_path) / "signature.json").read_text()
+    )
+    assert (signature["task"], signature["classes"]) == ("multiclass", [0, 1, 2])

@@ -191,3 +191,16 @@ def test_graph_built_by_hand_runs_and_load_model_dispatches_onnx() -> None:
 
     assert isinstance(loaded, OnnxModel)
     np.testing.assert_allclose(loaded.predict_encoded(X), X.sum(axis=1), atol=1e-12)
+
+
+def test_a_multiclass_onnx_model_scores_every_class() -> None:
+    three = np.digitize(X[:, 0], [-0.5, 0.5])
+    clf = LogisticRegression().fit(X, three)
+    signature = Signature(inputs=SIGNATURE.inputs, task="multiclass", classes=("a", "b", "c"))
+    loaded = load_model(save_model(onnx_model_from_sklearn(clf, signature)))
+    np.testing.assert_allclose(loaded.predict_encoded(X), clf.predict_proba(X), atol=1e-5)
+    zipmap = to_onnx(clf, initial_types=[("input", FloatTensorType([None, 3]))])
+    zipmapped = onnx_model(signature, zipmap.SerializeToString())
+    assert zipmapped.runner.output_shape == "zipmap"
+    np.testing.assert_allclose(zipmapped.predict_encoded(X), clf.predict_proba(X), atol=1e-5)
+    assert loaded.predict_encoded(X[:0]).shape == (0, 3)
