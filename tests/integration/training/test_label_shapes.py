@@ -153,3 +153,27 @@ def test_a_positive_class_that_is_not_a_value_is_refused(ws: Workspace) -> None:
     project.ingest(answer_batch(0))
     with pytest.raises(InvalidInputError, match=r"positive class 'maybe' is not a value"):
         project.train()
+
+
+def test_a_multiclass_study_tunes_on_the_macro_auc(ws: Workspace) -> None:
+    spec = _spec(
+        "multiclass",
+        "kind",
+        training={
+            "window_batches": 4,
+            "params": {"num_boost_round": 40},
+            "hpo": {"trials": 2, "cv_folds": 2, "space": {"num_leaves": {"int": [4, 16]}}},
+        },
+    )
+    project = Project(ws, spec)
+    for week in range(2):
+        project.ingest(kind_batch(week))
+    metrics = project.train().version.metrics
+    assert metrics["hpo"]["trials"] == 2
+    run = ws.stores.runs.get_run(metrics["hpo"]["run_id"])
+    trials = [
+        r for r in ws.stores.runs.list_runs(spec.project, experiment="hpo") if r.parent_id == run.id
+    ]
+    assert len(trials) == 2
+    assert all(0.6 < t.metrics["roc_auc_macro"] <= 1.0 for t in trials)
+    assert 0.6 < metrics["hpo"]["best_valid"] <= 1.0
