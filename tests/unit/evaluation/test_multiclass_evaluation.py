@@ -16,7 +16,7 @@ from conveyor.evaluation import (
     primary_metric,
     sanity_check,
 )
-from conveyor.evaluation.behaviour import invariance_test, noise_test
+from conveyor.evaluation.behaviour import directional_test, invariance_test, noise_test
 from conveyor.evaluation.metrics import TASKS, comparable_metrics
 from conveyor.evaluation.paired import bootstrap_draws, paired_bootstrap
 
@@ -134,6 +134,15 @@ def test_behaviour_probes_use_the_largest_class_probability_change():
 
     moved = invariance_test(predict, frame, ["noise"], epsilon=0.0)
     assert not moved.passed and 0 < moved.figures["max_change"] < 0.5
-    robust = noise_test(predict, frame, ["x"], scale=0.1, max_mean_change=0.5, task="multiclass")
-    assert robust.passed and 0 < robust.figures["mean_change"] < 0.5
-    assert 0 <= robust.figures["label_flips"] < 1
+    robust = noise_test(predict, frame, ["x"], scale=0.5, max_mean_change=0.5, task="multiclass")
+    # The same noise, drawn as the test draws it (seed 0, one column).
+    noisy = frame.assign(
+        x=frame["x"] + np.random.default_rng(0).normal(0, 0.5 * frame["x"].std(ddof=0), 50)
+    )
+    before, after = predict(frame), predict(noisy)
+    largest = np.abs(after - before).max(axis=1)
+    assert robust.figures["mean_change"] == pytest.approx(largest.mean())
+    flips = np.mean(before.argmax(axis=1) != after.argmax(axis=1))
+    assert flips > 0 and robust.figures["label_flips"] == pytest.approx(flips)
+    with pytest.raises(InvalidInputError, match="needs one score per row"):
+        directional_test(predict, frame, "x", direction="increasing", delta=0.1, max_violations=0.0)
