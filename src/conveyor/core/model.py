@@ -13,8 +13,11 @@ class Predictor(Protocol):
     """A loaded model that scores encoded rows.
 
     ``predict_encoded`` takes a float64 matrix in ``signature`` order (see
-    :func:`conveyor.core.signature.encode_frame`) and returns one float per row: the positive
-    class probability for a binary task, the predicted value for regression.
+    :func:`conveyor.core.signature.encode_frame`) and returns, for a binary task, shape (n,):
+    the probability of the positive class ``signature.classes[1]``; for a multiclass task,
+    shape (n, k): one probability per class in ``signature.classes`` order, each row summing
+    to 1; for regression, shape (n,): the predicted value. ``signature.labels`` maps class
+    values to these codes and back.
     """
 
     @property

@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import LabelCodec, Task
 from conveyor.core.schema import ColumnKind, ColumnSchema
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.training import TrainConfig, train_candidates
 from conveyor.training.adapters import FitData, SklearnAdapter
-from conveyor.training.models import ClassPriorModel, SklearnModel, load_model, save_model
+from conveyor.training.models import (
+    ClassPriorModel,
+    PriorModel,
+    SklearnModel,
+    load_model,
+    save_model,
+)
+from conveyor.training.service import scores_in
 
 SHAPES = ("circle", "square", "triangle")
 SIGNATURE = Signature(
@@ -175,8 +184,6 @@ def test_a_binary_label_of_any_two_values_trains_on_its_positive_class(values, d
 
 
 def test_a_sklearn_classifier_missing_a_class_scores_it_zero():
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-
     signature = Signature(
         inputs=(ColumnSchema("x", ColumnKind.NUMERIC),), task="multiclass", classes=SHAPES
     )
@@ -196,3 +203,18 @@ def test_a_class_prior_model_checks_its_rates():
         ClassPriorModel(signature, (0.5, 0.5))
     with pytest.raises(InvalidInputError, match="must sum to 1"):
         ClassPriorModel(signature, (0.5, 0.5, 0.5))
+
+
+def test_a_model_is_scored_on_another_models_classes():
+    frame = shapes(4, 0)
+    older = Signature(inputs=SIGNATURE.inputs, task="multiclass", classes=("circle", "square"))
+    model = ClassPriorModel(older, (0.25, 0.75))
+    scores = scores_in(model, frame, LabelCodec(Task.MULTICLASS, SHAPES))
+    np.testing.assert_allclose(scores, np.tile([0.25, 0.75, 0.0], (4, 1)))
+    dropped = scores_in(model, frame, LabelCodec(Task.MULTICLASS, ("square", "triangle")))
+    np.testing.assert_allclose(dropped, np.tile([1.0, 0.0], (4, 1)))
+    yes = Signature(inputs=SIGNATURE.inputs, task="binary", classes=("no", "yes"))
+    flipped = scores_in(PriorModel(yes, 0.2), frame, LabelCodec(Task.BINARY, ("yes", "no")))
+    np.testing.assert_allclose(flipped, 0.8)
+    with pytest.raises(InvalidInputError, match=r"classes \['no', 'yes'\] cannot be compared"):
+        scores_in(PriorModel(yes, 0.2), frame, LabelCodec(Task.BINARY, ("bad", "good")))
