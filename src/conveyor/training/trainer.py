@@ -96,8 +96,8 @@ class TrainConfig:
         validation figure stays honest. A multiclass task cannot stack.
     ensemble_size : int, default 3
     imbalance : {"none", "class_weight", "downsample", "upsample"}
-        How a binary task's training rows are rebalanced (a multiclass task: class weights
-        only); validation rows never are.
+        How a classification task's training rows are rebalanced (every class weighs, or
+        is sampled to, the same); validation rows never are.
     seed : int, default 0
         Seed of resampling.
     adapters : mapping, optional
@@ -153,9 +153,7 @@ class TrainConfig:
                 f"The 'imbalance' of TrainConfig must be one of {list(IMBALANCE)}. "
                 f"Got {self.imbalance!r} instead."
             )
-        allowed = {"binary": IMBALANCE, "multiclass": ("none", "class_weight")}.get(
-            self.task, ("none",)
-        )
+        allowed = IMBALANCE if self.task in ("binary", "multiclass") else ("none",)
         if self.imbalance not in allowed:
             raise InvalidInputError(
                 f"The 'imbalance' option of a {self.task} task must be one of {list(allowed)}. "

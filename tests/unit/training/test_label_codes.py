@@ -106,8 +106,10 @@ def test_multiclass_predict_gives_codes_that_decode_to_classes(multiclass_result
     assert np.mean(np.asarray(decoded) == split[1]["shape"].to_numpy()) > 0.6
 
 
-def test_multiclass_class_weights_train_and_other_options_are_refused(split):
+@pytest.mark.parametrize("imbalance", ["class_weight", "downsample", "upsample"])
+def test_multiclass_training_rows_are_rebalanced_over_every_class(split, imbalance):
     train, valid = split
+    messages: list[str] = []
     result = train_candidates(
         train,
         valid,
@@ -115,13 +117,23 @@ def test_multiclass_class_weights_train_and_other_options_are_refused(split):
         config=TrainConfig(
             task="multiclass",
             label="shape",
-            imbalance="class_weight",
+            imbalance=imbalance,
             params={"num_boost_round": 40},
         ),
+        progress=messages.append,
     )
     assert result.valid_metrics["lightgbm"]["roc_auc_macro"] > 0.7
-    with pytest.raises(InvalidInputError, match=r"must be one of \['none', 'class_weight'\]"):
-        TrainConfig(task="multiclass", label="shape", imbalance="downsample")
+    counts = train["shape"].value_counts()
+    expected = {
+        "class_weight": len(train),
+        "downsample": 3 * counts.min(),
+        "upsample": 3 * counts.max(),
+    }
+    assert result.train_rows == expected[imbalance]
+    assert any("Weighting" in m or "Resampled" in m for m in messages)
+
+
+def test_multiclass_stacking_is_refused():
     with pytest.raises(InvalidInputError, match="stacking needs a binary or regression task"):
         TrainConfig(task="multiclass", label="shape", ensemble="stacking")
 
