@@ -32,8 +32,10 @@ from conveyor.evaluation.metrics import (
 )
 from conveyor.evaluation.paired import mcnemar_test, paired_bootstrap
 
-#: Scores at or above these are more often a leak of the label than a great model.
-_TOO_GOOD = {"roc_auc": 0.999, "roc_auc_macro": 0.999, "r2": 0.999}
+#: Scores at or above these are more often a leak of the label than a great model. Not the
+#: multiclass macro AUC: ordinary multiclass tables (wine, iris, penguins) reach 0.999 with
+#: honest features; a leaked feature is caught at ingestion by the label-leak check.
+_TOO_GOOD = {"roc_auc": 0.999, "r2": 0.999}
 
 #: The AUC of a random ranking, and the z of a one-sided 95% bound above it.
 _CHANCE_AUC = 0.5

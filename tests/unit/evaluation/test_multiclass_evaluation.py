@@ -103,6 +103,10 @@ def test_sanity_checks_catch_a_multiclass_model_at_chance_or_below_the_prior():
     y, p = _scores(600, 3, 2.0, 4)
     good = evaluate("multiclass", y, p)
     assert sanity_check({"candidate": good}, "multiclass") == []
+    # An easy table (wine, iris) separates its classes perfectly with honest features.
+    perfect = evaluate("multiclass", y, 0.9 * np.eye(3)[y.astype(int)] + 0.1 / 3)
+    assert perfect["roc_auc_macro"] == 1.0
+    assert sanity_check({"candidate": perfect}, "multiclass") == []
     _, noise = _scores(600, 3, 0.0, 5)
     reasons = sanity_check({"candidate": evaluate("multiclass", y, noise)}, "multiclass")
     assert any("roc_auc_macro" in r and "no better than chance" in r for r in reasons)
