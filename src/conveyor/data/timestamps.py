@@ -72,7 +72,8 @@ def parse_times(values: pd.Series, fmt: TimestampFormat, *, name: str = "timesta
 
     Examples
     --------
-    >>> parse_times(pd.Series([2013.25, 2014.0]), "fractional_year").dt.strftime("%Y-%m-%d").tolist()
+    >>> times = parse_times(pd.Series([2013.25, 2014.0]), "fractional_year")
+    >>> times.dt.strftime("%Y-%m-%d").tolist()
     ['2013-04-02', '2014-01-01']
     >>> parse_times(pd.Series([1990]), "year").dt.year.tolist()
     [1990]
