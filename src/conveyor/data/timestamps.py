@@ -124,7 +124,7 @@ def apply_time_column(frame: pd.DataFrame, time: TimeColumn | str | None) -> pd.
 
 
 def _is_bool(values: pd.Series) -> bool:
-    return pd.api.types.is_bool_dtype(values.dtype)
+    return bool(pd.api.types.is_bool_dtype(values.dtype))
 
 
 def _from_years(numbers: pd.Series, *, fractional: bool, name: str) -> pd.Series:
