@@ -10,8 +10,10 @@ suspected leak only when
    several classes) reaches ``label_leak_auc``, or its absolute Spearman correlation with a
    numeric label reaches ``label_leak_rank``; and
 2. it leaves at most ``label_leak_margin`` of the error the rest leave, the rest being the
-   best feature that is not near-perfect and a small gradient-boosting model on all of them,
-   scored the same way on held-out rows.
+   best other feature and a small gradient-boosting model on all the other features, scored
+   the same way on held-out rows; or it is exact (score 0.999 or more: a copy of the label,
+   or a monotone transform of it). Several features that agree (carat and size against
+   price) vouch for each other and pass.
 
 A numeric label that a linear fit on a few numeric features gives exactly (``total = a + b``)
 is reported too: each feature without which the fit stops being exact is a leak.
@@ -43,6 +45,10 @@ MODEL_SAMPLE_ROWS = 4_000
 """The model on the other features trains and scores on at most this many rows."""
 _MIN_CATEGORY_ROWS = 10
 _BINS = 20
+_MAX_JUDGED = 5
+"""At most this many near-perfect features (the best) are judged against the rest."""
+_EXACT_SCORE = 0.999
+"""A single-feature score from which the feature is the label in disguise, whatever the rest."""
 _MAX_CLASSES = 50
 _MAX_LINEAR_COLUMNS = 200
 _EXACT_FIT = 1e-6
@@ -135,18 +141,15 @@ def find_label_leaks(
     near = limits.label_leak_rank if kind == "regression" else limits.label_leak_auc
     perfect = [c for c in columns if singles[c][1] >= near]
     leaks: dict[str, LabelLeak] = {}
-    if perfect:
-        others = [c for c in columns if c not in perfect]
-        best_other = max((singles[c][1] for c in others), default=_useless(kind))
+    for c in sorted(perfect, key=lambda c: -singles[c][1])[:_MAX_JUDGED]:
+        others = [o for o in columns if o != c]
+        best_other = max((singles[o][1] for o in others), default=_useless(kind))
         model = _model_score(sample, others, features, y, kind)
         rest = max(best_other, model)
-        for c in perfect:
-            raw, score = singles[c]
-            if 1.0 - score <= limits.label_leak_margin * (1.0 - rest):
-                leaks[c] = LabelLeak(
-                    c, _MEASURES[kind], raw, score, rest, rows.size,
-                    _single_reason(c, kind, score, best_other, model),
-                )  # fmt: skip
+        raw, score = singles[c]
+        if score >= _EXACT_SCORE or 1.0 - score <= limits.label_leak_margin * (1.0 - rest):
+            reason = _single_reason(c, kind, score, best_other, model)
+            leaks[c] = LabelLeak(c, _MEASURES[kind], raw, score, rest, rows.size, reason)
     if kind == "regression":
         for leak in _linear_identity(sample, columns, features, y):
             leaks.setdefault(leak.column, leak)
@@ -316,14 +319,10 @@ def _linear_identity(
     x, target = x[keep][:MODEL_SAMPLE_ROWS], y[keep][:MODEL_SAMPLE_ROWS]
     if len(target) < 5 * (len(numeric) + 1) or np.ptp(target) == 0:
         return []
-    full = _unexplained(x, target)
+    full, without_each = _unexplained(x, target)
     if full > _EXACT_FIT:
         return []
-    members = []
-    for i, c in enumerate(numeric):
-        without = _unexplained(np.delete(x, i, axis=1), target)
-        if without > _BROKEN_FIT:
-            members.append((c, without))
+    members = [(c, float(w)) for c, w in zip(numeric, without_each, strict=True) if w > _BROKEN_FIT]
     if len(members) < 2:
         return []  # one feature alone: the single-feature judgement speaks for it
     names = [c for c, _ in members]
@@ -341,15 +340,21 @@ def _linear_identity(
     return leaks
 
 
-def _unexplained(x: np.ndarray, y: np.ndarray) -> float:
-    """The share of ``y``'s variance a least-squares fit on ``x`` (with intercept) leaves."""
+def _unexplained(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """The share of ``y``'s variance a least-squares fit on ``x`` (with intercept) leaves,
+    and the share it leaves without each column (from the one fit: dropping column ``i``
+    adds ``coef_i**2 / inv(X'X)_ii`` to the residual sum of squares)."""
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
-    design = np.column_stack([np.ones(len(y)), (x - x.mean(axis=0)) / scale])
+    design = (x - x.mean(axis=0)) / scale
     centred = y - y.mean()
-    coef, *_ = np.linalg.lstsq(design, centred, rcond=None)
+    total = float(centred @ centred)
+    inverse = np.linalg.pinv(design.T @ design)
+    coef = inverse @ (design.T @ centred)
     residual = centred - design @ coef
-    return float((residual @ residual) / (centred @ centred))
+    rss = float(residual @ residual)
+    diagonal = np.maximum(np.diag(inverse), 1e-300)
+    return rss / total, np.minimum((rss + coef**2 / diagonal) / total, 1.0)
 
 
 def _single_reason(column: str, task: LeakTask, score: float, best: float, model: float) -> str:
