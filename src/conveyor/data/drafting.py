@@ -139,7 +139,14 @@ def draft_spec(
     if time is not None and label in time.sources:
         time = None
     if time is not None:
-        frame = apply_time_column(frame.copy(), time.column)
+        try:
+            frame = apply_time_column(frame.copy(), time.column)
+        except InvalidInputError as exc:
+            if timestamp is not None:
+                raise
+            notes.append(f"time: {time.column.name!r} looked like one but {exc}")
+            time = None
+    if time is not None:
         notes.append(f"time: {time.column.name!r}, {time.reason}")
     else:
         notes.append("time: none found; batches are split at random (set 'timestamp')")

@@ -85,7 +85,7 @@ def parse_times(values: pd.Series, fmt: TimestampFormat, *, name: str = "timesta
                     f"Timestamp column {name!r} holds numbers, not dates; set "
                     "'timestamp_format' to year, fractional_year, epoch_s or epoch_ms."
                 )
-            return pd.to_datetime(values, utc=True)
+            return _text_times(values)
         numbers = pd.to_numeric(values, errors="raise").astype("float64")
         if fmt == "epoch_s":
             return pd.to_datetime(numbers, unit="s", utc=True)
@@ -121,6 +121,27 @@ def apply_time_column(frame: pd.DataFrame, time: TimeColumn | str | None) -> pd.
     if time.name in frame.columns:
         frame[time.name] = parse_times(frame[time.name], time.format, name=time.name)
     return frame
+
+
+def _text_times(values: pd.Series) -> pd.Series:
+    """Dates and date-times: ISO 8601 first, else one inferred format (day first when a
+    leading field exceeds 12, as in 13/03/2024), else each value on its own."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return pd.to_datetime(values, utc=True)
+    try:
+        return pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        pass
+    text = values.dropna().astype(str)
+    leading = pd.to_numeric(text.str.extract(_DAY_FIRST, expand=False), errors="coerce")
+    dayfirst = bool((leading > 12).any())
+    try:
+        return pd.to_datetime(values, utc=True, dayfirst=dayfirst)
+    except (ValueError, TypeError):
+        return pd.to_datetime(values, utc=True, dayfirst=dayfirst, format="mixed")
+
+
+_DAY_FIRST = r"^\s*(\d{1,2})[/.-]\d{1,2}[/.-]\d{2,4}"
 
 
 def _is_bool(values: pd.Series) -> bool:
