@@ -319,10 +319,22 @@ def _linear_identity(
     x, target = x[keep][:MODEL_SAMPLE_ROWS], y[keep][:MODEL_SAMPLE_ROWS]
     if len(target) < 5 * (len(numeric) + 1) or np.ptp(target) == 0:
         return []
+    varying = x.std(axis=0) > 0
+    numeric = [c for c, v in zip(numeric, varying, strict=True) if v]
+    x = x[:, varying]
+    if not numeric:
+        return []
     full, without_each = _unexplained(x, target)
     if full > _EXACT_FIT:
         return []
-    members = [(c, float(w)) for c, w in zip(numeric, without_each, strict=True) if w > _BROKEN_FIT]
+    members = []
+    for i, c in enumerate(numeric):
+        # The one-fit estimate is cheap but unreliable when features are collinear among
+        # themselves (a row number and the day and hour it counts): refit to confirm.
+        if without_each[i] > _BROKEN_FIT:
+            without = _unexplained(np.delete(x, i, axis=1), target)[0]
+            if without > _BROKEN_FIT:
+                members.append((c, without))
     if len(members) < 2:
         return []  # one feature alone: the single-feature judgement speaks for it
     names = [c for c, _ in members]
