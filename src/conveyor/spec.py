@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from conveyor.core.alias import Alias
 from conveyor.core.errors import ConfigError, NotFoundError
@@ -694,6 +702,18 @@ class ProjectSpec(_Section):
     postprocess: PostprocessSpec = PostprocessSpec()
     offline: OfflineSpec = OfflineSpec()
     retention: RetentionSpec = RetentionSpec()
+
+    @field_validator("timestamp_parts")
+    @classmethod
+    def _parts_build_the_timestamp(
+        cls, value: dict[TimePart, str], info: ValidationInfo
+    ) -> dict[TimePart, str]:
+        timestamp = info.data.get("timestamp")
+        if value and not timestamp:
+            raise ValueError("needs 'timestamp' to name the column it builds")
+        if timestamp in value.values():
+            raise ValueError(f"must not use the 'timestamp' column {timestamp!r} it builds")
+        return value
 
     @property
     def model_name(self) -> str:

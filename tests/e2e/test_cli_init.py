@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
+from tests.unit.data import drafting_shapes as shapes
 
 from conveyor.spec import load_spec
-from tests.unit.data import drafting_shapes as shapes
 
 from .conftest import CLI
 
@@ -37,6 +38,7 @@ def test_init_prints_the_positive_class_and_excluded_columns(cli: CLI, project_d
     assert spec.ignore == ["rownames", "Today"]
 
 
+@pytest.mark.slow
 def test_init_json_carries_the_notes_and_the_spec_ingests_unedited(cli: CLI, project_dir: Path):
     (project_dir / "conveyor.yaml").unlink()
     shapes.bikeshare(days=40).to_csv(project_dir / "hourly.csv", index=False)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tests.unit.data import drafting_shapes as shapes
 from vega_datasets import data as vega
 
 from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.data.drafting import draft_spec, project_name
-from tests.unit.data import drafting_shapes as shapes
 
 
 def test_bikeshare_shape_excludes_the_sum_parts_and_the_row_numbers():

@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.unit.data import drafting_shapes as shapes
 
 from conveyor.config import Settings
-from conveyor.core.errors import InvalidInputError
+from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.data.column_roles import find_time
 from conveyor.data.drafting import draft_spec
 from conveyor.data.service import ingest_batch, load_content
-from conveyor.data.splits import time_split
 from conveyor.data.sources import read_frame
+from conveyor.data.splits import time_split
 from conveyor.data.timestamps import TimeColumn, parse_times
 from conveyor.spec import parse_spec
 from conveyor.workspace import Workspace
-from tests.unit.data import drafting_shapes as shapes
 
 
 def _labelled(time: dict[str, object], n: int) -> pd.DataFrame:
@@ -119,3 +119,13 @@ def test_a_drafted_numeric_time_ingests_and_splits_by_time(tmp_path: Path, make,
     assert times.min().year >= 2000 and times.nunique() > 1
     train, _, test = time_split(stored, time_column=spec.timestamp, fractions=(0.7, 0.15, 0.15))
     assert train[spec.timestamp].max() <= test[spec.timestamp].min()
+
+
+def test_spec_refuses_time_parts_without_the_column_they_build():
+    base = {"project": "p", "task": "regression", "label": "y"}
+    with pytest.raises(ConfigError, match="'timestamp_parts' .*needs 'timestamp'"):
+        parse_spec({**base, "timestamp_parts": {"hour": "hr"}})
+    with pytest.raises(ConfigError, match="must not use the 'timestamp' column 'hr'"):
+        parse_spec({**base, "timestamp": "hr", "timestamp_parts": {"hour": "hr"}})
+    with pytest.raises(ConfigError, match="'timestamp_format' must be one of"):
+        parse_spec({**base, "timestamp": "t", "timestamp_format": "weekly"})

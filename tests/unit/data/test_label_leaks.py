@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tests.unit.data import drafting_shapes as shapes
 
 from conveyor.core.schema import ColumnKind
 from conveyor.data import ValidationPolicy, infer_schema, validate_batch
 from conveyor.data.leaks import LeakThresholds, find_label_leaks
 from conveyor.data.service import policy_from_spec
 from conveyor.spec import parse_spec
-from tests.unit.data import drafting_shapes as shapes
 
 
 def leaks(frame: pd.DataFrame, label: str, **policy: object) -> list[tuple[str, str]]:
