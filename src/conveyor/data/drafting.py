@@ -28,7 +28,7 @@ import pandas as pd
 
 from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.core.labels import POSITIVE_NAMES, LabelCodec, Task, label_key
-from conveyor.core.schema import ColumnKind, ColumnRole
+from conveyor.core.schema import ColumnKind, ColumnRole, Schema
 from conveyor.data.column_roles import TimeGuess, find_id_columns, find_time
 from conveyor.data.leaks import LeakTask, find_label_leaks
 from conveyor.data.schemas import infer_schema
@@ -138,27 +138,11 @@ def draft_spec(
     ids = [c for c in ids if c.name != label]
     if time is not None and label in time.sources:
         time = None
-    if time is not None:
-        try:
-            frame = apply_time_column(frame.copy(), time.column)
-        except InvalidInputError as exc:
-            if timestamp is not None:
-                raise
-            notes.append(f"time: {time.column.name!r} looked like one but {exc}")
-            time = None
-    if time is not None:
-        notes.append(f"time: {time.column.name!r}, {time.reason}")
-    else:
-        notes.append("time: none found; batches are split at random (set 'timestamp')")
+    frame, time = _read_time(frame, time, given=timestamp is not None, notes=notes)
     for c in ids:
         excluded[c.name] = c.reason
         notes.append(f"{'entity' if c.role == 'entity' else 'ignored'}: {c.name!r}, {c.reason}")
-    task, positive, why = _task(frame[label], label)
-    if positive is None:
-        notes.append(f"label: {label!r}, task {task}" + (f" ({why})" if why else ""))
-    else:
-        notes.append(f"label: {label!r}, task {task} (2 values)")
-        notes.append(f"positive class: {positive!r} ({why}; set positive_class to change)")
+    task, positive = _task(frame[label], label, notes)
     entities = [c.name for c in ids if c.role == "entity"]
     ignore = [c.name for c in ids if c.role == "ignore"]
     schema = infer_schema(
@@ -168,16 +152,10 @@ def draft_spec(
         entities=entities,
         ignore=ignore,
     )
-    features = {c.name: c.kind for c in schema.columns if c.role is ColumnRole.FEATURE}
-    for leak in find_label_leaks(frame, label, features, task=_leak_task(task)):
-        ignore.append(leak.column)
-        excluded[leak.column] = leak.reason
-        notes.append(f"ignored: {leak.reason}")
-    for col in schema.features:
-        if col.kind is ColumnKind.TEXT and col.name not in ignore:
-            ignore.append(col.name)
-            excluded[col.name] = "free text (too many distinct values to be a category)"
-            notes.append(f"ignored: {col.name!r}, free text")
+    for column, reason, note in _unusable_features(frame, schema, label, task):
+        ignore.append(column)
+        excluded[column] = reason
+        notes.append(note)
     window_rows, window_note = _window_rows(len(frame), frame, time)
     notes.append(window_note)
     name = project or project_name(source_name, label)
@@ -282,7 +260,58 @@ def _choose_label(frame: pd.DataFrame, *, exclude: set[str]) -> str:
     )
 
 
-def _task(values: pd.Series, label: str) -> tuple[str, Any, str]:
+def _read_time(
+    frame: pd.DataFrame, time: TimeGuess | None, *, given: bool, notes: list[str]
+) -> tuple[pd.DataFrame, TimeGuess | None]:
+    """``frame`` with its time read as datetimes; a found time that does not read is dropped."""
+    if time is not None:
+        try:
+            frame = apply_time_column(frame.copy(), time.column)
+        except InvalidInputError as exc:
+            if given:
+                raise
+            notes.append(f"time: {time.column.name!r} looked like one but {exc}")
+            time = None
+    if time is not None:
+        notes.append(f"time: {time.column.name!r}, {time.reason}")
+    else:
+        notes.append("time: none found; batches are split at random (set 'timestamp')")
+    return frame, time
+
+
+def _unusable_features(
+    frame: pd.DataFrame, schema: Schema, label: str, task: str
+) -> list[tuple[str, str, str]]:
+    """Features to ignore, each with its reason and note: label leaks and free text."""
+    features = {c.name: c.kind for c in schema.columns if c.role is ColumnRole.FEATURE}
+    found = [
+        (leak.column, leak.reason, f"ignored: {leak.reason}")
+        for leak in find_label_leaks(frame, label, features, task=_leak_task(task))
+    ]
+    leaked = {column for column, _, _ in found}
+    found += [
+        (c.name, _FREE_TEXT, f"ignored: {c.name!r}, {_FREE_TEXT}")
+        for c in schema.features
+        if c.kind is ColumnKind.TEXT and c.name not in leaked
+    ]
+    return found
+
+
+_FREE_TEXT = "free text (too many distinct values to be a category)"
+
+
+def _task(values: pd.Series, label: str, notes: list[str]) -> tuple[str, Any]:
+    """The task and the positive class of a binary label; notes say why."""
+    task, positive, why = _infer_task(values, label)
+    if positive is None:
+        notes.append(f"label: {label!r}, task {task}" + (f" ({why})" if why else ""))
+    else:
+        notes.append(f"label: {label!r}, task {task} (2 values)")
+        notes.append(f"positive class: {positive!r} ({why}; set positive_class to change)")
+    return task, positive
+
+
+def _infer_task(values: pd.Series, label: str) -> tuple[str, Any, str]:
     """The task, the positive class of a binary label, and why (for the notes)."""
     present = values.dropna()
     distinct = present.nunique()
