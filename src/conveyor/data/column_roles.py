@@ -72,7 +72,8 @@ def find_id_columns(frame: pd.DataFrame, *, exclude: Collection[str] = ()) -> li
     A column qualifies when its values are integers or text, (nearly) all distinct, and it
     is named like an id (``id``, ``customer_id``, ``CustomerID``, ``key``, ``uuid``) or a
     row counter (``rownames``, ``index``, ``Unnamed: 0``), or its integers count rows
-    (consecutive, in order). Row counters go to ``ignore``, other ids to ``entities``.
+    (consecutive, in order). Ids with every value distinct go to ``entities`` (ingestion checks
+    that they key rows uniquely); row counters and ids that repeat go to ``ignore``.
 
     Examples
     --------
@@ -94,7 +95,12 @@ def find_id_columns(frame: pd.DataFrame, *, exclude: Collection[str] = ()) -> li
             if share >= _NEAR_UNIQUE:
                 found.append(IdColumn(name, "ignore", "a row number, not a property of the row"))
         elif (_ID_NAME.search(lowered) or _CAMEL_ID.search(str(name))) and share >= _NEAR_UNIQUE:
-            found.append(IdColumn(name, "entity", f"an id: {share:.0%} of its values distinct"))
+            if share == 1.0:
+                found.append(IdColumn(name, "entity", "an id: every value distinct"))
+            else:
+                # Repeats would fail ingestion's duplicate-key check on every batch.
+                why = f"an id, {share:.1%} distinct: it repeats, so it keys no row"
+                found.append(IdColumn(name, "ignore", why))
         elif counter:
             found.append(IdColumn(name, "ignore", "counts rows (1, 2, 3, ... in order)"))
     return found

@@ -120,13 +120,15 @@ def test_id_and_key_columns_become_entities_or_ignored_never_features():
             "Unnamed: 0": np.arange(n),
             "n": np.arange(5, n + 5),
             "store_id": rng.integers(1, 6, n),
+            "session_id": [f"s{i}" for i in range(n - 3)] + ["s0", "s1", "s2"],
             "amount": rng.gamma(2, 30, n).round(2),
             "churn": rng.choice(["yes", "no"], n),
         }
     )
     spec = draft_spec(frame, source_name="customers.csv").spec
     assert spec.entities == ["customer_id", "OrderID", "day_id"]
-    assert {"Unnamed: 0", "n"} <= set(spec.ignore)
+    # Ids that repeat would fail the duplicate-key check: ignored, not entities.
+    assert {"Unnamed: 0", "n", "session_id"} <= set(spec.ignore)
     assert "store_id" not in spec.entities + spec.ignore
     assert "amount" not in spec.ignore
 
