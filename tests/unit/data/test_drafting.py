@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn import datasets
 from tests.unit.data import drafting_shapes as shapes
 from vega_datasets import data as vega
 
@@ -170,3 +171,21 @@ def test_given_name_and_label_that_is_not_a_column():
     assert draft_spec(frame, project="credit").spec.project == "credit"
     with pytest.raises(InvalidInputError, match="'defaulted' is not a column"):
         draft_spec(frame, label="defaulted")
+
+
+@pytest.mark.parametrize(
+    ("loader", "task"),
+    [
+        (datasets.load_iris, "multiclass"),
+        (datasets.load_wine, "multiclass"),
+        (datasets.load_digits, "multiclass"),
+        (datasets.load_breast_cancer, "binary"),
+        (datasets.load_diabetes, "regression"),
+    ],
+)
+def test_scikit_learn_toy_sets_draft_their_task_with_nothing_flagged(loader, task):
+    frame = loader(as_frame=True).frame
+    spec = draft_spec(frame, source_name="toy.csv").spec
+    assert (spec.label, spec.task) == ("target", task)
+    # Strong honest features (petal size, tumour radius) are not leaks.
+    assert spec.ignore == [] and spec.entities == []
