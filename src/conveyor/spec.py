@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from conveyor.core.alias import Alias
 from conveyor.core.errors import ConfigError, NotFoundError
@@ -28,6 +36,8 @@ class _Section(BaseModel):
 
 
 SeverityName = Literal["error", "warning"]
+TimestampFormat = Literal["auto", "year", "fractional_year", "epoch_s", "epoch_ms"]
+TimePart = Literal["year", "month", "day", "day_of_year", "hour", "minute"]
 
 
 class ValidationSpec(_Section):
@@ -60,6 +70,18 @@ class ValidationSpec(_Section):
     label_leak: SeverityName = "error"
     label_leak_auc: float = Field(
         default=0.98, ge=0.5, le=1.0, description="Single-feature AUC that flags a leak."
+    )
+    label_leak_rank: float = Field(
+        default=0.98,
+        ge=0.0,
+        le=1.0,
+        description="Single-feature |Spearman| with a numeric label that flags a leak.",
+    )
+    label_leak_margin: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="A leak leaves at most this share of the error the other features leave.",
     )
     label_leak_min_rows: int = Field(default=50, ge=1)
     severities: dict[str, SeverityName] = Field(
@@ -132,6 +154,13 @@ class TrainingSpec(_Section):
     """Which batches train a model and how."""
 
     window_batches: int = Field(default=8, ge=1, description="Newest accepted batches to train on.")
+    window_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Newest accepted rows to train on (whole batches, newest first); None: "
+        "enough that the test split holds gate.min_rows rows, and at least "
+        "training.window_batches batches",
+    )
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_by: Literal["auto", "random", "stratified", "time", "group"] = Field(
         default="auto", description="auto: by time with a timestamp, else at random."
@@ -645,6 +674,16 @@ class ProjectSpec(_Section):
         "named so, else the rarer value (printed by `conveyor init`).",
     )
     timestamp: str | None = None
+    timestamp_format: TimestampFormat = Field(
+        default="auto",
+        description="How the timestamp column's values read as times: auto (dates and "
+        "date-times), year (2013), fractional_year (2013.25), epoch_s or epoch_ms.",
+    )
+    timestamp_parts: dict[TimePart, str] = Field(
+        default_factory=dict,
+        description="Columns that together give each row's time, e.g. {year: yr, month: mnth, "
+        "hour: hr}; ingestion builds the timestamp column from them (a missing year is 2000).",
+    )
     entities: list[str] = Field(default_factory=list)
     features: list[str] | None = None
     categorical: list[str] = Field(default_factory=list)
@@ -663,6 +702,18 @@ class ProjectSpec(_Section):
     postprocess: PostprocessSpec = PostprocessSpec()
     offline: OfflineSpec = OfflineSpec()
     retention: RetentionSpec = RetentionSpec()
+
+    @field_validator("timestamp_parts")
+    @classmethod
+    def _parts_build_the_timestamp(
+        cls, value: dict[TimePart, str], info: ValidationInfo
+    ) -> dict[TimePart, str]:
+        timestamp = info.data.get("timestamp")
+        if value and not timestamp:
+            raise ValueError("needs 'timestamp' to name the column it builds")
+        if timestamp in value.values():
+            raise ValueError(f"must not use the 'timestamp' column {timestamp!r} it builds")
+        return value
 
     @property
     def model_name(self) -> str:

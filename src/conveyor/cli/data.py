@@ -32,11 +32,19 @@ data_app = typer.Typer(
 def init(
     ctx: typer.Context,
     source: Annotated[Path, typer.Option("--from", help="A data sample (CSV or Parquet).")],
-    project: Annotated[str | None, typer.Option(help="Project name (default: file stem).")] = None,
-    label: Annotated[str | None, typer.Option(help="Label column (default: guessed).")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "--project", help="Project name (default: from file and label)."),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Label column (default: the column named like one).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
 ) -> None:
-    """Draft conveyor.yaml from a data sample: task, label, time column, schema."""
+    """Draft conveyor.yaml from a data sample: label, task, time, ids, leaks, windows.
+
+    Exits 2 naming the candidate columns when no single column is named like a label.
+    """
     from conveyor.data.drafting import draft_spec
     from conveyor.data.service import read_source
 
@@ -44,14 +52,20 @@ def init(
     if c.spec_path.exists() and not force:
         raise AlreadyExistsError(f"'{c.spec_path}' exists; pass --force to overwrite it.")
     frame, _ = read_source(source)
-    spec = draft_spec(frame, project=project or source.name.split(".")[0], label=label)
+    draft = draft_spec(frame, project=name, source_name=source.name, label=label)
+    spec = draft.spec
     tmp = c.spec_path.with_suffix(".yaml.tmp")
     tmp.write_text(spec.to_yaml(), encoding="utf-8")
     tmp.replace(c.spec_path)
+    if c.json:
+        c.emit({**spec.model_dump(mode="json"), "notes": draft.notes})
+        return
+    for note in draft.notes:
+        c.emit(None, f"  {escape(note)}")
     c.emit(
-        spec.model_dump(mode="json"),
-        f"wrote {c.spec_path}: task {spec.task}, label '{spec.label}', "
-        f"timestamp '{spec.timestamp}'",
+        None,
+        f"wrote {c.spec_path}: project '{spec.project}', task {spec.task}, label "
+        f"'{spec.label}', timestamp '{spec.timestamp}'",
     )
 
 

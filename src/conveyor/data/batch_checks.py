@@ -12,18 +12,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
-from conveyor.core.schema import Anomaly, ColumnKind, ColumnRole, ColumnSchema, Schema
+from conveyor.core.schema import Anomaly, ColumnRole, Schema
+from conveyor.data.leaks import LabelLeak, LeakThresholds, find_label_leaks
 from conveyor.data.policy import ValidationPolicy
 
 __all__ = ["check_duplicates", "check_label_leak", "check_volume"]
-
-_LEAK_SAMPLE_ROWS = 20_000
-"""The leak check ranks at most this many rows: the AUC of a 20k-row sample is within ~0.005
-of the whole batch's, far inside the distance from any sane threshold to 1.0."""
-_MIN_CATEGORY_ROWS = 10
-_LEAK_KINDS = (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
 
 
 def check_duplicates(
@@ -116,7 +110,11 @@ def check_volume(rows: int, recent_rows: Sequence[int], policy: ValidationPolicy
 def check_label_leak(
     frame: pd.DataFrame, schema: Schema, policy: ValidationPolicy
 ) -> list[Anomaly]:
-    """Report features that alone nearly predict the label; see ``ValidationPolicy.label_leak``.
+    """Report features that alone predict the label nearly perfectly, far better than the rest.
+
+    The judgement is :func:`conveyor.data.leaks.find_label_leaks`: a strong feature that the
+    other features nearly match (a diamond's carat against its price) passes; a copy of the
+    label, or parts that sum to it, do not.
 
     Examples
     --------
@@ -129,27 +127,17 @@ def check_label_leak(
     [('label_leak', 'echo')]
     """
     labels = schema.with_role(ColumnRole.LABEL)
-    if len(labels) != 1 or labels[0].name not in frame.columns or not frame.columns.is_unique:
+    if len(labels) != 1:
         return []
-    label = labels[0].name
-    rows = np.flatnonzero(frame[label].notna().to_numpy())
-    if rows.size < policy.label_leak_min_rows:
-        return []
-    if rows.size > _LEAK_SAMPLE_ROWS:
-        rng = np.random.default_rng(0)
-        rows = np.sort(rng.choice(rows, size=_LEAK_SAMPLE_ROWS, replace=False))
-    target = _target(frame[label].iloc[rows])
-    if target is None:
-        return []
-    anomalies = []
-    for col in schema.features:
-        if col.kind not in _LEAK_KINDS or col.name not in frame.columns:
-            continue
-        col_policy = policy.for_column(col.name)
-        found = _leak(frame[col.name].iloc[rows], col, target, col_policy)
-        if found is not None:
-            anomalies.append(_leak_anomaly(col, label, found, rows.size, col_policy))
-    return anomalies
+    features = {c.name: c.kind for c in schema.features}
+    thresholds = LeakThresholds(
+        label_leak_auc=policy.label_leak_auc,
+        label_leak_rank=policy.label_leak_rank,
+        label_leak_margin=policy.label_leak_margin,
+        label_leak_min_rows=policy.label_leak_min_rows,
+    )
+    leaks = find_label_leaks(frame, labels[0].name, features, thresholds=thresholds)
+    return [_leak_anomaly(leak, policy.for_column(leak.column)) for leak in leaks]
 
 
 def _repeats(frame: pd.DataFrame) -> int:
@@ -158,70 +146,13 @@ def _repeats(frame: pd.DataFrame) -> int:
     return int(hashes.duplicated().sum())
 
 
-def _target(values: pd.Series) -> tuple[np.ndarray, bool] | None:
-    """The label as floats and whether it is binary; None when it cannot be scored."""
-    distinct = pd.unique(values)
-    if len(distinct) < 2:
-        return None
-    if len(distinct) == 2:
-        positive = sorted(distinct, key=str)[-1]
-        return (values == positive).to_numpy(dtype=np.float64), True
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.isna().any():
-        return None
-    return numbers.to_numpy(dtype=np.float64), False
-
-
-def _score(values: pd.Series, col: ColumnSchema, y: np.ndarray) -> np.ndarray:
-    if col.kind is ColumnKind.NUMERIC:
-        if pd.api.types.is_numeric_dtype(values.dtype):
-            return np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan))
-        return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
-    # Missing values form their own category: a field filled only after the outcome leaks too.
-    codes, _ = pd.factorize(values, use_na_sentinel=False)
-    counts = np.bincount(codes)
-    rates = np.bincount(codes, weights=y) / np.maximum(counts, 1)
-    rates[counts < _MIN_CATEGORY_ROWS] = float(y.mean())
-    return np.asarray(rates[codes], dtype=np.float64)
-
-
-def _leak(
-    values: pd.Series,
-    col: ColumnSchema,
-    target: tuple[np.ndarray, bool],
-    policy: ValidationPolicy,
-) -> tuple[str, float] | None:
-    y, binary = target
-    score = _score(values, col, y)
-    keep = np.isfinite(score)
-    score, y = score[keep], y[keep]
-    if score.size < policy.label_leak_min_rows or np.ptp(score) == 0:
-        return None
-    ranks = rankdata(score)
-    if binary:
-        positives = float(y.sum())
-        negatives = y.size - positives
-        if positives == 0 or negatives == 0:
-            return None
-        auc = (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
-        hit = auc >= policy.label_leak_auc or auc <= 1 - policy.label_leak_auc
-        return ("auc", float(auc)) if hit else None
-    rho = float(np.corrcoef(ranks, rankdata(y))[0, 1])
-    hit = np.isfinite(rho) and abs(rho) >= 2 * policy.label_leak_auc - 1
-    return ("spearman", rho) if hit else None
-
-
-def _leak_anomaly(
-    col: ColumnSchema, label: str, found: tuple[str, float], rows: int, policy: ValidationPolicy
-) -> Anomaly:
-    measure, value = found
-    limit = policy.label_leak_auc if measure == "auc" else 2 * policy.label_leak_auc - 1
-    how = "by its category's label rate" if col.kind is not ColumnKind.NUMERIC else "by value"
-    message = (
-        f"Feature {col.name!r} alone predicts the label {label!r}: scored {how}, its "
-        f"{measure.upper() if measure == 'auc' else 'Spearman correlation'} is {value:.3f} on "
-        f"{rows:,} labelled rows (threshold {limit:.2f}); it may leak the label, e.g. be "
-        "recorded after the outcome."
-    )
-    details = {"measure": measure, "value": value, "threshold": limit, "rows": rows}
-    return Anomaly("label_leak", policy.label_leak, message, col.name, details)
+def _leak_anomaly(leak: LabelLeak, policy: ValidationPolicy) -> Anomaly:
+    message = f"Feature {leak.reason} Measured on {leak.rows:,} labelled rows."
+    details = {
+        "measure": leak.measure,
+        "value": leak.value,
+        "score": leak.score,
+        "rest": leak.rest,
+        "rows": leak.rows,
+    }
+    return Anomaly("label_leak", policy.label_leak, message, leak.column, details)

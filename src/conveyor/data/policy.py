@@ -116,14 +116,18 @@ class ValidationPolicy:
     volume_window : int
         How many recent accepted batches the median is taken over.
     label_leak : Severity
-        Severity of a feature that alone nearly predicts the label in a training batch: its
-        single-feature AUC is at least ``label_leak_auc`` (or at most ``1 - label_leak_auc``).
-        A categorical or boolean feature scores each row by its category's label rate in the
-        batch; categories with fewer than 10 rows score the overall rate, so an id-like column
-        is not mistaken for a leak. For a label with more than two values the measure is the
-        absolute Spearman correlation against ``2 * label_leak_auc - 1``.
+        Severity of a feature that alone nearly predicts the label in a training batch, far
+        better than the other features do: see :func:`conveyor.data.batch_checks.find_label_leaks`.
     label_leak_auc : float
-        The AUC in ``[0.5, 1.0]`` from which a feature is a suspected leak.
+        The single-feature AUC in ``[0.5, 1.0]`` (macro one-vs-rest for a label of several
+        classes) from which a feature of a class label is near-perfect.
+    label_leak_rank : float
+        The single-feature absolute Spearman correlation in ``[0, 1]`` from which a feature of a
+        numeric label is near-perfect.
+    label_leak_margin : float
+        A near-perfect feature is a leak only when its error (``1 - score``) is at most this
+        share of the error the rest leave: the best other feature alone and a small model on
+        all the other features. Ordinary strong features, which the rest nearly match, pass.
     label_leak_min_rows : int
         Batches with fewer labelled rows are not checked for leaks.
     severities : mapping of str to Severity
@@ -167,6 +171,8 @@ class ValidationPolicy:
     volume_window: int = 5
     label_leak: Severity = Severity.ERROR
     label_leak_auc: float = 0.98
+    label_leak_rank: float = 0.98
+    label_leak_margin: float = 0.25
     label_leak_min_rows: int = 50
     severities: Mapping[str, Severity] = field(default_factory=dict, hash=False)
     columns: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
@@ -179,6 +185,8 @@ class ValidationPolicy:
         _check_number(self.range_slack, "range_slack", 0.0, math.inf)
         _check_number(self.volume_ratio, "volume_ratio", 1.0, math.inf)
         _check_number(self.label_leak_auc, "label_leak_auc", 0.5, 1.0)
+        _check_number(self.label_leak_rank, "label_leak_rank", 0.0, 1.0)
+        _check_number(self.label_leak_margin, "label_leak_margin", 0.0, 1.0)
         for name in ("volume_window", "label_leak_min_rows"):
             _check_int(getattr(self, name), name, 1)
         object.__setattr__(self, "severities", _as_severities(self.severities))

@@ -40,6 +40,7 @@ from conveyor.data.sources import (
     read_frame,
 )
 from conveyor.data.staging import ChunkedChecks, spool_source, write_canonical
+from conveyor.data.timestamps import TimeColumn, time_column_of
 from conveyor.data.validation import ValidationPolicy, validate_batch
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
@@ -91,7 +92,9 @@ class ReleaseOutcome:
     overridden: bool
 
 
-def read_source(source: Source, *, timestamp: str | None = None) -> tuple[pd.DataFrame, str]:
+def read_source(
+    source: Source, *, timestamp: TimeColumn | str | None = None
+) -> tuple[pd.DataFrame, str]:
     """Read a whole source (see :mod:`conveyor.data.sources`) into a frame, with a description.
 
     Raises
@@ -182,7 +185,7 @@ def diff_batch_schema(
     ws: Workspace, spec: ProjectSpec, source: Source, *, from_version: int | None = None
 ) -> SchemaDiff:
     """How a batch departs from a schema version (default the newest), widening only."""
-    frame, _ = read_source(source, timestamp=spec.timestamp)
+    frame, _ = read_source(source, timestamp=time_column_of(spec))
     current = get_schema_record(ws, spec, from_version).schema
     return diff_schemas(current, infer_project_schema(frame, spec), sample=True)
 
@@ -200,7 +203,7 @@ def accept_batch_schema(
     SchemaError
         If a column changed kind: see :func:`conveyor.data.evolution.evolve_schema`.
     """
-    frame, description = read_source(source, timestamp=spec.timestamp)
+    frame, description = read_source(source, timestamp=time_column_of(spec))
     current = get_schema_record(ws, spec).schema
     evolved = evolve_schema(current, infer_project_schema(frame, spec))
     diff = diff_schemas(current, evolved)
@@ -242,7 +245,7 @@ def ingest_batch(
         If the source cannot be read (a corrupt file, a bad query); nothing is stored then.
     """
     say = progress or (lambda _msg: None)
-    reader = open_source(source, chunk_rows=chunk_rows, timestamp=spec.timestamp)
+    reader = open_source(source, chunk_rows=chunk_rows, timestamp=time_column_of(spec))
     first = ws.stores.datasets.find_schema(spec.project) is None
     inferred: list[Schema] = []
     with tempfile.TemporaryDirectory(dir=ws.home, prefix=".ingest-") as tmp:

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from conveyor.core.errors import InvalidInputError, NotFoundError
+from conveyor.data.timestamps import TimeColumn, apply_time_column
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -91,7 +92,7 @@ class BatchReader:
     kind: str
     source: Any
     chunk_rows: int
-    timestamp: str | None = None
+    timestamp: TimeColumn | str | None = None
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Yield the content as pandas frames of at most ``chunk_rows`` rows, at least one.
@@ -104,7 +105,7 @@ class BatchReader:
         reader = _READERS[self.kind]
         try:
             for chunk in reader(self.source, self.chunk_rows):
-                yield _parse_timestamp(chunk, self.timestamp)
+                yield apply_time_column(chunk, self.timestamp)
         except (InvalidInputError, NotFoundError):
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -119,7 +120,10 @@ class BatchReader:
 
 
 def open_source(
-    source: Source, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, timestamp: str | None = None
+    source: Source,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    timestamp: TimeColumn | str | None = None,
 ) -> BatchReader:
     """Recognise ``source`` and return a reader of its chunks; nothing is read yet.
 
@@ -129,8 +133,9 @@ def open_source(
         See the module docstring.
     chunk_rows : int
         The most rows a chunk holds.
-    timestamp : str, optional
-        A column parsed as UTC datetimes in every chunk.
+    timestamp : TimeColumn or str, optional
+        A column read as UTC datetimes in every chunk (a name: dates and date-times), see
+        :mod:`conveyor.data.timestamps`.
 
     Raises
     ------
@@ -176,7 +181,9 @@ def open_source(
     )
 
 
-def read_frame(source: Source, *, timestamp: str | None = None) -> tuple[pd.DataFrame, str]:
+def read_frame(
+    source: Source, *, timestamp: TimeColumn | str | None = None
+) -> tuple[pd.DataFrame, str]:
     """Read a whole source into one DataFrame (for samples and small batches)."""
     reader = open_source(source, timestamp=timestamp)
     chunks = list(reader.chunks())
@@ -265,17 +272,6 @@ def _read_sql(query: SqlQuery, chunk_rows: int) -> Iterator[pd.DataFrame]:
             yield from pd.read_sql_query(sa.text(query.query), streaming, chunksize=chunk_rows)
     finally:
         engine.dispose()
-
-
-def _parse_timestamp(frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
-    if column and column in frame.columns:
-        try:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(
-                f"Timestamp column '{column}' has values that are not dates: {exc}"
-            ) from exc
-    return frame
 
 
 _READERS: dict[str, Any] = {
