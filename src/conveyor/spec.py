@@ -174,7 +174,7 @@ class GateSpec(_Section):
 
     metric: str | None = None
     margin: float = Field(
-        default=0.01,
+        default=0.015,
         ge=0.0,
         description=(
             "How much worse than production the challenger may be shown to be: points of a "

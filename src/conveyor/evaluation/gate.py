@@ -142,7 +142,7 @@ class GatePolicy:
     """
 
     metric: str | None = None
-    margin: float = 0.01
+    margin: float = 0.015
     min_rows: int = 200
     floor: float | None = None
     n_bootstrap: int = 500
