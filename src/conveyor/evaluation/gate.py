@@ -20,9 +20,10 @@ At the defaults the rule is calibrated by simulation (:mod:`conveyor.evaluation.
 ``docs/gate.md``): on 1,000 test rows a challenger truly better by 0.02 AUC (or 5% RMSE) is
 promoted at least 80% of the time, one truly worse by as much at most 5% of the time. With no
 production model yet, a challenger is judged on its own, and a test set under ``min_rows`` is a
-recorded warning instead of a refusal, so a first model is served. For a binary task McNemar's test of the two accuracies at threshold 0.5 is
-recorded with the decision, and stated among its reasons when the gate compares accuracy
-(see :mod:`conveyor.evaluation.paired` for both computations).
+recorded warning instead of a refusal, so a first model is served. For a binary task
+McNemar's test of the two accuracies at threshold 0.5 is recorded with the decision, and stated
+among its reasons when the gate compares accuracy (see :mod:`conveyor.evaluation.paired` for
+both computations).
 """
 
 from __future__ import annotations

@@ -14,9 +14,7 @@ from conveyor.workspace import Workspace
 
 
 def test_a_first_model_on_a_small_test_set_is_served_with_a_warning(ws: Workspace) -> None:
-    spec = parse_spec(
-        {**SPEC, "gate": {"min_rows": 200, "n_bootstrap": 100, "infra_check": False}}
-    )
+    spec = parse_spec({**SPEC, "gate": {"min_rows": 200, "n_bootstrap": 100, "infra_check": False}})
     for week in range(4):
         ingest_batch(ws, spec, make_batch(week, rows=250))
     first = train_model(ws, spec).version.version

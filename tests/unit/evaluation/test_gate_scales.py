@@ -136,7 +136,5 @@ def test_the_noise_limit_of_a_regression_scales_with_the_labels_spread() -> None
         task="regression", labels=labels / 1000.0,
     )  # fmt: skip
     assert not jumpy.passed
-    binary = noise_test(
-        lambda f: np.full(len(f), 0.3), frame, ["x"], scale=0.01, task="binary"
-    )
+    binary = noise_test(lambda f: np.full(len(f), 0.3), frame, ["x"], scale=0.01, task="binary")
     assert binary.passed and binary.figures["allowed"] == 0.02
