@@ -18,26 +18,42 @@ the metric difference, and McNemar's test for a binary task):
 The rows are synthetic (a label with 30% positives and two models of different strength), so
 the figures depend only on the row and resample counts.
 
-Run: ``python -m benchmarks gate [--quick] [--json]``.
+* ``accept_better_1000`` and ``accept_worse_1000``: the gate's calibration, from
+  :func:`conveyor.evaluation.calibration.operating_curve` at the default policy on 1,000 test
+  rows (200 simulated test sets a point, 50 with ``--quick``): the share of challengers truly
+  better by 0.02 AUC promoted (goal: at least 80%) and truly worse by 0.02 AUC (goal: at most
+  5%).
+
+Run: ``python -m benchmarks gate [--quick] [--json]``. The operating curve of ``docs/gate.md``
+is printed by ``python -m benchmarks.gate_bench --curve [--n-sim N]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from benchmarks import Result
 from conveyor.evaluation import GatePolicy, compare_models
+from conveyor.evaluation.calibration import curve_table, operating_curve
 from conveyor.evaluation.paired import paired_bootstrap
 
 ROWS = 100_000
 RESAMPLES = 1_000
 GOAL_S = 5.0
 GOAL = "goal: 5 s on 2 cores"
+
+#: The operating curve of docs/gate.md: true differences per metric and test sizes.
+CURVE_DIFFERENCES: dict[str, tuple[float, ...]] = {
+    "roc_auc": (-0.04, -0.02, -0.01, 0.0, 0.01, 0.02, 0.04),
+    "rmse": (-0.10, -0.05, -0.025, 0.0, 0.025, 0.05, 0.10),
+}
+CURVE_SIZES = (200, 500, 1000, 5000)
 
 
 def run(quick: bool) -> list[Result]:
@@ -85,7 +101,48 @@ def run(quick: bool) -> list[Result]:
         ),
         Result(bench, "gate_accuracy_100k", "s", accuracy, GOAL, GOAL_S, "lower", goal=GOAL_S),
         Result(bench, "gate_rmse_100k", "s", rmse, GOAL, GOAL_S, "lower", goal=GOAL_S),
+        *_calibration(n_sim=50 if quick else 200),
     ]
+
+
+def _calibration(n_sim: int) -> list[Result]:
+    worse, better = operating_curve("roc_auc", [-0.02, 0.02], [1000], n_sim=n_sim)
+    print(
+        f"  operating curve: {n_sim} test sets a point, accept {better.accept_rate:.0%} of "
+        f"better and {worse.accept_rate:.0%} of worse challengers",
+        file=sys.stderr,
+    )
+    goal = "goal of the gate's calibration"
+    return [
+        Result("gate", "accept_better_1000", "share", better.accept_rate, goal, 0.8, "higher",
+               goal=0.8),
+        Result("gate", "accept_worse_1000", "share", worse.accept_rate, goal, 0.05, "lower",
+               goal=0.05),
+    ]  # fmt: skip
+
+
+def curve_markdown(n_sim: int, seed: int = 0) -> str:
+    """The operating curve of ``docs/gate.md`` as Markdown tables, one per metric."""
+    tables = []
+    for metric, differences in CURVE_DIFFERENCES.items():
+        points = operating_curve(metric, differences, CURVE_SIZES, n_sim=n_sim, seed=seed)
+        tables.append(curve_table(points))
+    return "\n\n".join(tables)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.gate_bench --curve [--n-sim N] [--seed S]``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gate_bench")
+    parser.add_argument("--curve", action="store_true", help="print the operating curve")
+    parser.add_argument("--n-sim", type=int, default=200, help="simulated test sets a point")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.curve:
+        print(curve_markdown(args.n_sim, args.seed))
+        return 0
+    for result in run(quick=False):
+        print(result.to_dict())
+    return 0
 
 
 def _median(call: Callable[[], object], repeats: int, name: str) -> float:
@@ -126,3 +183,7 @@ def _regression_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     rng = np.random.default_rng(seed)
     truth = rng.normal(10.0, 3.0, n)
     return truth, truth + rng.normal(0, 1.0, n), truth + rng.normal(0, 1.1, n)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

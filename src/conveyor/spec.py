@@ -189,20 +189,51 @@ class TrainingSpec(_Section):
 
 
 class GateSpec(_Section):
-    """When a challenger may replace production."""
+    """When a challenger may replace production.
+
+    The challenger passes when the one-sided ``confidence`` lower bound of its paired
+    bootstrap difference with production is above ``-margin`` and the observed difference is
+    at least zero. ``margin`` and ``slice_tolerance`` are relative to the metric: points of a
+    score (``roc_auc``, ``accuracy``, ``r2``: 0.01 is one AUC point) and a share of
+    production's value for an error (``rmse``, ``mae``, ``log_loss``, ``brier``: 0.01 is 1%
+    of production's RMSE), never label units. At the defaults, on 1,000 test rows, a
+    challenger truly better by 0.02 AUC (or 5% RMSE) is promoted at least 80% of the time and
+    one truly worse by as much at most 5% (the operating curve is in ``docs/gate.md``).
+    """
 
     metric: str | None = None
-    margin: float = Field(default=0.005, ge=0.0)
+    margin: float = Field(
+        default=0.015,
+        ge=0.0,
+        description=(
+            "How much worse than production the challenger may be shown to be: points of a "
+            "score (roc_auc, accuracy, r2) or a share of production's error (rmse, mae, "
+            "log_loss, brier)."
+        ),
+    )
     floor: float | None = None
-    min_rows: int = Field(default=200, ge=1)
+    min_rows: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "Fewest test rows to compare with production; a first model on fewer is judged "
+            "on its own, with a warning."
+        ),
+    )
     n_bootstrap: int = Field(default=500, ge=50)
     confidence: float = Field(
-        default=0.95, gt=0.0, lt=1.0, description="Coverage of the difference's interval."
+        default=0.95,
+        gt=0.0,
+        lt=1.0,
+        description="Confidence of the one-sided lower bound of the difference.",
     )
     slice_tolerance: float | None = Field(
         default=0.02,
         ge=0.0,
-        description="How much worse than production a slice's metric may be; null: unchecked.",
+        description=(
+            "How much worse than production a slice's metric may be, read like margin; "
+            "null: unchecked."
+        ),
     )
     latency_p99_ms: float | None = Field(
         default=250.0, gt=0.0, description="Budget of a single-row request's p99 latency."
@@ -241,7 +272,15 @@ class NoiseSpec(_Section):
     """Small Gaussian noise on numeric features moves predictions little on average."""
 
     scale: float = Field(default=0.01, gt=0.0, description="Noise std as a share of each std.")
-    max_mean_change: float = Field(default=0.02, ge=0.0)
+    max_mean_change: float | None = Field(
+        default=None,
+        ge=0.0,
+        description=(
+            "Largest mean move of the predictions: probability units for a binary task, a "
+            "share of the label's standard deviation on the test rows for a regression; "
+            "null: the task's default (0.02 binary, 0.15 regression)."
+        ),
+    )
 
 
 class EvaluationSpec(_Section):

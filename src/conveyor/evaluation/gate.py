@@ -4,10 +4,26 @@ The gate scores both models on one fresh test set and bootstraps the *paired* di
 their metric: each resample draws the same rows for both models, so the noise the two share
 (an easy or a hard sample) cancels and the interval is as tight as the data allows. The
 difference is oriented so that ``delta > 0`` always means the challenger is better, whatever the
-metric's direction; the challenger passes when the interval's lower end is above ``-margin``
-(non-inferiority). For a binary task McNemar's test of the two accuracies at threshold 0.5 is
-recorded with the decision, and stated among its reasons when the gate compares accuracy
-(see :mod:`conveyor.evaluation.paired` for both computations).
+metric's direction. The challenger passes when two things hold:
+
+* **not worse by more than the margin**: the one-sided lower bound of the difference, at the
+  policy's ``confidence``, is above ``-margin``. The margin is relative to the metric (see
+  :func:`margin_in_units`): in points of a score (``roc_auc``, ``accuracy``, ``r2``: 0.01 is one
+  AUC point) and a share of production's value for an error (``rmse``, ``mae``, ``log_loss``,
+  ``brier``: 0.01 is 1% of production's RMSE), so it means the same on a price or a count;
+* **better on these rows**: the observed difference is at least zero. Without it, two
+  near-identical models (whose interval is tight around zero) would always pass on noise; with
+  it, a retrain no better than production is promoted about half the time, and a challenger its
+  own interval shows better is always promoted.
+
+At the defaults the rule is calibrated by simulation (:mod:`conveyor.evaluation.calibration`,
+``docs/gate.md``): on 1,000 test rows a challenger truly better by 0.02 AUC (or 5% RMSE) is
+promoted at least 80% of the time, one truly worse by as much at most 5% of the time. With no
+production model yet, a challenger is judged on its own, and a test set under ``min_rows`` is a
+recorded warning instead of a refusal, so a first model is served. For a binary task
+McNemar's test of the two accuracies at threshold 0.5 is recorded with the decision, and stated
+among its reasons when the gate compares accuracy (see :mod:`conveyor.evaluation.paired` for
+both computations).
 """
 
 from __future__ import annotations
@@ -15,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -42,6 +59,61 @@ _CHANCE_AUC = 0.5
 _ONE_SIDED_95 = 1.6449
 
 
+class MarginKind(StrEnum):
+    """How a margin or tolerance of the gate is read for a metric (see :func:`margin_kind`)."""
+
+    #: Points of a score bounded above (``roc_auc``, ``accuracy``, ``r2``): 0.01 is one point.
+    POINTS = "points"
+    #: A share of production's value of an error (``rmse``, ``mae``, ``log_loss``): 0.01 is 1%.
+    RELATIVE = "relative"
+
+
+def margin_kind(metric: str) -> MarginKind:
+    """How a margin on ``metric`` is read: points of a higher-is-better score, a share of
+    production's value for a lower-is-better error, whose units are the label's.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``metric`` does not rank models.
+
+    Examples
+    --------
+    >>> margin_kind("roc_auc").value, margin_kind("rmse").value
+    ('points', 'relative')
+    """
+    return MarginKind.POINTS if higher_is_better(metric) else MarginKind.RELATIVE
+
+
+def margin_in_units(metric: str, margin: float, production: float) -> float:
+    """A margin (or tolerance) of the gate in the units of ``metric``, given production's value.
+
+    Parameters
+    ----------
+    metric : str
+        The compared metric.
+    margin : float
+        The margin as the policy states it: points of a score, or a share of production's
+        value for an error (see :class:`MarginKind`).
+    production : float
+        Production's value of ``metric`` on the same rows.
+
+    Returns
+    -------
+    float
+        How far below production, in the metric's units, the challenger may fall; ``nan`` when
+        a relative margin meets an undefined production value.
+
+    Examples
+    --------
+    >>> margin_in_units("roc_auc", 0.01, 0.8), margin_in_units("rmse", 0.01, 150.0)
+    (0.01, 1.5)
+    """
+    if margin_kind(metric) is MarginKind.POINTS:
+        return margin
+    return margin * abs(production)
+
+
 @dataclass(frozen=True, slots=True)
 class GatePolicy:
     """What a challenger must show to replace production.
@@ -51,23 +123,29 @@ class GatePolicy:
     metric : str or None
         The metric compared; ``None`` means the task's primary metric (``roc_auc``, ``rmse``).
     margin : float
-        How much worse, in the metric's own units, the challenger may be: it passes when the
-        lower end of the confidence interval of ``delta`` is above ``-margin``.
+        How much worse the challenger may be, relative to the metric (see
+        :func:`margin_in_units`): points of a score (``roc_auc``, ``accuracy``, ``r2``) or a
+        share of production's value of an error (``rmse``, ``mae``, ``log_loss``, ``brier``).
+        The challenger passes when the one-sided lower bound of ``delta`` is above the margin
+        (negated) and ``delta`` itself is at least zero.
     min_rows : int
-        Fewest test rows on which a decision is taken.
+        Fewest test rows on which a challenger is compared with production. A first model (no
+        production) on fewer rows is judged on its own, with a warning.
     floor : float or None
         Worst acceptable value of the metric on its own: a minimum for higher-is-better
         metrics, a maximum for lower-is-better ones (``rmse``). ``None`` means no floor.
     n_bootstrap : int
         Number of paired bootstrap resamples.
     confidence : float
-        Coverage of the two-sided percentile interval, in (0, 1).
+        Confidence of the one-sided lower bound, in (0, 1); the recorded interval
+        ``[ci_low, ci_high]`` is the two-sided ``2 * confidence - 1`` percentile interval, whose
+        lower end is that bound.
     seed : int
         Seed of the resampling, so a decision can be reproduced.
     """
 
     metric: str | None = None
-    margin: float = 0.005
+    margin: float = 0.015
     min_rows: int = 200
     floor: float | None = None
     n_bootstrap: int = 500
@@ -126,8 +204,11 @@ class GateDecision:
     """The gate's verdict and its evidence.
 
     ``delta`` is oriented so that a positive value means the challenger is better;
-    ``production``, ``delta`` and the interval are ``None`` when there was no production model;
-    ``mcnemar`` holds McNemar's test of the accuracies (challenger as A) for a binary task.
+    ``production``, ``delta``, the interval and ``margin`` are ``None`` when there was no
+    production model; ``margin`` is the policy's margin in the metric's units (see
+    :func:`margin_in_units`); ``mcnemar`` holds McNemar's test of the accuracies (challenger
+    as A) for a binary task; ``warnings`` are the doubts recorded with a decision that passed
+    anyway (a first model judged on fewer rows than ``min_rows``), also among ``reasons``.
     """
 
     passed: bool
@@ -140,11 +221,14 @@ class GateDecision:
     n: int
     reasons: tuple[str, ...]
     mcnemar: dict[str, Any] | None = None
+    margin: float | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as JSON-ready values (``nan`` becomes ``None``)."""
         data = asdict(self)
         data["reasons"] = list(self.reasons)
+        data["warnings"] = list(self.warnings)
         for key, value in data.items():
             if isinstance(value, float) and not math.isfinite(value):
                 data[key] = None
@@ -167,7 +251,8 @@ def compare_models(
         The truth of the test rows.
     challenger_pred, production_pred : array-like of shape (n,)
         Both models' predictions for those rows; ``production_pred=None`` when nothing is in
-        production yet, in which case only the floor and the row count are checked.
+        production yet, in which case only the floor and a defined metric are checked, and
+        fewer rows than ``policy.min_rows`` are a warning rather than a refusal.
     task : {"binary", "regression"}
     policy : GatePolicy, optional
         Defaults to ``GatePolicy()``.
@@ -197,7 +282,9 @@ def compare_models(
     y, challenger = check_predictions(task, y_true, challenger_pred)
     n = len(y)
     challenger_value = evaluate(task, y, challenger)[metric]
-    failures = _threshold_failures(metric, challenger_value, n, policy)
+    first = production_pred is None
+    failures = _threshold_failures(metric, challenger_value, n, policy, first=first)
+    warnings = _first_model_warnings(n, policy) if first else []
 
     if production_pred is None:
         if failures:
@@ -217,7 +304,8 @@ def compare_models(
             ci_low=None,
             ci_high=None,
             n=n,
-            reasons=(*failures, note),
+            reasons=(*failures, *warnings, note),
+            warnings=tuple(warnings),
         )
 
     _, production = check_predictions(task, y, production_pred)
@@ -228,15 +316,14 @@ def compare_models(
         metric, y, challenger, production, n_resamples=policy.n_bootstrap, seed=policy.seed
     )
     deltas = deltas[np.isfinite(deltas)]
-    tail = (1 - policy.confidence) / 2 * 100
+    tail = (1 - policy.confidence) * 100
     if len(deltas) == 0:
         ci_low = ci_high = math.nan
     else:
         ci_low, ci_high = (float(v) for v in np.percentile(deltas, [tail, 100 - tail]))
-    comparison = _comparison_sentence(
-        metric, challenger_value, production_value, delta, ci_low, ci_high, policy
-    )
-    not_worse = math.isfinite(ci_low) and ci_low > -policy.margin
+    margin = margin_in_units(metric, policy.margin, production_value)
+    not_worse = math.isfinite(ci_low) and ci_low > -margin
+    better = delta >= 0
     mcnemar = None
     reasons = list(failures)
     if task == "binary":
@@ -245,9 +332,13 @@ def compare_models(
         mcnemar = test.to_dict()
         if metric == "accuracy":
             reasons.append(_mcnemar_sentence(test.only_a, test.only_b, test.p_value, test.exact))
-    reasons.append(comparison)
+    reasons.append(
+        _comparison_sentence(
+            metric, (challenger_value, production_value), delta, (ci_low, ci_high), margin, policy
+        )
+    )
     return GateDecision(
-        passed=not failures and not_worse,
+        passed=not failures and not_worse and better,
         metric=metric,
         challenger=challenger_value,
         production=production_value,
@@ -257,6 +348,7 @@ def compare_models(
         n=n,
         reasons=tuple(reasons),
         mcnemar=mcnemar,
+        margin=margin,
     )
 
 
@@ -325,6 +417,10 @@ def compare_slices(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Compare both models slice by slice; a slice may be worse by at most ``tolerance``.
 
+    The tolerance is read like the gate's margin (see :func:`margin_in_units`): points of a
+    score, or a share of production's value on the slice for an error, so a regression's
+    slices are judged in proportion to its label's spread.
+
     Parameters
     ----------
     task : {"binary", "regression"}
@@ -332,11 +428,12 @@ def compare_slices(
     groups : mapping of str to array-like of shape (n,)
         Slice columns and each row's value.
     metric : str
-        Compared in its own units, oriented like ``GateDecision.delta``.
+        Compared oriented like ``GateDecision.delta``.
     min_rows : int
         Slices with fewer rows are not compared (too noisy to blame).
     tolerance : float
-        Largest allowed ``production - challenger`` gap (oriented) on a slice.
+        Largest allowed ``production - challenger`` gap (oriented) on a slice: points of a
+        score, or a share of production's slice value for an error.
 
     Returns
     -------
@@ -369,7 +466,8 @@ def compare_slices(
             if math.isnan(ours) or math.isnan(theirs):
                 continue
             delta = sign * (ours - theirs)
-            regressed = delta < -tolerance
+            allowed = margin_in_units(metric, tolerance, theirs)
+            regressed = delta < -allowed
             rows.append(
                 {
                     "column": column,
@@ -384,7 +482,7 @@ def compare_slices(
             if regressed:
                 failures.append(
                     f"Slice {column}={value} ({len(where)} rows): {metric} {ours:.3f} vs "
-                    f"production {theirs:.3f}, worse by {-delta:.3f} (tolerance {tolerance:g})."
+                    f"production {theirs:.3f}, worse by {-delta:.3f} (tolerance {allowed:.3g})."
                 )
     return rows, failures
 
@@ -509,9 +607,21 @@ def _stored(metrics: Mapping[str, Any], name: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def _threshold_failures(metric: str, value: float, n: int, policy: GatePolicy) -> list[str]:
+def _first_model_warnings(n: int, policy: GatePolicy) -> list[str]:
+    if n >= policy.min_rows:
+        return []
+    return [
+        f"Warning: the test set has {n} rows, fewer than the {policy.min_rows} the gate needs "
+        "to compare with production; with no production model yet the challenger is judged on "
+        "its own. Its successor will be compared with it once enough rows have arrived."
+    ]
+
+
+def _threshold_failures(
+    metric: str, value: float, n: int, policy: GatePolicy, *, first: bool = False
+) -> list[str]:
     reasons: list[str] = []
-    if n < policy.min_rows:
+    if n < policy.min_rows and not first:
         reasons.append(
             f"The test set has {n} rows; the gate needs at least {policy.min_rows} to decide."
         )
@@ -532,14 +642,14 @@ def _meets_floor(metric: str, value: float, floor: float) -> bool:
 
 def _comparison_sentence(
     metric: str,
-    challenger: float,
-    production: float,
+    values: tuple[float, float],
     delta: float,
-    ci_low: float,
-    ci_high: float,
+    interval: tuple[float, float],
+    margin: float,
     policy: GatePolicy,
 ) -> str:
-    pct = f"{policy.confidence * 100:g}%"
+    challenger, production = values
+    ci_low, ci_high = interval
     orientation = ""
     if not higher_is_better(metric):
         orientation = f" (positive means the challenger's {metric} is lower)"
@@ -547,18 +657,27 @@ def _comparison_sentence(
         f"{metric} {challenger:.3f} vs production {production:.3f}: "
         f"difference {delta:+.3f}{orientation}"
     )
+    one_sided = f"one-sided {policy.confidence * 100:g}% bound"
     if not math.isfinite(ci_low):
         return (
-            f"{head}; the {pct} interval could not be computed, so the challenger cannot be "
+            f"{head}; the {one_sided} could not be computed, so the challenger cannot be "
             "shown not to be worse."
         )
-    interval = f"{pct} CI [{ci_low:.3f}, {ci_high:.3f}]"
-    if ci_low > -policy.margin:
+    allowed = f"the allowed margin {-margin:.3f}"
+    if margin_kind(metric) is MarginKind.RELATIVE:
+        allowed += f" ({policy.margin:.1%} of production's {metric})"
+    interval_text = f"{(2 * policy.confidence - 1) * 100:g}% CI [{ci_low:.3f}, {ci_high:.3f}]"
+    if not ci_low > -margin:
+        return f"{head}, {interval_text}: the {one_sided} {ci_low:.3f} is below {allowed}."
+    if delta < 0:
         return (
-            f"{head}, {interval} lies above the allowed margin {-policy.margin:.3f}: "
-            "the challenger is not worse."
+            f"{head}, {interval_text}: not worse than {allowed}, but no better than production "
+            "on these rows, so production stays."
         )
-    return f"{head}, {interval} is below the allowed margin {-policy.margin:.3f}."
+    return (
+        f"{head}, {interval_text}: the {one_sided} {ci_low:.3f} lies above {allowed}: "
+        "the challenger is not worse, and better on these rows."
+    )
 
 
 def _mcnemar_sentence(only_challenger: int, only_production: int, p: float, exact: bool) -> str:

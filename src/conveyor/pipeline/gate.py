@@ -301,9 +301,14 @@ def _evidence(
     problems += sanity_check(challenger.metrics.get("valid", {}), spec.task)
     test_metrics = evidence["evaluation"]["challenger"]["metrics"]
     problems += check_floors(test_metrics, spec.gate.floors)
+    on_test: dict[str, Any] = {"candidate": test_metrics}
+    if prod_pred is None and challenger.metrics.get("baseline_test"):
+        # A first model has no production to beat: it must beat the baseline on the test rows
+        # too, since it may be served on fewer rows than a comparison needs.
+        on_test["baseline"] = challenger.metrics["baseline_test"]
     problems += [
         p
-        for p in sanity_check({"candidate": test_metrics}, spec.task, stage="test")
+        for p in sanity_check(on_test, spec.task, stage="test")
         if "undefined" not in p  # an undefined test score is already the decision's reason
     ]
     evidence["comparison"] = []
@@ -324,7 +329,7 @@ def _evidence(
             problems += regressed
     predict = _frame_predictor(model)
     behaviour = run_behaviour_tests(
-        predict, rows, ev, task=spec.task, numeric=_numeric(model.signature)
+        predict, rows, ev, task=spec.task, numeric=_numeric(model.signature), labels=y
     )
     evidence["behaviour"] = [b.to_dict() for b in behaviour]
     problems += [
@@ -381,7 +386,7 @@ def _intervals(
                 "difference": values["delta"],
                 "ci_low": values["ci_low"],
                 "ci_high": values["ci_high"],
-                "margin": policy.margin if metric == decision.metric else None,
+                "margin": decision.margin if metric == decision.metric else None,
                 "decides": metric == decision.metric,
             }
         )

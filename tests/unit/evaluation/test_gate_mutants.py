@@ -104,10 +104,30 @@ def test_a_first_model_is_judged_on_rows_and_floor_with_its_sentence() -> None:
 
 def test_the_row_count_boundary_is_inclusive() -> None:
     y, p = _labels(n=50)
-    assert compare_models(y, p, None, task="binary", policy=GatePolicy(min_rows=50)).passed
-    short = compare_models(y, p, None, task="binary", policy=GatePolicy(min_rows=51))
+    q = np.clip(p + np.random.default_rng(1).normal(scale=0.1, size=50), 0.0, 1.0)
+    enough = compare_models(y, p, q, task="binary", policy=GatePolicy(min_rows=50))
+    assert not any("needs at least" in r for r in enough.reasons)
+    short = compare_models(y, p, q, task="binary", policy=GatePolicy(min_rows=51))
     assert not short.passed
     assert short.reasons[0] == "The test set has 50 rows; the gate needs at least 51 to decide."
+
+
+def test_a_first_model_on_too_few_rows_passes_with_a_recorded_warning() -> None:
+    y, p = _labels(n=50)
+    enough = compare_models(y, p, None, task="binary", policy=GatePolicy(min_rows=50))
+    assert enough.passed and enough.warnings == ()
+    short = compare_models(y, p, None, task="binary", policy=GatePolicy(min_rows=51))
+    assert short.passed
+    assert short.warnings == (
+        "Warning: the test set has 50 rows, fewer than the 51 the gate needs to compare with "
+        "production; with no production model yet the challenger is judged on its own. Its "
+        "successor will be compared with it once enough rows have arrived.",
+    )
+    assert short.reasons[0] == short.warnings[0]
+    assert short.to_dict()["warnings"] == list(short.warnings)
+    # The floor still applies to a first model on few rows.
+    floored = compare_models(y, p, None, task="binary", policy=GatePolicy(min_rows=51, floor=0.99))
+    assert not floored.passed
 
 
 def test_a_floor_met_exactly_passes_and_a_ceiling_is_named_for_rmse() -> None:
@@ -153,14 +173,15 @@ def _reference_interval(
 def test_the_interval_is_the_percentile_interval_of_the_paired_resamples() -> None:
     y, a = _labels(seed=2)
     b = np.clip(a + np.random.default_rng(3).normal(scale=0.2, size=400), 0, 1)
-    policy = GatePolicy(n_bootstrap=200, confidence=0.9, seed=5, margin=0.01)
+    policy = GatePolicy(n_bootstrap=200, confidence=0.95, seed=5, margin=0.01)
     decision = compare_models(y, a, b, task="binary", policy=policy)
+    # The one-sided 95% bound is the lower end of the two-sided 90% percentile interval.
     low, high = _reference_interval(y, a, b, 200, seed=5, confidence=0.9)
     assert decision.ci_low == pytest.approx(low, rel=1e-9)
     assert decision.ci_high == pytest.approx(high, rel=1e-9)
     delta = roc_auc_score(y, a) - roc_auc_score(y, b)
     assert decision.delta == pytest.approx(delta, rel=1e-9)
-    assert decision.passed is (low > -0.01)
+    assert decision.passed is (low > -0.01 and delta >= 0)
     head = (
         f"roc_auc {roc_auc_score(y, a):.3f} vs production {roc_auc_score(y, b):.3f}: "
         f"difference {delta:+.3f}, 90% CI [{low:.3f}, {high:.3f}]"
@@ -170,15 +191,18 @@ def test_the_interval_is_the_percentile_interval_of_the_paired_resamples() -> No
 
 def test_identical_models_fail_a_zero_margin_and_pass_any_positive_one() -> None:
     # Every paired resample of identical predictions differs by exactly 0: the interval is
-    # [0, 0], and the rule "lower end above -margin" is strict.
+    # [0, 0], and the rule "lower bound above -margin" is strict.
     y, p = _labels()
     strict = compare_models(y, p, p, task="binary", policy=GatePolicy(margin=0.0))
     assert (strict.ci_low, strict.ci_high, strict.passed) == (0.0, 0.0, False)
-    assert strict.reasons[-1].endswith("95% CI [0.000, 0.000] is below the allowed margin -0.000.")
+    assert strict.reasons[-1].endswith(
+        "90% CI [0.000, 0.000]: the one-sided 95% bound 0.000 is below the allowed margin -0.000."
+    )
     loose = compare_models(y, p, p, task="binary", policy=GatePolicy(margin=0.001))
     assert loose.passed
     assert loose.reasons[-1].endswith(
-        "95% CI [0.000, 0.000] lies above the allowed margin -0.001: the challenger is not worse."
+        "90% CI [0.000, 0.000]: the one-sided 95% bound 0.000 lies above the allowed margin "
+        "-0.001: the challenger is not worse, and better on these rows."
     )
 
 
@@ -230,7 +254,8 @@ def test_a_decision_without_a_finite_interval_cannot_pass() -> None:
     assert not decision.passed
     assert math.isnan(decision.ci_low) and math.isnan(decision.ci_high)  # type: ignore[arg-type]
     assert decision.reasons[-1].endswith(
-        "the 95% interval could not be computed, so the challenger cannot be shown not to be worse."
+        "the one-sided 95% bound could not be computed, so the challenger cannot be shown not "
+        "to be worse."
     )
 
 
@@ -257,6 +282,8 @@ def test_to_dict_turns_nan_into_none_and_keeps_every_field() -> None:
         "n": 3,
         "reasons": ["r"],
         "mcnemar": None,
+        "margin": None,
+        "warnings": [],
     }
 
 
