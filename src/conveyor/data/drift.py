@@ -89,7 +89,7 @@ NULL_OF: dict[str, str] = {
     "chi2": "chi2",
 }
 #: The effect each test's floor (``thresholds``) and yardstick apply to.
-_EFFECT_OF = {"wasserstein": "wasserstein_norm", "chi2": "cramers_v"}
+EFFECT_OF = {"wasserstein": "wasserstein_norm", "chi2": "cramers_v"}
 PSI_PSEUDO_COUNT = 0.5
 _STAT_KEYS = (
     "psi",
@@ -496,7 +496,7 @@ def _flag(
     """Whether ``test`` flags a judged column: significant, past its floor and the spread."""
     if test not in PVALUE_TESTS and test not in floors:
         return None  # a distance without a threshold measures but never flags
-    effect = result.get(_EFFECT_OF.get(test, test))
+    effect = result.get(EFFECT_OF.get(test, test))
     adjusted = result.get(f"{NULL_OF[test]}_pvalue_adjusted")
     if effect is None or adjusted is None:
         return None
