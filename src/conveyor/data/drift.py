@@ -46,6 +46,8 @@ the change is significant (the p-value of the test's null, :data:`NULL_OF`, adju
 the judged features by Benjamini-Hochberg or Bonferroni, is below ``alpha``), the effect
 exceeds its floor (the test's threshold; required for the distances, optional for ks and
 chi2), and, given a ``yardstick``, exceeds the largest value seen between earlier windows.
+When several tests decide, their distinct nulls split ``alpha`` (Bonferroni over the tests),
+so deciding by more tests does not raise the rate of false alarms.
 ``drifted`` is true when a test in ``decide_by`` flags it (PSI by default); ``share_drifted``
 leaves out the features the spec declares ``seasonal``.
 """
@@ -479,7 +481,7 @@ def _mark_insufficient(results: dict[str, dict[str, Any]], min_rows: int) -> Non
             continue
         counts = (result.get("reference_count") or 0, result.get("current_count") or 0)
         if min(counts) < min_rows:
-            result["insufficient"] = True
+            result.update(insufficient=True, drifted=False, flags={})
             result["reason"] = (
                 f"too few values to judge drift: {counts[0]} in the reference and {counts[1]} "
                 f"in the current data, {min_rows} needed on each side (drift.min_rows)"
@@ -489,7 +491,7 @@ def _mark_insufficient(results: dict[str, dict[str, Any]], min_rows: int) -> Non
 def _flag(
     result: Mapping[str, Any],
     test: str,
-    spec: DriftSpec,
+    alpha: float,
     floors: Mapping[str, float],
     spread: Mapping[str, float],
 ) -> bool | None:
@@ -501,7 +503,7 @@ def _flag(
     if effect is None or adjusted is None:
         return None
     return bool(
-        adjusted < spec.alpha
+        adjusted < alpha
         and (test not in floors or effect > floors[test])
         and (test not in spread or effect > spread[test])
     )
@@ -557,6 +559,10 @@ def _finish(
         for name, adjusted in zip(names, adjust_pvalues(raw, spec.adjustment), strict=True):
             results[name][f"{test}_pvalue_adjusted"] = float(adjusted)
     spreads = yardstick or {}
+    # a feature drifts when any deciding test flags it: their distinct nulls share alpha
+    deciding = {NULL_OF[t] for t in spec.decide_by if t in spec.tests}
+    shared = spec.alpha / max(len(deciding), 1)
+    alphas = {t: shared if t in spec.decide_by else spec.alpha for t in spec.tests}
     for name in evaluated:
         result = results[name]
         floors = {**spec.thresholds, **spec.columns.get(name, {})}
@@ -565,7 +571,7 @@ def _finish(
             result["yardstick"] = dict(spread)
         flags: dict[str, bool] = {}
         for test in spec.tests:
-            flag = _flag(result, test, spec, floors, spread)
+            flag = _flag(result, test, alphas[test], floors, spread)
             if flag is not None:
                 flags[test] = flag
         result["flags"] = flags
