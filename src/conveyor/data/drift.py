@@ -492,7 +492,7 @@ def _flag(
     result: Mapping[str, Any],
     test: str,
     alpha: float,
-    floors: Mapping[str, float],
+    floors: Mapping[Any, float],
     spread: Mapping[str, float],
 ) -> bool | None:
     """Whether ``test`` flags a judged column: significant, past its floor and the spread."""

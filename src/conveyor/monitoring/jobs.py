@@ -119,7 +119,7 @@ def window_stats(
     calibration: Calibration | None,
     psi_threshold: float,
     min_estimate_rows: int,
-    drift: DriftSpec | None = None,
+    drift_spec: DriftSpec | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The statistics of one window of one version (see the module docstring), and the
     profile of its served inputs."""
@@ -132,7 +132,11 @@ def window_stats(
     if reference:
         current = profile_frame(inputs, features, reference=reference)
         stats["drift"] = compute_drift(
-            reference, current, features=features.names, psi_threshold=psi_threshold, spec=drift
+            reference,
+            current,
+            features=features.names,
+            psi_threshold=psi_threshold,
+            spec=drift_spec,
         )
         stats["quality"] = _quality(inputs, features, reference, current)
     if score_reference:

@@ -340,7 +340,7 @@ def _window_report(
         score_reference=ctx.get("score_reference"),
         calibration=ctx.get("calibration"),
         psi_threshold=spec.monitoring.psi_threshold,
-        drift=spec.drift,
+        drift_spec=spec.drift,
         min_estimate_rows=spec.monitoring.min_estimate_rows,
     )
     stats["production"] = job.production

@@ -114,7 +114,9 @@ def test_a_significant_change_under_the_effect_floor_is_not_drifted() -> None:
 def test_psi_pvalue_is_uniform_under_no_change_and_matches_the_chi2_null() -> None:
     rng = np.random.default_rng(11)
     shares = np.full(10, 0.1)
-    pvalues = [psi_pvalue(rng.multinomial(400, shares), rng.multinomial(400, shares)) for _ in range(600)]
+    pvalues = [
+        psi_pvalue(rng.multinomial(400, shares), rng.multinomial(400, shares)) for _ in range(600)
+    ]
     rejected = float(np.mean(np.asarray(pvalues) < 0.05))
     assert 0.02 <= rejected <= 0.08
     # smoothed PSI of [60, 40] vs [40, 60] times n m / (n + m) against chi2 with 1 dof
