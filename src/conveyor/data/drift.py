@@ -852,6 +852,7 @@ def compute_drift_frames(
     bins: int = 10,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
+    yardstick: Yardstick | None = None,
 ) -> dict[str, Any]:
     """Compare two frames column by column with exact statistics.
 
@@ -875,6 +876,8 @@ def compute_drift_frames(
         by default ``min(4, os.cpu_count())``.
     progress : callable, optional
         Called with a short message as each column finishes.
+    yardstick : mapping, optional
+        As for :func:`compute_drift`.
 
     Returns
     -------
@@ -902,7 +905,7 @@ def compute_drift_frames(
     def one(name: str) -> dict[str, Any]:
         return _series_drift(kinds[name], reference[name], current[name], spec, bins)
 
-    return _finish(_run_columns(list(kinds), one, workers, progress), spec, exact=True)
+    return _finish(_run_columns(list(kinds), one, workers, progress), spec, True, yardstick)
 
 
 def compute_drift_parquet(

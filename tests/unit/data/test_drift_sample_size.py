@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from conveyor.core.entities import BatchStatus, DatasetVersion, DatasetVersionId
@@ -220,3 +222,20 @@ def test_a_change_within_the_spread_between_past_batches_is_not_drifted() -> Non
     beyond = profile_frame(_frame(rng, 2000, shift=3.0), SCHEMA, reference=first)
     far = batch_drift(beyond, history, DriftSpec())
     assert far is not None and far["summary"]["drifted_features"] == ["x0"]
+
+
+_COUNTS = st.lists(st.integers(0, 500), min_size=2, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_COUNTS, st.data())
+def test_psi_pvalue_is_a_symmetric_probability_and_one_for_equal_samples(
+    first: list[int], data: st.DataObject
+) -> None:
+    second = data.draw(st.lists(st.integers(0, 500), min_size=len(first), max_size=len(first)))
+    if sum(first) == 0 or sum(second) == 0:
+        return
+    p = psi_pvalue(first, second)
+    assert 0.0 <= p <= 1.0
+    assert p == pytest.approx(psi_pvalue(second, first), abs=1e-12)
+    assert psi_pvalue(first, first) == pytest.approx(1.0)
