@@ -1,4 +1,5 @@
-"""Drift of dataset versions against their history: the previous accepted batch or the reference.
+"""Drift of dataset versions against their history: the previous accepted batch, the reference,
+or the batch of the same season, judged against the spread between past accepted batches.
 
 Every accepted batch's profile is stored with its version, so these comparisons read profiles
 only, never the batches' data. :func:`batch_drift` is what ingestion stores under the new
