@@ -409,6 +409,7 @@ class MonitoringSpec(_Section):
 
 
 DriftTest = Literal["psi", "ks", "chi2", "js", "wasserstein", "linf"]
+DriftSeason = Literal["none", "day", "week", "year"]
 
 
 _ALL_DRIFT_TESTS: tuple[DriftTest, ...] = ("psi", "ks", "chi2", "js", "wasserstein", "linf")
@@ -424,9 +425,22 @@ _DEFAULT_DRIFT_THRESHOLDS: dict[DriftTest, float] = {
 class DriftSpec(_Section):
     """Drift and skew statistics: the tests run, what flags a feature, and p-value control.
 
-    Distance tests (psi, js, wasserstein — divided by the reference's standard deviation —
-    and linf) flag a feature above their threshold; hypothesis tests (ks, chi2) flag it when
-    their p-value, adjusted over all features, is under ``alpha``.
+    A feature is judged only with at least ``min_rows`` values on each side (else it is
+    reported ``insufficient``). A test then flags it when all of these hold:
+
+    - the change is significant: the p-value of the test's null of no change, adjusted over
+      the judged features (``adjustment``), is under ``alpha``. psi, js and linf use PSI's
+      asymptotic null (``PSI * n * m / (n + m)`` is chi-square with bins - 1 degrees of
+      freedom), wasserstein the KS test, ks and chi2 their own;
+    - the effect exceeds its floor in ``thresholds`` (psi, js, wasserstein — divided by the
+      reference's standard deviation — and linf always have one; ks, the KS distance, and
+      chi2, Cramér's V, only when listed);
+    - when earlier accepted batches exist (ingestion), the statistic exceeds the largest seen
+      between consecutive ones of the newest ``spread_windows + 1`` (the natural spread).
+
+    A feature is ``drifted`` when a test in ``decide_by`` flags it. ``seasonal`` features are
+    judged and reported but do not count in ``share_drifted``, which the drift trigger reads;
+    ``season`` compares an ingested batch with the same time one period earlier instead.
     """
 
     tests: list[DriftTest] = Field(
@@ -455,6 +469,30 @@ class DriftSpec(_Section):
         default="previous",
         description="What an ingested batch is compared with: the previous accepted batch or "
         "the first accepted one (the reference profile).",
+    )
+    min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Fewest values a feature needs on each side to be judged; with fewer it is "
+        "reported as insufficient, never drifted.",
+    )
+    spread_windows: int = Field(
+        default=8,
+        ge=0,
+        description="Consecutive pairs of the newest accepted batches whose statistic is the "
+        "yardstick of an ingested batch's drift: a feature drifts only beyond the largest "
+        "change seen between them; 0 turns the yardstick off.",
+    )
+    seasonal: list[str] = Field(
+        default_factory=list,
+        description="Features that change with the season (temperature, humidity): still "
+        "judged and reported, but left out of ``share_drifted`` and so of the drift trigger.",
+    )
+    season: DriftSeason = Field(
+        default="none",
+        description="Compare an ingested batch with the accepted batch covering the same time "
+        "one period earlier (the same hours a day ago, the same days a week or a year ago) "
+        "when the history has one; otherwise with ``against``.",
     )
 
 

@@ -37,9 +37,19 @@ Statistics:
 - ``wasserstein``, the 1-D earth mover's distance, and ``wasserstein_norm``, the same divided
   by the reference's standard deviation (the value compared with its threshold).
 
-A distance test flags a feature above its threshold; a hypothesis test flags it when its
-p-value, adjusted over the evaluated features (Benjamini-Hochberg or Bonferroni), is below
-``alpha``. ``drifted`` is true when a test in ``decide_by`` flags it (PSI by default).
+- ``psi_pvalue``, PSI's p-value under no change (:func:`psi_pvalue`), and ``cramers_v``,
+  the chi-square statistic as an effect size, ``sqrt(chi2 / N)``.
+
+Judging a feature respects the sample size. A feature with fewer than ``min_rows`` values
+on either side is ``insufficient`` and not judged. A test flags a judged feature only when
+the change is significant (the p-value of the test's null, :data:`NULL_OF`, adjusted over
+the judged features by Benjamini-Hochberg or Bonferroni, is below ``alpha``), the effect
+exceeds its floor (the test's threshold; required for the distances, optional for ks and
+chi2), and, given a ``yardstick``, exceeds the largest value seen between earlier windows.
+When several tests decide, their distinct nulls split ``alpha`` (Bonferroni over the tests),
+so deciding by more tests does not raise the rate of false alarms.
+``drifted`` is true when a test in ``decide_by`` flags it (PSI by default); ``share_drifted``
+leaves out the features the spec declares ``seasonal``.
 """
 
 from __future__ import annotations
@@ -70,8 +80,22 @@ _DRIFT_KINDS = frozenset({ColumnKind.NUMERIC, ColumnKind.CATEGORICAL, ColumnKind
 NUMERIC_TESTS = ("psi", "ks", "chi2", "js", "wasserstein", "linf")
 CATEGORICAL_TESTS = ("psi", "chi2", "js", "linf")
 PVALUE_TESTS = ("ks", "chi2")
+#: The null each test's significance is judged by: its own p-value (ks, chi2), PSI's null for
+#: the binned distances, KS for Wasserstein (both compare the same finite values).
+NULL_OF: dict[str, str] = {
+    "psi": "psi",
+    "js": "psi",
+    "linf": "psi",
+    "wasserstein": "ks",
+    "ks": "ks",
+    "chi2": "chi2",
+}
+#: The effect each test's floor (``thresholds``) and yardstick apply to.
+EFFECT_OF = {"wasserstein": "wasserstein_norm", "chi2": "cramers_v"}
+PSI_PSEUDO_COUNT = 0.5
 _STAT_KEYS = (
     "psi",
+    "psi_pvalue",
     "js",
     "linf",
     "ks",
@@ -79,6 +103,7 @@ _STAT_KEYS = (
     "chi2",
     "chi2_pvalue",
     "chi2_dof",
+    "cramers_v",
     "wasserstein",
     "wasserstein_norm",
 )
@@ -146,6 +171,54 @@ def psi(
     p, q = _shares(expected_counts, actual_counts, "psi")
     p, q = np.maximum(p, eps), np.maximum(q, eps)
     return float(np.sum((q - p) * np.log(q / p)))
+
+
+def psi_pvalue(
+    expected_counts: Sequence[float] | np.ndarray, actual_counts: Sequence[float] | np.ndarray
+) -> float:
+    """P-value of the PSI of two count vectors under the null that nothing changed.
+
+    PSI is Jeffreys' divergence between the two binned distributions, and for samples of
+    ``n`` and ``m`` values from one distribution ``PSI * n * m / (n + m)`` is asymptotically
+    chi-square with ``k - 1`` degrees of freedom, ``k`` the bins holding a value on either
+    side. The PSI tested adds half a count to every bin (the Haldane-Anscombe correction of a
+    log ratio) instead of flooring empty bins, which would make a bin that a small sample
+    misses by chance look like a large change; simulated under no change, the p-value is
+    uniform from 100 values a side and conservative below.
+
+    Parameters
+    ----------
+    expected_counts, actual_counts : array-like
+        Counts (not shares) over the same bins.
+
+    Returns
+    -------
+    float
+        The p-value in [0, 1]; 1.0 when fewer than two bins hold a value.
+
+    Raises
+    ------
+    InvalidInputError
+        If the vectors differ in length, are empty, negative, non-finite or all zero.
+
+    Examples
+    --------
+    >>> round(psi_pvalue([500, 500], [400, 600]), 6) < 1e-5, psi_pvalue([50, 50], [50, 50])
+    (True, 1.0)
+    """
+    _shares(expected_counts, actual_counts, "psi_pvalue")  # validates
+    ref = np.asarray(expected_counts, dtype=np.float64)
+    cur = np.asarray(actual_counts, dtype=np.float64)
+    used = (ref + cur) > 0
+    if int(used.sum()) < 2:
+        return 1.0
+    p = ref[used] + PSI_PSEUDO_COUNT
+    q = cur[used] + PSI_PSEUDO_COUNT
+    p /= p.sum()
+    q /= q.sum()
+    smoothed = float(np.sum((q - p) * np.log(q / p)))
+    scale = 1.0 / ref.sum() + 1.0 / cur.sum()
+    return float(sps.chi2.sf(smoothed / scale, int(used.sum()) - 1))
 
 
 def jensen_shannon(
@@ -398,37 +471,124 @@ def _empty_result(kind: Any, reason: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _finish(results: dict[str, dict[str, Any]], spec: DriftSpec, exact: bool) -> dict[str, Any]:
-    """Adjust p-values over features, set flags and ``drifted``, and summarise."""
+Yardstick: TypeAlias = Mapping[str, Mapping[str, float]]
+
+
+def _mark_insufficient(results: dict[str, dict[str, Any]], min_rows: int) -> None:
+    """Give a ``reason`` to every compared column with under ``min_rows`` values on a side."""
+    for result in results.values():
+        if result.get("reason") is not None:
+            continue
+        counts = (result.get("reference_count") or 0, result.get("current_count") or 0)
+        if min(counts) < min_rows:
+            result.update(insufficient=True, drifted=False, flags={})
+            result["reason"] = (
+                f"too few values to judge drift: {counts[0]} in the reference and {counts[1]} "
+                f"in the current data, {min_rows} needed on each side (drift.min_rows)"
+            )
+
+
+def _flag(
+    result: Mapping[str, Any],
+    test: str,
+    alpha: float,
+    floors: Mapping[Any, float],
+    spread: Mapping[str, float],
+) -> bool | None:
+    """Whether ``test`` flags a judged column: significant, past its floor and the spread."""
+    if test not in PVALUE_TESTS and test not in floors:
+        return None  # a distance without a threshold measures but never flags
+    effect = result.get(EFFECT_OF.get(test, test))
+    adjusted = result.get(f"{NULL_OF[test]}_pvalue_adjusted")
+    if effect is None or adjusted is None:
+        return None
+    return bool(
+        adjusted < alpha
+        and (test not in floors or effect > floors[test])
+        and (test not in spread or effect > spread[test])
+    )
+
+
+def drift_share(drift: Mapping[str, Any], seasonal: Sequence[str] = ()) -> float | None:
+    """The share of judged features that drifted, leaving out the ``seasonal`` ones.
+
+    Parameters
+    ----------
+    drift : mapping
+        A result of :func:`compute_drift` (or of the frame and Parquet variants).
+    seasonal : sequence of str
+        Features declared seasonal, judged and reported but not counted.
+
+    Returns
+    -------
+    float or None
+        Drifted over judged features (those with a ``reason``, e.g. too few values, are not
+        judged); ``None`` when no feature outside ``seasonal`` was judged.
+
+    Examples
+    --------
+    >>> drift = {"features": {"a": {"drifted": True, "reason": None},
+    ...                       "b": {"drifted": False, "reason": None},
+    ...                       "t": {"drifted": True, "reason": None}}}
+    >>> drift_share(drift), drift_share(drift, ["t"])
+    (0.6666666666666666, 0.5)
+    """
+    skip = set(seasonal)
+    judged = [
+        r
+        for name, r in (drift.get("features") or {}).items()
+        if name not in skip and r.get("reason") is None
+    ]
+    if not judged:
+        return None
+    return sum(bool(r.get("drifted")) for r in judged) / len(judged)
+
+
+def _finish(
+    results: dict[str, dict[str, Any]],
+    spec: DriftSpec,
+    exact: bool,
+    yardstick: Yardstick | None = None,
+) -> dict[str, Any]:
+    """Judge the columns with enough values: adjust p-values over them, flag, and summarise."""
+    _mark_insufficient(results, spec.min_rows)
     evaluated = [n for n, r in results.items() if r.get("reason") is None]
-    for test in PVALUE_TESTS:
+    for test in ("psi", *PVALUE_TESTS):
         names = [n for n in evaluated if results[n].get(f"{test}_pvalue") is not None]
         raw = [results[n][f"{test}_pvalue"] for n in names]
         for name, adjusted in zip(names, adjust_pvalues(raw, spec.adjustment), strict=True):
             results[name][f"{test}_pvalue_adjusted"] = float(adjusted)
+    spreads = yardstick or {}
+    # a feature drifts when any deciding test flags it: their distinct nulls share alpha
+    deciding = {NULL_OF[t] for t in spec.decide_by if t in spec.tests}
+    shared = spec.alpha / max(len(deciding), 1)
+    alphas = {t: shared if t in spec.decide_by else spec.alpha for t in spec.tests}
     for name in evaluated:
         result = results[name]
-        limits = {**spec.thresholds, **spec.columns.get(name, {})}
+        floors = {**spec.thresholds, **spec.columns.get(name, {})}
+        spread = spreads.get(name, {})
+        if spread:
+            result["yardstick"] = dict(spread)
         flags: dict[str, bool] = {}
         for test in spec.tests:
-            if test in PVALUE_TESTS:
-                adjusted = result.get(f"{test}_pvalue_adjusted")
-                if adjusted is not None:
-                    flags[test] = bool(adjusted < spec.alpha)
-            else:
-                value = result.get("wasserstein_norm" if test == "wasserstein" else test)
-                if value is not None and test in limits:
-                    flags[test] = bool(value > limits[test])
+            flag = _flag(result, test, alphas[test], floors, spread)
+            if flag is not None:
+                flags[test] = flag
         result["flags"] = flags
         result["drifted"] = any(flags.get(test, False) for test in spec.decide_by)
     drifted = [n for n in evaluated if results[n]["drifted"]]
     psis = [results[n]["psi"] for n in evaluated if results[n]["psi"] is not None]
+    share = drift_share({"features": results}, spec.seasonal)
     summary = {
         "drifted_features": drifted,
         "max_psi": max(psis, default=None),
-        "share_drifted": len(drifted) / len(evaluated) if evaluated else 0.0,
+        "share_drifted": 0.0 if share is None else share,
         "psi_threshold": float(spec.thresholds.get("psi", math.inf)),
         "evaluated": len(evaluated),
+        "insufficient": [n for n, r in results.items() if r.get("insufficient")],
+        "min_rows": spec.min_rows,
+        "seasonal": [n for n in evaluated if n in set(spec.seasonal)],
+        "yardstick": bool(spreads),
         "tests": list(spec.tests),
         "decide_by": list(spec.decide_by),
         "alpha": spec.alpha,
@@ -452,6 +612,7 @@ def compute_drift(
     features: Sequence[str] | None = None,
     psi_threshold: float | None = None,
     spec: DriftSpec | None = None,
+    yardstick: Yardstick | None = None,
 ) -> dict[str, Any]:
     """Compare two profiles column by column.
 
@@ -469,22 +630,31 @@ def compute_drift(
         A column drifted when its PSI exceeds this; overrides ``spec.thresholds["psi"]``
         (0.2 by default).
     spec : DriftSpec, optional
-        Tests, thresholds, ``alpha`` and the p-value adjustment (``drift:`` in
-        ``conveyor.yaml``); by default :class:`conveyor.spec.DriftSpec` ().
+        Tests, thresholds, ``alpha``, the p-value adjustment, ``min_rows`` and the
+        ``seasonal`` features (``drift:`` in ``conveyor.yaml``); by default
+        :class:`conveyor.spec.DriftSpec` ().
+    yardstick : mapping, optional
+        ``{feature: {test: value}}``, the largest statistic seen between earlier windows
+        (:func:`conveyor.data.drift_history.reference_spread`); a test flags a feature only
+        beyond it.
 
     Returns
     -------
     dict
-        ``{"features": {name: {"kind", "psi", "js", "linf", "ks", "ks_pvalue",
-        "ks_pvalue_adjusted", "chi2", "chi2_pvalue", "chi2_pvalue_adjusted", "chi2_dof",
-        "wasserstein", "wasserstein_norm", "flags", "drifted", "reference_count",
-        "current_count", "exact"}}, "summary": {"drifted_features", "max_psi",
-        "share_drifted", "psi_threshold", "evaluated", "tests", "decide_by", "alpha",
+        ``{"features": {name: {"kind", "psi", "psi_pvalue", "psi_pvalue_adjusted", "js",
+        "linf", "ks", "ks_pvalue", "ks_pvalue_adjusted", "chi2", "chi2_pvalue",
+        "chi2_pvalue_adjusted", "chi2_dof", "cramers_v", "wasserstein", "wasserstein_norm",
+        "flags", "drifted", "reference_count", "current_count", "exact"}}, "summary":
+        {"drifted_features", "max_psi", "share_drifted", "psi_threshold", "evaluated",
+        "insufficient", "min_rows", "seasonal", "yardstick", "tests", "decide_by", "alpha",
         "adjustment", "flagged", "exact"}}``. ``exact`` is false when KS or Wasserstein came
         from compacted sketches (see the module docstring for their error bounds). A column
         with no values on either side, or of a kind without a distribution (text,
-        datetime), has ``None`` statistics, ``drifted`` false and a ``reason``;
-        ``share_drifted`` counts evaluated columns only.
+        datetime), has ``None`` statistics, ``drifted`` false and a ``reason``; one with
+        fewer than ``spec.min_rows`` values on a side keeps its statistics but is not judged
+        (``insufficient`` true, a ``reason``, listed in ``summary["insufficient"]``).
+        ``share_drifted`` is the drifted share of the judged features not declared
+        seasonal (see :func:`drift_share`), 0.0 when there are none.
 
     Raises
     ------
@@ -516,7 +686,7 @@ def compute_drift(
         name: _column_drift(name, ref_columns[name], cur_columns[name], spec) for name in names
     }
     exact = all(r.get("exact", True) for r in results.values())
-    return _finish(results, spec, exact)
+    return _finish(results, spec, exact, yardstick)
 
 
 def _select_features(
@@ -579,11 +749,14 @@ def _binned_stats(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "psi": psi(ref_counts, cur_counts),
+        "psi_pvalue": psi_pvalue(ref_counts, cur_counts),
         "js": jensen_shannon(ref_counts, cur_counts),
         "linf": linf(ref_counts, cur_counts),
     }
     if "chi2" in tests:
         out["chi2"], out["chi2_pvalue"], out["chi2_dof"] = chi2_test(ref_counts, cur_counts)
+        total = float(np.sum(ref_counts)) + float(np.sum(cur_counts))
+        out["cramers_v"] = math.sqrt(out["chi2"] / total)  # a 2 x k table: min(2, k) - 1 = 1
     return out
 
 
@@ -679,6 +852,7 @@ def compute_drift_frames(
     bins: int = 10,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
+    yardstick: Yardstick | None = None,
 ) -> dict[str, Any]:
     """Compare two frames column by column with exact statistics.
 
@@ -702,6 +876,8 @@ def compute_drift_frames(
         by default ``min(4, os.cpu_count())``.
     progress : callable, optional
         Called with a short message as each column finishes.
+    yardstick : mapping, optional
+        As for :func:`compute_drift`.
 
     Returns
     -------
@@ -729,7 +905,7 @@ def compute_drift_frames(
     def one(name: str) -> dict[str, Any]:
         return _series_drift(kinds[name], reference[name], current[name], spec, bins)
 
-    return _finish(_run_columns(list(kinds), one, workers, progress), spec, exact=True)
+    return _finish(_run_columns(list(kinds), one, workers, progress), spec, True, yardstick)
 
 
 def compute_drift_parquet(

@@ -286,7 +286,8 @@ def ingest_batch(
         accepted = ws.stores.datasets.list_dataset_versions(
             spec.project, status=BatchStatus.ACCEPTED
         )
-        if drift := batch_drift(profile, accepted, spec.drift):
+        span = (checks.min_time, checks.max_time)
+        if drift := batch_drift(profile, accepted, spec.drift, span=span):
             profile["drift"] = drift
         digest = ws.stores.artifacts.put_file(canonical)
     version = DatasetVersion(

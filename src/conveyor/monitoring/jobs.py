@@ -30,6 +30,7 @@ from conveyor.data.drift import compute_drift
 from conveyor.data.profiles import OTHER, profile_frame
 from conveyor.evaluation.metrics import evaluate, primary_metric
 from conveyor.monitoring.cbpe import Calibration, estimate_performance
+from conveyor.spec import DriftSpec
 
 SCORE = "score"
 SCORE_SCHEMA = Schema(columns=(ColumnSchema(SCORE, ColumnKind.NUMERIC, ColumnRole.FEATURE),))
@@ -118,6 +119,7 @@ def window_stats(
     calibration: Calibration | None,
     psi_threshold: float,
     min_estimate_rows: int,
+    drift_spec: DriftSpec | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The statistics of one window of one version (see the module docstring), and the
     profile of its served inputs."""
@@ -130,7 +132,11 @@ def window_stats(
     if reference:
         current = profile_frame(inputs, features, reference=reference)
         stats["drift"] = compute_drift(
-            reference, current, features=features.names, psi_threshold=psi_threshold
+            reference,
+            current,
+            features=features.names,
+            psi_threshold=psi_threshold,
+            spec=drift_spec,
         )
         stats["quality"] = _quality(inputs, features, reference, current)
     if score_reference:

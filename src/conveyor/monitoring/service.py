@@ -340,6 +340,7 @@ def _window_report(
         score_reference=ctx.get("score_reference"),
         calibration=ctx.get("calibration"),
         psi_threshold=spec.monitoring.psi_threshold,
+        drift_spec=spec.drift,
         min_estimate_rows=spec.monitoring.min_estimate_rows,
     )
     stats["production"] = job.production

@@ -17,7 +17,9 @@ Triggers
     batch any registered version was trained on.
 ``drift``
     The share of drifted features is at least ``drift_share`` in each of the last
-    ``consecutive_windows`` monitoring windows since the last training.
+    ``consecutive_windows`` monitoring windows since the last training. The share counts the
+    features the window judged (enough values, ``drift.min_rows``) and leaves out those the
+    project declares seasonal (``drift.seasonal``); a window judging none does not count.
 ``decay``
     The live metric (realised when a window has ``min_labels`` labels, else the label-free
     estimate if ``use_estimate``) is under ``metric_floor`` or behind the production version's
@@ -43,6 +45,7 @@ from typing import Any
 from cronsim import CronSim
 
 from conveyor.core.entities import BatchStatus, MonitorReport, PipelineRun
+from conveyor.data.drift import drift_share
 from conveyor.evaluation.metrics import higher_is_better, primary_metric
 from conveyor.registry.service import PRODUCTION, find_alias_version
 from conveyor.spec import ProjectSpec, TriggerSpec
@@ -250,9 +253,10 @@ def last_trained_seq(ws: Workspace, spec: ProjectSpec) -> int:
     return max(seqs, default=0)
 
 
-def _window(report: MonitorReport) -> Window:
+def _window(report: MonitorReport, seasonal: Sequence[str] = ()) -> Window:
+    """A report's signals; its drift share counts judged features outside ``seasonal``."""
     stats = report.stats
-    share = (stats.get("drift") or {}).get("summary", {}).get("share_drifted")
+    share = drift_share(stats["drift"], seasonal) if stats.get("drift") else None
     live = stats.get("live") or {}
     estimated = (stats.get("estimated") or {}).get("metric")
     return Window(
@@ -312,7 +316,7 @@ def collect_signals(
         new_batches=tuple(v.seq for v in new),
         metric=metric,
         training_score=training_score,
-        windows=tuple(_window(r) for r in reports),
+        windows=tuple(_window(r, spec.drift.seasonal) for r in reports),
         trained_at=trained_at,
         schedule_after=schedule_after,
         manual=manual,
