@@ -485,7 +485,9 @@ def load_versions(ws: Workspace, versions: Sequence[DatasetVersion]) -> pd.DataF
                 "release` first."
             )
     tables = [pq.read_table(ws.stores.artifacts.local_path(v.digest)) for v in versions]
-    return pa.concat_tables(tables, promote_options="default").to_pandas()
+    # Batches may store a column as int64 in one and float64 in another (a label with missing
+    # values): permissive promotion widens it as staging does within one batch.
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
 def training_window(ws: Workspace, spec: ProjectSpec) -> list[DatasetVersion]:
