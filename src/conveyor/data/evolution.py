@@ -24,7 +24,7 @@ from conveyor.core.labels import label_key
 from conveyor.core.schema import ColumnKind, ColumnRole, ColumnSchema, Schema
 from conveyor.data.profiles import observed_categories
 from conveyor.data.schemas import infer_schema
-from conveyor.data.sketches import QuantileSketch, merge_quantile_sketches
+from conveyor.data.sketches import QuantileSketch
 from conveyor.spec import ProjectSpec
 
 __all__ = [
@@ -199,9 +199,9 @@ def learn_schema(
     profiles : sequence of mapping
         Profiles of the project's accepted batches (:func:`conveyor.data.profile_frame`).
     range_quantile : float
-        A numeric range grows to the ``range_quantile`` and ``1 - range_quantile``
-        quantiles of all the batches (their merged quantile sketches), so one outlier does not
-        stretch it.
+        A numeric range grows to the lowest ``range_quantile`` and the highest
+        ``1 - range_quantile`` quantile of the batches (each from its quantile sketch), so a
+        rare outlier does not stretch it.
 
     Returns
     -------
@@ -246,16 +246,23 @@ def learn_schema(
 def _learn_range(
     col: ColumnSchema, parts: Sequence[Mapping[str, Any]], quantile: float
 ) -> ColumnSchema:
-    sketches = [QuantileSketch.from_dict(p["sketch"]) for p in parts if "sketch" in p]
-    merged = merge_quantile_sketches(sketches) if len(sketches) == len(parts) else None
-    if merged is not None and merged.n:
-        low, high = merged.quantiles([quantile, 1.0 - quantile])
-    else:
-        lows = [float(p["min"]) for p in parts if p.get("min") is not None]
-        highs = [float(p["max"]) for p in parts if p.get("max") is not None]
-        if not lows:
-            return col
-        low, high = min(lows), max(highs)
+    # Each batch's own sketch is queried, never a merge: merging compacts at random, and a
+    # learned range must come out the same every time it is computed, or accepting it would
+    # never leave the proposal empty.
+    lows, highs = [], []
+    for part in parts:
+        sketch = QuantileSketch.from_dict(part["sketch"]) if "sketch" in part else None
+        if sketch is not None and sketch.n:
+            low, high = sketch.quantiles([quantile, 1.0 - quantile])
+        elif part.get("min") is not None and part.get("max") is not None:
+            low, high = float(part["min"]), float(part["max"])
+        else:
+            continue
+        lows.append(low)
+        highs.append(high)
+    if not lows:
+        return col
+    low, high = min(lows), max(highs)
     if col.min_value is not None and col.max_value is not None:
         low, high = min(low, float(col.min_value)), max(high, float(col.max_value))
     return replace(col, min_value=low, max_value=high)

@@ -103,7 +103,7 @@ class ValidationPolicy:
         ``range_slack * (max_value - min_value)``.
     range_quantile : float
         Ranges learned from the accepted batches span their ``range_quantile`` and
-        ``1 - range_quantile`` quantiles (merged sketches), so a rare outlier does not widen
+        ``1 - range_quantile`` quantiles (each batch's sketch), so a rare outlier does not widen
         them; in ``[0, 0.5)``.
     min_rows : int
         Fewer rows is an error (``empty_batch`` for none, ``too_few_rows`` otherwise).

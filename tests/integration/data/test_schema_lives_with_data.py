@@ -95,7 +95,9 @@ def test_ranges_are_learned_from_every_accepted_batch_by_quantiles(ws, spec):
     assert warned.details["proposed"]["change"] == "range"
     learned = validation_schema(ws, spec).column("distance")
     assert far["distance"].quantile(0.99) < learned.max_value < 1e6
-    again = ingest_batch(ws, spec, make_batch(2).assign(distance=lambda f: f["distance"] * 3 + 5000))
+    again = ingest_batch(
+        ws, spec, make_batch(2).assign(distance=lambda f: f["distance"] * 3 + 5000)
+    )
     assert not _kinds(again, "out_of_range"), again.report.summary()
 
 
