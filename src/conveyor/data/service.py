@@ -71,10 +71,10 @@ __all__ = [
     "read_source",
     "recent_row_counts",
     "reference_profile",
+    "reviewed_schema",
     "release_batch",
     "revalidate_batches",
     "training_window",
-    "validation_schema",
 ]
 
 
@@ -163,9 +163,9 @@ def recent_row_counts(ws: Workspace, spec: ProjectSpec) -> list[int]:
     return [v.row_count for v in accepted]
 
 
-def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None = None) -> Schema:
-    """The project's current reviewed schema, inferred from ``frame`` (and saved) when there is
-    none.
+def reviewed_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None = None) -> Schema:
+    """The project's newest stored (reviewed) schema, inferred from ``frame`` and saved when
+    there is none.
 
     The stored schema's roles follow ``conveyor.yaml``: after the spec changed (an ignored
     column, another label, a column declared categorical) the schema updated by
@@ -194,30 +194,38 @@ def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None 
     )
 
 
-def validation_schema(
-    ws: Workspace, spec: ProjectSpec, accepted: Sequence[DatasetVersion] | None = None
+def project_schema(
+    ws: Workspace,
+    spec: ProjectSpec,
+    frame: pd.DataFrame | None = None,
+    *,
+    accepted: Sequence[DatasetVersion] | None = None,
 ) -> Schema:
-    """The schema batches are validated against: the reviewed one widened by the domains and
-    quantile ranges of every accepted batch (:func:`conveyor.data.evolution.learn_schema`).
+    """The project's schema as validation, training and monitoring use it: the reviewed one
+    (:func:`reviewed_schema`) widened by the categories and quantile ranges of every accepted
+    batch (:func:`conveyor.data.evolution.learn_schema`), under the reviewed version number.
 
     Parameters
     ----------
+    frame : pandas.DataFrame, optional
+        The batch to infer the first schema from when the project has none.
     accepted : sequence of DatasetVersion, optional
         The project's accepted batches when the caller has them already.
 
     Raises
     ------
     NotFoundError
-        If the project has no schema yet.
+        If the project has no schema and no ``frame`` is given.
+    ConfigError
+        If the spec names a label, timestamp or entity column the schema does not have.
     """
+    reviewed = reviewed_schema(ws, spec, frame)
     if accepted is None:
         accepted = ws.stores.datasets.list_dataset_versions(
             spec.project, status=BatchStatus.ACCEPTED
         )
     return learn_schema(
-        project_schema(ws, spec),
-        [v.profile for v in accepted],
-        range_quantile=spec.validation.range_quantile,
+        reviewed, [v.profile for v in accepted], range_quantile=spec.validation.range_quantile
     )
 
 
@@ -233,8 +241,7 @@ def proposed_schema_change(ws: Workspace, spec: ProjectSpec) -> SchemaDiff:
     NotFoundError
         If the project has no schema yet.
     """
-    reviewed = project_schema(ws, spec)
-    diff = diff_schemas(reviewed, validation_schema(ws, spec))
+    diff = diff_schemas(reviewed_schema(ws, spec), project_schema(ws, spec))
     return replace(diff, to_version=None)
 
 
@@ -251,7 +258,7 @@ def accept_proposed_schema(
         return get_schema_record(ws, spec), diff
     why = reason.strip() if reason and reason.strip() else "accepted the learned domains"
     stored = ws.stores.datasets.save_schema(
-        spec.project, validation_schema(ws, spec), author=ws.actor, reason=why
+        spec.project, project_schema(ws, spec), author=ws.actor, reason=why
     )
     return get_schema_record(ws, spec, stored.version), replace(diff, to_version=stored.version)
 
@@ -309,7 +316,11 @@ def diff_batch_schema(
 ) -> SchemaDiff:
     """How a batch departs from a schema version (default the newest), widening only."""
     frame, _ = read_source(source, timestamp=spec.timestamp)
-    current = get_schema_record(ws, spec, from_version).schema
+    current = (
+        reviewed_schema(ws, spec)
+        if from_version is None
+        else get_schema_record(ws, spec, from_version).schema
+    )
     return diff_schemas(current, infer_project_schema(frame, spec), sample=True)
 
 
@@ -327,7 +338,7 @@ def accept_batch_schema(
         If a column changed kind: see :func:`conveyor.data.evolution.evolve_schema`.
     """
     frame, description = read_source(source, timestamp=spec.timestamp)
-    current = get_schema_record(ws, spec).schema
+    current = reviewed_schema(ws, spec)
     evolved = evolve_schema(current, infer_project_schema(frame, spec))
     diff = diff_schemas(current, evolved)
     if diff.is_empty:
@@ -383,7 +394,7 @@ def ingest_batch(
         accepted = ws.stores.datasets.list_dataset_versions(
             spec.project, status=BatchStatus.ACCEPTED
         )
-        schema = validation_schema(ws, spec, accepted)
+        schema = project_schema(ws, spec, accepted=accepted)
         reference = dict(accepted[0].profile) if accepted else None
         checks = ChunkedChecks(
             schema,
@@ -459,7 +470,7 @@ def _widen_inferred(inferred: list[Schema], chunk: pd.DataFrame, spec: ProjectSp
 
 def _current_schema(ws: Workspace, spec: ProjectSpec, inferred: Schema | None) -> Schema:
     if ws.stores.datasets.find_schema(spec.project) is not None or inferred is None:
-        return project_schema(ws, spec)
+        return reviewed_schema(ws, spec)
     return ws.stores.datasets.save_schema(
         spec.project, inferred, author=ws.actor, reason="inferred from the first batch"
     )
@@ -610,7 +621,7 @@ def _revalidate(
 ) -> tuple[Schema, ValidationReport, dict[str, Any]]:
     """A stored batch's report against the learned schema now, and its profile."""
     accepted = ws.stores.datasets.list_dataset_versions(spec.project, status=BatchStatus.ACCEPTED)
-    schema = validation_schema(ws, spec, accepted)
+    schema = project_schema(ws, spec, accepted=accepted)
     reference = dict(accepted[0].profile) if accepted else None
     report = validate_batch(
         frame,

@@ -16,13 +16,13 @@ from conveyor.data.service import (
     get_schema_record,
     ingest_batch,
     load_versions,
+    project_schema,
     proposed_schema_change,
     revalidate_batches,
     training_window,
-    validation_schema,
 )
 from conveyor.spec import ProjectSpec, parse_spec
-from conveyor.training.service import split_window
+from conveyor.training.service import signature_of, split_window
 
 from ..conftest import SPEC, make_batch
 
@@ -70,6 +70,11 @@ def test_a_month_column_warns_once_per_new_month_then_is_quiet_after_accepting(w
             assert a.column == "month" and a.severity == "warning"
             new_months += a.details["proposed"]["added"]
     assert new_months == MONTHS[1:]  # once per new value, never again
+    # Models encode every month seen, reviewed or not: nothing becomes "unknown" to them.
+    [month_input] = [
+        c for c in signature_of(project_schema(ws, spec), "binary").inputs if c.name == "month"
+    ]
+    assert set(month_input.categories) == set(MONTHS)
     proposed = proposed_schema_change(ws, spec)
     months = next(c for c in proposed.changes if c.column == "month")
     assert months.change == "categories" and months.details["added"] == sorted(MONTHS[1:])
@@ -93,7 +98,7 @@ def test_ranges_are_learned_from_every_accepted_batch_by_quantiles(ws, spec):
     assert first.version.status is BatchStatus.ACCEPTED
     [warned] = _kinds(first, "out_of_range")
     assert warned.details["proposed"]["change"] == "range"
-    learned = validation_schema(ws, spec).column("distance")
+    learned = project_schema(ws, spec).column("distance")
     assert far["distance"].quantile(0.99) < learned.max_value < 1e6
     again = ingest_batch(
         ws, spec, make_batch(2).assign(distance=lambda f: f["distance"] * 3 + 5000)
