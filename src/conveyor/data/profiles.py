@@ -17,10 +17,12 @@ deviation (``ddof=0``), which merges exactly. Numeric columns also keep ``neg_in
 ``distinct`` (exact in one batch) and ``distinct_ratio`` (of finite values), a KLL quantile
 sketch under ``"sketch"`` and a HyperLogLog distinct sketch under ``"hll"``; categorical
 columns keep ``distinct_ratio`` and ``"hll"`` too (see :mod:`conveyor.data.sketches`). The
-sketches are what makes profiles of a window mergeable without the data. Histogram bins are
-``[edges[i], edges[i + 1])`` with infinite outer edges, so every value, infinities included,
-falls in a bin. Readers accept outer edges written as ``null`` too, which is how strict JSON
-encoders store infinities.
+sketches are what makes profiles of a window mergeable without the data. A categorical
+column whose ``values`` pool some under ``__other__`` also lists every distinct value under
+``"categories"`` (up to :data:`DOMAIN_MAX`), so schemas learn complete domains from profiles.
+Histogram bins are ``[edges[i], edges[i + 1])`` with infinite outer edges, so every value,
+infinities included, falls in a bin. Readers accept outer edges written as ``null`` too, which
+is how strict JSON encoders store infinities.
 """
 
 from __future__ import annotations
