@@ -233,8 +233,9 @@ def learn_schema(
             columns.append(col)
         elif col.kind is ColumnKind.NUMERIC:
             columns.append(_learn_range(col, parts, range_quantile))
-        elif col.kind is ColumnKind.CATEGORICAL and col.categories is not None:
-            seen: set[str] = set(col.categories)
+        elif col.kind is ColumnKind.CATEGORICAL:
+            # A column declared categorical after the fact has no reviewed domain yet.
+            seen: set[str] = set(col.categories or ())
             for part in parts:
                 seen |= observed_categories(part) or set()
             columns.append(replace(col, categories=tuple(sorted(seen))))
