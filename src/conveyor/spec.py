@@ -51,6 +51,17 @@ class ValidationSpec(_Section):
     unseen_category_share_error: float = Field(default=0.2, ge=0.0, le=1.0)
     out_of_range: SeverityName = "warning"
     range_slack: float = Field(default=0.5, ge=0.0)
+    range_quantile: float = Field(
+        default=0.001,
+        ge=0.0,
+        lt=0.5,
+        description="Learned ranges span this and 1 - this quantile of the accepted batches.",
+    )
+    new_categories_max: int = Field(
+        default=3,
+        ge=0,
+        description="Unseen categories of a column a batch may bring as a reviewable change.",
+    )
     min_rows: int = Field(default=1, ge=1, description="Fewer rows quarantine the batch.")
     null_rate_spike: float = Field(default=0.2, ge=0.0, le=1.0)
     constant_label: SeverityName = "warning"

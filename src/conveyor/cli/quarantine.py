@@ -1,4 +1,5 @@
-"""`conveyor quarantine list | show | release`: batches that failed validation, and the way out."""
+"""`conveyor quarantine list | show | release | revalidate`: batches that failed validation, and
+the way out (after fixing `conveyor.yaml`, `revalidate --all` accepts those that pass now)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli.context import Context, get
-from conveyor.core.errors import NotFoundError
+from conveyor.core.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from conveyor.core.entities import DatasetVersion
@@ -83,6 +84,48 @@ def release_cmd(
         f"[green]released[/green] batch {outcome.version.seq} {how}: "
         f"{escape(outcome.report.summary())}",
     )
+
+
+@quarantine_app.command("revalidate")
+def revalidate_cmd(
+    ctx: typer.Context,
+    batch_ids: Annotated[
+        list[str] | None, typer.Argument(help="Dataset version ids (see `quarantine list`).")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every quarantined batch of the project.")
+    ] = False,
+) -> None:
+    """Validate quarantined batches again against the current spec and schema; accept those
+    that pass. Exit 3 if one still fails."""
+    from conveyor.cli.context import EXIT_BLOCKED
+    from conveyor.data.service import revalidate_batches
+
+    c = get(ctx, existing=True)
+    if all_ == bool(batch_ids):
+        raise InvalidInputError(
+            "`conveyor quarantine revalidate` takes batch ids or --all, one of the two. "
+            f"Got {'both' if all_ else 'neither'}."
+        )
+    outcomes = revalidate_batches(c.ws, c.spec, None if all_ else batch_ids)
+    rows = [
+        {**_summary(o.version), "schema_version": o.schema_version, "report": o.report.to_dict()}
+        for o in outcomes
+    ]
+    if c.json:
+        c.emit(rows)
+    else:
+        for o in outcomes:
+            colour = "green" if o.accepted else "red"
+            c.emit(
+                None,
+                f"batch {o.version.seq} [{colour}]{o.version.status}[/{colour}] against schema "
+                f"v{o.schema_version}: {escape(o.report.summary())}",
+            )
+        if not outcomes:
+            c.emit(None, "no quarantined batches")
+    if any(not o.accepted for o in outcomes):
+        raise typer.Exit(EXIT_BLOCKED)
 
 
 def register(app: typer.Typer) -> None:

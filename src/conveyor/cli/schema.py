@@ -1,4 +1,9 @@
-"""`conveyor schema show | diff | accept`: review and evolve the project's versioned schema."""
+"""`conveyor schema show | diff | accept`: review and evolve the project's versioned schema.
+
+Validation learns new categories and wider ranges from every accepted batch; what it learned
+beyond the newest version is the proposed change that `schema diff --proposed` shows and
+`schema accept` (without `--batch`) stores.
+"""
 
 from __future__ import annotations
 
@@ -51,16 +56,32 @@ def diff_cmd(
     from_version: Annotated[int | None, typer.Option("--from", help="Base version.")] = None,
     to_version: Annotated[int | None, typer.Option("--to", help="Target version.")] = None,
     batch: Annotated[Path | None, typer.Option("--batch", help="Diff a batch instead.")] = None,
+    proposed: Annotated[
+        bool, typer.Option("--proposed", help="What the accepted batches propose to add.")
+    ] = False,
 ) -> None:
-    """Changes between two versions, or how a batch departs from the schema."""
-    from conveyor.data.service import diff_batch_schema, diff_schema_versions
+    """Changes between two versions, how a batch departs from the schema, or the proposal."""
+    from conveyor.data.service import (
+        diff_batch_schema,
+        diff_schema_versions,
+        proposed_schema_change,
+    )
 
     c = get(ctx, existing=True)
-    if batch is not None and to_version is not None:
+    chosen = [
+        name
+        for name, given in (("--to", to_version), ("--batch", batch), ("--proposed", proposed))
+        if given not in (None, False)
+    ]
+    if len(chosen) > 1:
         raise InvalidInputError(
-            f"`conveyor schema diff` compares with --to {to_version} or with --batch {batch}, "
-            "not both."
+            f"`conveyor schema diff` compares with one of --to, --batch or --proposed. "
+            f"Got {' and '.join(chosen)} instead."
         )
+    if proposed:
+        diff = proposed_schema_change(c.ws, c.spec)
+        _emit_diff(c, diff, target="proposed")
+        return
     if batch is not None:
         diff = diff_batch_schema(c.ws, c.spec, batch, from_version=from_version)
     else:
@@ -71,19 +92,23 @@ def diff_cmd(
 @schema_app.command("accept")
 def accept_cmd(
     ctx: typer.Context,
-    batch: Batch,
+    batch: Batch | None = None,
     reason: Annotated[str | None, typer.Option(help="Why; stored with the version.")] = None,
 ) -> None:
-    """Store the schema widened to admit a batch as the next version."""
-    from conveyor.data.service import accept_batch_schema
+    """Store the proposed change (or the schema widened to admit a batch) as the next version."""
+    from conveyor.data.service import accept_batch_schema, accept_proposed_schema
 
     c = get(ctx, existing=True)
-    record, diff = accept_batch_schema(c.ws, c.spec, batch, reason=reason)
+    if batch is None:
+        record, diff = accept_proposed_schema(c.ws, c.spec, reason=reason)
+    else:
+        record, diff = accept_batch_schema(c.ws, c.spec, batch, reason=reason)
     if c.json:
         c.emit({"schema": _record_dict(record), "diff": diff.to_dict(), "saved": not diff.is_empty})
         return
     if diff.is_empty:
-        c.emit(None, f"the batch fits schema v{record.version}; nothing to accept")
+        what = "no change is proposed" if batch is None else "the batch fits"
+        c.emit(None, f"{what} for schema v{record.version}; nothing to accept")
         return
     _emit_diff(c, diff, target=f"v{record.version}")
     c.emit(None, f"[green]saved schema v{record.version}[/green]  {_provenance(record)}")

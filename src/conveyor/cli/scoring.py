@@ -52,7 +52,10 @@ def feedback(
     ctx: typer.Context,
     source: Annotated[
         Path,
-        typer.Argument(help="CSV/Parquet with request_id (or entity columns and time) and label."),
+        typer.Argument(
+            help="CSV/Parquet with request_id (or entity columns and time) and the label column "
+            "named as in conveyor.yaml (or 'label')."
+        ),
     ],
 ) -> None:
     """Record ground truth; it is joined to the logged predictions (idempotent)."""
@@ -61,11 +64,9 @@ def feedback(
 
     c = get(ctx)
     frame, _ = read_source(source)
-    if "label" not in frame.columns:
-        raise InvalidInputError(
-            f"Feedback file '{source}' needs a 'label' column; it has {list(frame.columns)}."
-        )
-    result = record_project_feedback(c.ws, c.spec, feedback_items(frame, c.spec.entities))
+    column = feedback_label_column(frame, c.spec.label, source=str(source))
+    items = feedback_items(frame, c.spec.entities, label=column)
+    result = record_project_feedback(c.ws, c.spec, items)
     unknown = f"; {len(result.unknown_ids)} unknown request ids" if result.unknown_ids else ""
     c.emit(
         result.to_dict(),
@@ -74,12 +75,32 @@ def feedback(
     )
 
 
-def feedback_items(frame: pd.DataFrame, entities: list[str]) -> list[dict[str, Any]]:
-    """Feedback items of a frame: by ``request_id``, else by the entity columns and ``time``."""
+def feedback_label_column(frame: pd.DataFrame, label: str, *, source: str) -> str:
+    """The column of a feedback file holding the label: the spec's ``label``, else ``label``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the file has neither column; the message names both.
+    """
+    for name in (label, "label"):
+        if name in frame.columns:
+            return name
+    wanted = f"{label!r} (the label in conveyor.yaml) or 'label'" if label != "label" else "'label'"
+    raise InvalidInputError(
+        f"Feedback file '{source}' needs a label column {wanted}; it has {list(frame.columns)}."
+    )
+
+
+def feedback_items(
+    frame: pd.DataFrame, entities: list[str], *, label: str = "label"
+) -> list[dict[str, Any]]:
+    """Feedback items of a frame: by ``request_id``, else by the entity columns and ``time``;
+    the label is read from column ``label``."""
     clean = frame.astype(object).where(frame.notna(), None)
     if "request_id" in frame.columns:
         return [
-            {"request_id": r["request_id"], "label": r["label"]}
+            {"request_id": r["request_id"], "label": r[label]}
             for r in clean.to_dict(orient="records")
         ]
     missing = [e for e in entities if e not in frame.columns] + (
@@ -91,7 +112,7 @@ def feedback_items(frame: pd.DataFrame, entities: list[str]) -> list[dict[str, A
             f"{entities} and 'time'; missing {missing or entities}."
         )
     return [
-        {"entity": {e: r[e] for e in entities}, "time": str(r["time"]), "label": r["label"]}
+        {"entity": {e: r[e] for e in entities}, "time": str(r["time"]), "label": r[label]}
         for r in clean.to_dict(orient="records")
     ]
 

@@ -10,7 +10,7 @@ histogram per feature.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ def build_data_card(ws: Workspace, spec: ProjectSpec, version: str | int) -> dic
             ),
             "profile": dict(v.profile),
             "reference_profile": dict(reference.profile) if reference is not None else None,
+            "labels": _label_counts(v, spec.label, anomalies),
             "validation": {
                 "passed": not any(a.get("severity") == "error" for a in anomalies),
                 "anomalies": anomalies,
@@ -127,6 +128,24 @@ def build_data_card(ws: Workspace, spec: ProjectSpec, version: str | int) -> dic
         }
     )
     return card
+
+
+def _label_counts(
+    v: DatasetVersion, label: str, anomalies: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Rows with and without a label; those without stay stored and out of training."""
+    column = (v.profile.get("columns") or {}).get(label) or {}
+    if "null_count" in column:
+        missing = int(column["null_count"])
+    else:
+        found = [a for a in anomalies if a.get("kind") == "missing_labels"]
+        missing = sum(int((a.get("details") or {}).get("count", 0)) for a in found)
+    return {
+        "column": label,
+        "missing": missing,
+        "labelled": v.row_count - missing,
+        "note": "rows without a label are stored with the batch and left out of training",
+    }
 
 
 def data_card_report(card: Mapping[str, Any]) -> Report:
@@ -144,6 +163,7 @@ def data_card_report(card: Mapping[str, Any]) -> Report:
             "columns": len((card.get("schema") or {}).get("columns") or []),
             "errors": sum(1 for a in anomalies if a.get("severity") == "error"),
             "warnings": sum(1 for a in anomalies if a.get("severity") == "warning"),
+            "rows without a label": (card.get("labels") or {}).get("missing", 0),
         }
     )
     report.add_heading("Source and lineage")

@@ -33,6 +33,8 @@ ANOMALY_KINDS = frozenset(
         "duplicate_keys",
         "volume_jump",
         "label_leak",
+        "missing_labels",
+        "label_classes",
     }
 )
 """Every anomaly kind :func:`conveyor.data.validate_batch` reports; ``severities`` keys on them."""
@@ -53,12 +55,14 @@ _SHARE_FIELDS = (
     "null_rate_spike",
     "duplicate_rows_share",
     "duplicate_keys_share",
+    "range_quantile",
 )
 _COLUMN_FIELDS = frozenset(
     {
         "allow_nan",
         "unseen_category_share_warn",
         "unseen_category_share_error",
+        "new_categories_max",
         "out_of_range",
         "range_slack",
         "null_rate_spike",
@@ -87,11 +91,20 @@ class ValidationPolicy:
         A categorical column whose share of non-missing values outside the schema's categories
         exceeds the first is a warning, exceeds the second an error. ``0.0`` warns on any
         unseen value.
+    new_categories_max : int
+        Unseen values of a column that are at most this many distinct categories are a
+        reviewable schema change (a warning recording the proposed categories) whatever their
+        share, so a month column in monthly batches warns once per new month. Only more
+        distinct unseen values over ``unseen_category_share_error`` are an error.
     out_of_range : Severity
         Severity of numeric values beyond the schema's range widened by ``range_slack``.
     range_slack : float
         A value is out of range when it lies beyond ``min_value`` or ``max_value`` by more than
         ``range_slack * (max_value - min_value)``.
+    range_quantile : float
+        Ranges learned from the accepted batches span their ``range_quantile`` and
+        ``1 - range_quantile`` quantiles (each batch's sketch), so a rare outlier does not widen
+        them; in ``[0, 0.5)``.
     min_rows : int
         Fewer rows is an error (``empty_batch`` for none, ``too_few_rows`` otherwise).
     null_rate_spike : float
@@ -158,6 +171,8 @@ class ValidationPolicy:
     unseen_category_share_error: float = 0.2
     out_of_range: Severity = Severity.WARNING
     range_slack: float = 0.5
+    range_quantile: float = 0.001
+    new_categories_max: int = 3
     min_rows: int = 1
     null_rate_spike: float = 0.2
     label_required: bool = True
@@ -189,6 +204,12 @@ class ValidationPolicy:
         _check_number(self.label_leak_margin, "label_leak_margin", 0.0, 1.0)
         for name in ("volume_window", "label_leak_min_rows"):
             _check_int(getattr(self, name), name, 1)
+        _check_int(self.new_categories_max, "new_categories_max", 0)
+        if self.range_quantile >= 0.5:
+            raise InvalidInputError(
+                "The 'range_quantile' field of ValidationPolicy must be a number in [0, 0.5). "
+                f"Got {self.range_quantile!r} instead."
+            )
         object.__setattr__(self, "severities", _as_severities(self.severities))
         if self.unseen_category_share_warn > self.unseen_category_share_error:
             raise InvalidInputError(

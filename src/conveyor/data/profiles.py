@@ -17,10 +17,12 @@ deviation (``ddof=0``), which merges exactly. Numeric columns also keep ``neg_in
 ``distinct`` (exact in one batch) and ``distinct_ratio`` (of finite values), a KLL quantile
 sketch under ``"sketch"`` and a HyperLogLog distinct sketch under ``"hll"``; categorical
 columns keep ``distinct_ratio`` and ``"hll"`` too (see :mod:`conveyor.data.sketches`). The
-sketches are what makes profiles of a window mergeable without the data. Histogram bins are
-``[edges[i], edges[i + 1])`` with infinite outer edges, so every value, infinities included,
-falls in a bin. Readers accept outer edges written as ``null`` too, which is how strict JSON
-encoders store infinities.
+sketches are what makes profiles of a window mergeable without the data. A categorical
+column whose ``values`` pool some under ``__other__`` also lists every distinct value under
+``"categories"`` (up to :data:`DOMAIN_MAX`), so schemas learn complete domains from profiles.
+Histogram bins are ``[edges[i], edges[i + 1])`` with infinite outer edges, so every value,
+infinities included, falls in a bin. Readers accept outer edges written as ``null`` too, which
+is how strict JSON encoders store infinities.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from conveyor.data.sketches import (
 )
 
 OTHER = "__other__"
+DOMAIN_MAX = 1_000
+"""A categorical column with at most this many distinct values keeps them all (``categories``)
+when ``values`` pools some under ``__other__``, so schemas learn complete domains."""
 QUANTILES: dict[str, float] = {
     "p01": 0.01,
     "p05": 0.05,
@@ -285,7 +290,7 @@ def _profile_categorical(
         out.setdefault(str(k), 0)
     out[OTHER] = int(counts.sum()) - sum(out.values())
     present = len(values) - nulls
-    return {
+    profile: dict[str, Any] = {
         "count": present,
         "null_count": nulls,
         "distinct": len(counts),
@@ -293,6 +298,27 @@ def _profile_categorical(
         "values": out,
         "hll": DistinctSketch.of(np.asarray(counts.index, dtype=object)).to_dict(),
     }
+    if out[OTHER] and len(counts) <= DOMAIN_MAX:
+        profile["categories"] = sorted(str(k) for k in counts.index)
+    return profile
+
+
+def observed_categories(column: Mapping[str, Any]) -> set[str] | None:
+    """The categories a categorical column profile saw; None when it cannot tell them all.
+
+    Examples
+    --------
+    >>> sorted(observed_categories({"values": {"a": 3, "b": 0, "__other__": 0}}))
+    ['a']
+    >>> observed_categories({"values": {"a": 3, "__other__": 2}}) is None
+    True
+    """
+    if "categories" in column:
+        return {str(c) for c in column["categories"]}
+    values = column.get("values", {})
+    if int(values.get(OTHER, 0) or 0) > 0:
+        return None
+    return {str(k) for k, n in values.items() if k != OTHER and int(n) > 0}
 
 
 def _profile_datetime(values: pd.Series) -> dict[str, Any]:
@@ -479,6 +505,11 @@ def _merge_categorical(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     named = sum(1 for c in totals.values() if c > 0)
     lower = max([named, *(int(p.get("distinct", 0)) for p in parts)])
     out: dict[str, Any] = {"distinct": lower, "values": ordered}
+    domains = [observed_categories(p) for p in parts]
+    if other and all(d is not None for d in domains):
+        union = set().union(*(d for d in domains if d is not None))
+        if len(union) <= DOMAIN_MAX:
+            out["categories"] = sorted(union)
     hlls = [DistinctSketch.from_dict(p["hll"]) for p in parts if "hll" in p]
     if len(hlls) == len(parts):
         merged = hlls[0]

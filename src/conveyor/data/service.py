@@ -23,13 +23,17 @@ from conveyor.core.errors import (
     QuarantinedError,
     SchemaError,
 )
+from conveyor.core.labels import Task
 from conveyor.core.schema import Anomaly, Schema, SchemaRecord, Severity, ValidationReport
 from conveyor.data.drift_history import batch_drift
 from conveyor.data.evolution import (
     SchemaDiff,
+    apply_spec,
     diff_schemas,
     evolve_schema,
     infer_project_schema,
+    learn_schema,
+    learned_label_classes,
 )
 from conveyor.data.profiles import profile_frame
 from conveyor.data.sources import (
@@ -41,7 +45,7 @@ from conveyor.data.sources import (
 )
 from conveyor.data.staging import ChunkedChecks, spool_source, write_canonical
 from conveyor.data.timestamps import TimeColumn, time_column_of
-from conveyor.data.validation import ValidationPolicy, validate_batch
+from conveyor.data.validation import LabelRules, ValidationPolicy, validate_batch
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
@@ -50,6 +54,8 @@ Progress = Callable[[str], None]
 __all__ = [
     "IngestResult",
     "ReleaseOutcome",
+    "Revalidation",
+    "accept_proposed_schema",
     "Source",
     "SqlQuery",
     "accept_batch_schema",
@@ -57,14 +63,18 @@ __all__ = [
     "diff_schema_versions",
     "get_schema_record",
     "ingest_batch",
+    "label_rules",
     "load_content",
     "load_versions",
     "policy_from_spec",
     "project_schema",
+    "proposed_schema_change",
     "read_source",
     "recent_row_counts",
     "reference_profile",
+    "reviewed_schema",
     "release_batch",
+    "revalidate_batches",
     "training_window",
 ]
 
@@ -81,6 +91,31 @@ class IngestResult:
     @property
     def quarantined(self) -> bool:
         return self.version.status is BatchStatus.QUARANTINED
+
+    @property
+    def missing_labels(self) -> int:
+        """Rows stored without a label; training leaves them out."""
+        found = [a for a in self.report.anomalies if a.kind == "missing_labels"]
+        return sum(int(a.details.get("count", 0)) for a in found)
+
+    @property
+    def proposed_changes(self) -> list[dict[str, Any]]:
+        """Schema changes this batch proposes (new categories, wider ranges), for review."""
+        found = [a.details["proposed"] for a in self.report.anomalies if "proposed" in a.details]
+        return [dict(p) for p in found]
+
+
+@dataclass(frozen=True, slots=True)
+class Revalidation:
+    """A quarantined batch validated again against the current schema and ``conveyor.yaml``."""
+
+    version: DatasetVersion
+    report: ValidationReport
+    schema_version: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.version.status is BatchStatus.ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +166,115 @@ def recent_row_counts(ws: Workspace, spec: ProjectSpec) -> list[int]:
     return [v.row_count for v in accepted]
 
 
-def project_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None = None) -> Schema:
-    """The project's current schema, inferred from ``frame`` (and saved) when there is none."""
+def reviewed_schema(ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame | None = None) -> Schema:
+    """The project's newest stored (reviewed) schema, inferred from ``frame`` and saved when
+    there is none.
+
+    The stored schema's roles follow ``conveyor.yaml``: after the spec changed (an ignored
+    column, another label, a column declared categorical) the schema updated by
+    :func:`conveyor.data.evolution.apply_spec` is stored as the next version, by ``ws.actor``.
+
+    Raises
+    ------
+    NotFoundError
+        If the project has no schema and no ``frame`` is given.
+    ConfigError
+        If the spec names a label, timestamp or entity column the schema does not have.
+    """
     schema = ws.stores.datasets.find_schema(spec.project)
     if schema is not None:
-        return schema
+        updated = apply_spec(schema, spec)
+        if updated == schema:
+            return schema
+        diff = diff_schemas(schema, updated)
+        why = "conveyor.yaml changed: " + "; ".join(c.describe() for c in diff.changes)
+        return ws.stores.datasets.save_schema(spec.project, updated, author=ws.actor, reason=why)
     if frame is None:
         raise NotFoundError(f"Project '{spec.project}' has no schema yet: ingest a batch first.")
     inferred = infer_project_schema(frame, spec)
     return ws.stores.datasets.save_schema(
         spec.project, inferred, author=ws.actor, reason="inferred from the first batch"
     )
+
+
+def project_schema(
+    ws: Workspace,
+    spec: ProjectSpec,
+    frame: pd.DataFrame | None = None,
+    *,
+    accepted: Sequence[DatasetVersion] | None = None,
+) -> Schema:
+    """The project's schema as validation, training and monitoring use it: the reviewed one
+    (:func:`reviewed_schema`) widened by the categories and quantile ranges of every accepted
+    batch (:func:`conveyor.data.evolution.learn_schema`), under the reviewed version number.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame, optional
+        The batch to infer the first schema from when the project has none.
+    accepted : sequence of DatasetVersion, optional
+        The project's accepted batches when the caller has them already.
+
+    Raises
+    ------
+    NotFoundError
+        If the project has no schema and no ``frame`` is given.
+    ConfigError
+        If the spec names a label, timestamp or entity column the schema does not have.
+    """
+    reviewed = reviewed_schema(ws, spec, frame)
+    if accepted is None:
+        accepted = ws.stores.datasets.list_dataset_versions(
+            spec.project, status=BatchStatus.ACCEPTED
+        )
+    return learn_schema(
+        reviewed, [v.profile for v in accepted], range_quantile=spec.validation.range_quantile
+    )
+
+
+def proposed_schema_change(ws: Workspace, spec: ProjectSpec) -> SchemaDiff:
+    """What the accepted batches taught the schema beyond its newest reviewed version.
+
+    New categories and wider ranges are learned as batches are accepted, so validation warns
+    once per new value; this is the change awaiting review (``to_version`` None), which
+    :func:`accept_proposed_schema` stores.
+
+    Raises
+    ------
+    NotFoundError
+        If the project has no schema yet.
+    """
+    diff = diff_schemas(reviewed_schema(ws, spec), project_schema(ws, spec))
+    return replace(diff, to_version=None)
+
+
+def accept_proposed_schema(
+    ws: Workspace, spec: ProjectSpec, *, reason: str | None = None
+) -> tuple[SchemaRecord, SchemaDiff]:
+    """Store the learned schema (see :func:`proposed_schema_change`) as the next version.
+
+    Returns the newest schema record and the accepted diff; when nothing is proposed nothing is
+    stored and the diff is empty.
+    """
+    diff = proposed_schema_change(ws, spec)
+    if diff.is_empty:
+        return get_schema_record(ws, spec), diff
+    why = reason.strip() if reason and reason.strip() else "accepted the learned domains"
+    stored = ws.stores.datasets.save_schema(
+        spec.project, project_schema(ws, spec), author=ws.actor, reason=why
+    )
+    return get_schema_record(ws, spec, stored.version), replace(diff, to_version=stored.version)
+
+
+def label_rules(
+    spec: ProjectSpec, schema: Schema, accepted: Sequence[DatasetVersion]
+) -> LabelRules | None:
+    """The label checks of ``spec``'s task, with the classes the accepted batches held."""
+    task = Task(spec.task)
+    if not task.is_classification:
+        return None
+    classes = learned_label_classes(schema, [v.profile for v in accepted])
+    return LabelRules(task, classes, spec.positive_class)
 
 
 def get_schema_record(ws: Workspace, spec: ProjectSpec, version: int | None = None) -> SchemaRecord:
@@ -186,7 +319,11 @@ def diff_batch_schema(
 ) -> SchemaDiff:
     """How a batch departs from a schema version (default the newest), widening only."""
     frame, _ = read_source(source, timestamp=time_column_of(spec))
-    current = get_schema_record(ws, spec, from_version).schema
+    current = (
+        reviewed_schema(ws, spec)
+        if from_version is None
+        else get_schema_record(ws, spec, from_version).schema
+    )
     return diff_schemas(current, infer_project_schema(frame, spec), sample=True)
 
 
@@ -204,7 +341,7 @@ def accept_batch_schema(
         If a column changed kind: see :func:`conveyor.data.evolution.evolve_schema`.
     """
     frame, description = read_source(source, timestamp=time_column_of(spec))
-    current = get_schema_record(ws, spec).schema
+    current = reviewed_schema(ws, spec)
     evolved = evolve_schema(current, infer_project_schema(frame, spec))
     diff = diff_schemas(current, evolved)
     if diff.is_empty:
@@ -256,8 +393,12 @@ def ingest_batch(
             progress=say,
         )
         say(f"read {staged.rows:,} rows from {staged.description}")
-        schema = _current_schema(ws, spec, inferred[0] if inferred else None)
-        reference = reference_profile(ws, spec.project)
+        reviewed = _current_schema(ws, spec, inferred[0] if inferred else None)
+        accepted = ws.stores.datasets.list_dataset_versions(
+            spec.project, status=BatchStatus.ACCEPTED
+        )
+        schema = project_schema(ws, spec, accepted=accepted)
+        reference = dict(accepted[0].profile) if accepted else None
         checks = ChunkedChecks(
             schema,
             policy_from_spec(spec),
@@ -265,6 +406,7 @@ def ingest_batch(
             recent_row_counts(ws, spec),
             chunk_count=len(staged.files),
             timestamp=spec.timestamp,
+            labels=label_rules(spec, schema, accepted),
         )
         canonical = Path(tmp) / "batch.parquet"
         write_canonical(staged, canonical, on_chunk=checks.add, progress=say)
@@ -283,9 +425,6 @@ def ingest_batch(
             )
         status = BatchStatus.ACCEPTED if report.passed else BatchStatus.QUARANTINED
         profile = checks.profile() if report.passed else {}
-        accepted = ws.stores.datasets.list_dataset_versions(
-            spec.project, status=BatchStatus.ACCEPTED
-        )
         span = (checks.min_time, checks.max_time)
         if drift := batch_drift(profile, accepted, spec.drift, span=span):
             profile["drift"] = drift
@@ -297,7 +436,7 @@ def ingest_batch(
         status=status,
         digest=digest,
         row_count=staged.rows,
-        schema_version=schema.version,
+        schema_version=reviewed.version,
         source=staged.description,
         created_at=utcnow(),
         min_time=checks.min_time,
@@ -317,7 +456,7 @@ def ingest_batch(
     return IngestResult(
         version=stored,
         report=ValidationReport.from_dict(stored.report),
-        schema=schema,
+        schema=reviewed,
         created=stored.id == version.id,
     )
 
@@ -334,9 +473,8 @@ def _widen_inferred(inferred: list[Schema], chunk: pd.DataFrame, spec: ProjectSp
 
 
 def _current_schema(ws: Workspace, spec: ProjectSpec, inferred: Schema | None) -> Schema:
-    schema = ws.stores.datasets.find_schema(spec.project)
-    if schema is not None or inferred is None:
-        return schema if schema is not None else project_schema(ws, spec)
+    if ws.stores.datasets.find_schema(spec.project) is not None or inferred is None:
+        return reviewed_schema(ws, spec)
     return ws.stores.datasets.save_schema(
         spec.project, inferred, author=ws.actor, reason="inferred from the first batch"
     )
@@ -362,7 +500,9 @@ def load_versions(ws: Workspace, versions: Sequence[DatasetVersion]) -> pd.DataF
                 "release` first."
             )
     tables = [pq.read_table(ws.stores.artifacts.local_path(v.digest)) for v in versions]
-    return pa.concat_tables(tables, promote_options="default").to_pandas()
+    # Batches may store a column as int64 in one and float64 in another (a label with missing
+    # values): permissive promotion widens it as staging does within one batch.
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
 def training_window(ws: Workspace, spec: ProjectSpec) -> list[DatasetVersion]:
@@ -406,15 +546,7 @@ def release_batch(
             "batch against the current schema. Got a blank reason instead."
         )
     frame = load_content(ws, version)
-    schema = project_schema(ws, spec)
-    reference = reference_profile(ws, spec.project)
-    report = validate_batch(
-        frame,
-        schema,
-        policy=policy_from_spec(spec),
-        reference_profile=reference,
-        recent_row_counts=recent_row_counts(ws, spec),
-    )
+    schema, report, profile = _revalidate(ws, spec, frame)
     if reason is None and not report.passed:
         raise QuarantinedError(
             f"Dataset version {version_id} still fails validation against schema "
@@ -427,12 +559,83 @@ def release_batch(
         else f"released by {ws.actor}: {reason.strip()}"
     )
     released = ws.stores.datasets.set_dataset_status(
-        version.id,
-        BatchStatus.ACCEPTED,
-        note=note,
-        profile=profile_frame(frame, schema, reference=reference),
+        version.id, BatchStatus.ACCEPTED, note=note, profile=profile
     )
     return ReleaseOutcome(version=released, report=report, overridden=reason is not None)
+
+
+def revalidate_batches(
+    ws: Workspace, spec: ProjectSpec, version_ids: Sequence[str] | None = None
+) -> list[Revalidation]:
+    """Validate quarantined batches again against the current schema and ``conveyor.yaml``.
+
+    Meant for after the spec or the schema changed (a column ignored, a label renamed, a
+    schema change accepted): every batch that passes now is accepted, oldest first, each in
+    one transaction that appends the re-validation to its ``report["status_changes"]``, so a
+    later batch is checked against the domains the earlier ones brought. A batch that still
+    fails stays quarantined and unchanged. Running it again changes nothing.
+
+    Parameters
+    ----------
+    version_ids : sequence of str, optional
+        The batches to re-validate; all quarantined batches of the project when None.
+
+    Returns
+    -------
+    list of Revalidation
+        One per batch re-validated, oldest first.
+
+    Raises
+    ------
+    NotFoundError
+        If a given id is not a dataset version.
+    ConflictError
+        If a given batch belongs to another project or is not quarantined.
+    """
+    if version_ids is None:
+        targets = ws.stores.datasets.list_dataset_versions(
+            spec.project, status=BatchStatus.QUARANTINED
+        )
+    else:
+        targets = [ws.stores.datasets.get_dataset_version(DatasetVersionId(i)) for i in version_ids]
+        for v in targets:
+            if v.project != spec.project or v.status is not BatchStatus.QUARANTINED:
+                raise ConflictError(
+                    f"Dataset version {v.id!r} is {v.status} in project {v.project!r}; only "
+                    f"quarantined batches of {spec.project!r} can be re-validated."
+                )
+    outcomes = []
+    for target in sorted({v.id: v for v in targets}.values(), key=lambda v: v.seq):
+        schema, report, profile = _revalidate(ws, spec, load_content(ws, target))
+        version = ws.stores.datasets.get_dataset_version(target.id)
+        if report.passed and version.status is BatchStatus.QUARANTINED:
+            version = ws.stores.datasets.set_dataset_status(
+                version.id,
+                BatchStatus.ACCEPTED,
+                note=f"re-validated by {ws.actor} against schema v{schema.version} and "
+                f"conveyor.yaml: {report.summary()}",
+                profile=profile,
+            )
+        outcomes.append(Revalidation(version, report, schema.version))
+    return outcomes
+
+
+def _revalidate(
+    ws: Workspace, spec: ProjectSpec, frame: pd.DataFrame
+) -> tuple[Schema, ValidationReport, dict[str, Any]]:
+    """A stored batch's report against the learned schema now, and its profile."""
+    accepted = ws.stores.datasets.list_dataset_versions(spec.project, status=BatchStatus.ACCEPTED)
+    schema = project_schema(ws, spec, accepted=accepted)
+    reference = dict(accepted[0].profile) if accepted else None
+    report = validate_batch(
+        frame,
+        schema,
+        policy=policy_from_spec(spec),
+        reference_profile=reference,
+        recent_row_counts=recent_row_counts(ws, spec),
+        labels=label_rules(spec, schema, accepted),
+    )
+    return schema, report, profile_frame(frame, schema, reference=reference)
 
 
 def load_content(ws: Workspace, version: DatasetVersion) -> pd.DataFrame:

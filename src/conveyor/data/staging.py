@@ -27,11 +27,11 @@ import pyarrow.parquet as pq
 
 from conveyor.core.clock import as_utc
 from conveyor.core.errors import InvalidInputError
-from conveyor.core.schema import Anomaly, Schema, Severity, ValidationReport
+from conveyor.core.schema import Anomaly, ColumnRole, Schema, Severity, ValidationReport
 from conveyor.data.batch_checks import check_volume
 from conveyor.data.profiles import merge_profiles, profile_frame
 from conveyor.data.sources import BatchReader
-from conveyor.data.validation import ValidationPolicy, validate_batch
+from conveyor.data.validation import LabelRules, ValidationPolicy, label_keys, validate_batch
 
 ROW_GROUP_ROWS = 65_536
 """Rows per row group of a stored batch; fixed so the stored bytes do not depend on chunking."""
@@ -192,6 +192,7 @@ class ChunkedChecks:
     recent_row_counts: Sequence[int]
     chunk_count: int
     timestamp: str | None = None
+    labels: LabelRules | None = None
     anomalies: list[Anomaly] = field(default_factory=list)
     profiles: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
@@ -208,8 +209,10 @@ class ChunkedChecks:
             policy=policy,
             reference_profile=self.reference,
             recent_row_counts=self.recent_row_counts if single else (),
+            labels=self.labels,
         )
         self.anomalies.extend(report.anomalies)
+        self._learn_label_classes(chunk)
         base = self.reference or (self.profiles[0] if self.profiles else None)
         self.profiles.append(profile_frame(chunk, self.schema, reference=base))
         self.rows += len(chunk)
@@ -235,6 +238,15 @@ class ChunkedChecks:
         if len(self.profiles) == 1:
             return self.profiles[0]
         return merge_profiles(self.profiles)
+
+    def _learn_label_classes(self, chunk: pd.DataFrame) -> None:
+        """Later chunks see the label values of earlier ones, as later batches do."""
+        names = [c.name for c in self.schema.with_role(ColumnRole.LABEL) if c.name in chunk]
+        if self.labels is None or len(names) != 1 or not chunk.columns.is_unique:
+            return
+        seen = label_keys(chunk[names[0]])
+        classes = tuple(dict.fromkeys([*self.labels.classes, *seen]))
+        self.labels = replace(self.labels, classes=classes)
 
     def _widen_time(self, chunk: pd.DataFrame) -> None:
         column = self.timestamp

@@ -5,16 +5,23 @@ Anomaly kinds are stable strings that reports, alerts and tests key on:
 
 ``missing_column``, ``extra_column``, ``duplicate_columns``, ``type_mismatch``, ``nan_values``,
 ``inf_values``, ``null_values``, ``unseen_categories``, ``out_of_range``, ``empty_batch``,
-``too_few_rows``, ``null_rate_spike``, ``constant_label``, and from
+``too_few_rows``, ``null_rate_spike``, ``constant_label``, ``missing_labels``,
+``label_classes``, and from
 :mod:`conveyor.data.batch_checks` ``duplicate_rows``, ``duplicate_keys``, ``volume_jump``,
 ``label_leak``. ``ValidationPolicy.severities`` may force the severity of any kind, globally or
 per column, except that a training batch without its label is always an error.
+
+Ignored columns are stored with the batch but never checked. Unseen categories and values beyond
+a column's range are reviewable schema changes: their anomaly's ``details["proposed"]`` holds the
+change that would admit them (see :func:`conveyor.data.evolution.learn_schema`). Rows without a
+label are counted (``missing_labels``), never an error: they are stored, and training leaves
+them out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +29,7 @@ import pandas as pd
 from pandas.api import types as pdt
 
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import LabelCodec, LabelValue, Task, label_key
 from conveyor.core.schema import (
     Anomaly,
     ColumnKind,
@@ -37,9 +45,43 @@ from conveyor.data.schemas import parse_datetimes, to_category_strings
 
 Environment = Literal["training", "serving"]
 
-__all__ = ["Environment", "ValidationPolicy", "validate_batch"]
+__all__ = ["Environment", "LabelRules", "ValidationPolicy", "label_keys", "validate_batch"]
 
 _EXAMPLES = 5
+_PROPOSED_MAX = 50  # categories listed in a proposed schema change
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRules:
+    """What a training batch's label may hold beyond its schema column.
+
+    Parameters
+    ----------
+    task : Task
+        The project's task; a binary label may take at most two values across batches.
+    classes : tuple of str
+        Canonical keys (:func:`conveyor.core.labels.label_key`) of the label values the
+        accepted batches held, in the order they were first seen.
+    positive : LabelValue, optional
+        The declared positive class of a binary label; it must be one of its two values.
+    """
+
+    task: Task
+    classes: tuple[str, ...] = ()
+    positive: LabelValue | None = None
+
+
+def label_keys(values: pd.Series) -> list[str]:
+    """Canonical keys of the distinct present values of a label column, in order of appearance.
+
+    Examples
+    --------
+    >>> label_keys(pd.Series(["yes", None, "no", "yes"]))
+    ['yes', 'no']
+    >>> label_keys(pd.Series([1.0, 0.0, float("nan")]))
+    ['1', '0']
+    """
+    return list(dict.fromkeys(label_key(v) for v in pd.unique(values.dropna())))
 
 
 def validate_batch(
@@ -50,6 +92,7 @@ def validate_batch(
     reference_profile: Mapping[str, Any] | None = None,
     environment: Environment = "training",
     recent_row_counts: Sequence[int] = (),
+    labels: LabelRules | None = None,
 ) -> ValidationReport:
     """Validate a batch against a schema.
 
@@ -70,6 +113,9 @@ def validate_batch(
     recent_row_counts : sequence of int
         Row counts of the project's recent accepted batches, oldest first; enables the
         ``volume_jump`` check.
+    labels : LabelRules, optional
+        The task and known classes of the label; enables the ``label_classes`` check of a
+        training batch (a binary label with a third value, or without its positive class).
 
     Returns
     -------
@@ -101,7 +147,10 @@ def validate_batch(
             f"Got {environment!r} instead."
         )
     checked = [
-        c for c in schema.columns if not (c.role is ColumnRole.LABEL and environment == "serving")
+        c
+        for c in schema.columns
+        if c.role is not ColumnRole.IGNORED
+        and not (c.role is ColumnRole.LABEL and environment == "serving")
     ]
     anomalies = _check_rows(len(frame), policy)
     if environment == "training":
@@ -117,11 +166,18 @@ def validate_batch(
             continue
         col_policy = policy.for_column(col.name)
         values = frame[col.name]
+        is_label = col.role is ColumnRole.LABEL
+        if is_label:
+            # A row without its label is counted below, never an error of the column.
+            col_policy = replace(col_policy, allow_nan=True)
         anomalies += _CHECKS[col.kind](values, col, col_policy)
-        if col.name in ref_columns and ref_rows > 0:
+        if col.name in ref_columns and ref_rows > 0 and not is_label:
             anomalies += _check_null_spike(values, col, col_policy, ref_columns[col.name], ref_rows)
-        if col.role is ColumnRole.LABEL and environment == "training":
+        if is_label and environment == "training":
             anomalies += _check_constant_label(values, col, col_policy)
+            anomalies += _check_missing_labels(values, col)
+            if labels is not None:
+                anomalies += _check_label_classes(values, col, labels)
     if environment == "training":
         anomalies += check_duplicates(frame, schema, policy)
         anomalies += check_label_leak(frame, schema, policy)
@@ -322,6 +378,12 @@ def _check_range(
         "allowed_max": allowed_high,
         "observed_min": seen_low,
         "observed_max": seen_high,
+        "proposed": {
+            "column": col.name,
+            "change": "range",
+            "before": [low, high],
+            "after": [min(low, seen_low), max(high, seen_high)],
+        },
     }
     return [Anomaly("out_of_range", policy.out_of_range, message, col.name, details)]
 
@@ -344,21 +406,37 @@ def _check_categorical(
     share = _share(total, non_null)
     if total == 0 or share <= policy.unseen_category_share_warn:
         return anomalies
-    is_error = share > policy.unseen_category_share_error
+    # A few new values (a new month, a new carrier) are a change to review, whatever their
+    # share; many new values in a large share of rows are a broken batch.
+    few = len(unseen) <= policy.new_categories_max
+    is_error = share > policy.unseen_category_share_error and not few
     severity = Severity.ERROR if is_error else Severity.WARNING
-    limit = policy.unseen_category_share_error if is_error else policy.unseen_category_share_warn
     examples = [str(v) for v in unseen.index[:_EXAMPLES]]
-    message = (
+    head = (
         f"Column {col.name!r} has {total} values ({share:.1%} of non-missing values) in "
-        f"{len(unseen)} categories not in the schema, e.g. {examples[0]!r}; "
-        f"the {severity} threshold is {limit:.1%}."
+        f"{len(unseen)} categories not in the schema, e.g. {examples[0]!r}"
     )
+    if is_error:
+        message = (
+            f"{head}; more than {policy.new_categories_max} new categories over the error "
+            f"threshold {policy.unseen_category_share_error:.1%}."
+        )
+    else:
+        message = (
+            f"{head}; proposed as a schema change (at most {policy.new_categories_max} new "
+            f"categories, or at most {policy.unseen_category_share_error:.1%} of values)."
+        )
     details = {
         "count": total,
         "share": share,
         "distinct": len(unseen),
         "examples": examples,
         "known_categories": len(col.categories),
+        "proposed": {
+            "column": col.name,
+            "change": "categories",
+            "added": sorted(str(v) for v in unseen.index[:_PROPOSED_MAX]),
+        },
     }
     anomalies.append(Anomaly("unseen_categories", severity, message, col.name, details))
     return anomalies
@@ -452,3 +530,41 @@ def _check_constant_label(
     )
     details = {"distinct": 1, "count": len(present), "value": str(value)}
     return [Anomaly("constant_label", policy.constant_label, message, col.name, details)]
+
+
+def _check_missing_labels(values: pd.Series, col: ColumnSchema) -> list[Anomaly]:
+    missing = int(values.isna().sum())
+    if missing == 0 or missing == len(values):
+        return []  # none, or all: ``constant_label`` reports a label with no value
+    share = _share(missing, len(values))
+    message = (
+        f"The label column {col.name!r} is missing in {missing} rows ({share:.1%}); they are "
+        "stored with the batch and left out of training and evaluation."
+    )
+    details = {"count": missing, "share": share, "labelled": len(values) - missing}
+    return [Anomaly("missing_labels", Severity.WARNING, message, col.name, details)]
+
+
+def _check_label_classes(values: pd.Series, col: ColumnSchema, labels: LabelRules) -> list[Anomaly]:
+    if labels.task is not Task.BINARY or pdt.is_bool_dtype(values.dtype):
+        return []
+    classes = list(dict.fromkeys([*labels.classes, *label_keys(values)]))
+    details: dict[str, Any] = {"task": str(labels.task), "classes": classes}
+    if len(classes) > 2:
+        extra = classes[2:]
+        message = (
+            f"The label column {col.name!r} of a binary task takes the value {extra[0]!r} "
+            f"besides {classes[0]!r} and {classes[1]!r} (in the accepted batches and this one); "
+            "a binary label takes two values. Fix the batch, or declare 'task: multiclass'."
+        )
+        return [Anomaly("label_classes", Severity.ERROR, message, col.name, details)]
+    if len(classes) == 2 and labels.positive is not None:
+        try:
+            LabelCodec.fit(Task.BINARY, classes, positive=labels.positive)
+        except InvalidInputError as exc:
+            message = (
+                f"The declared positive_class {labels.positive!r} is not a value of the "
+                f"label column {col.name!r}, which takes {classes}: {exc}"
+            )
+            return [Anomaly("label_classes", Severity.ERROR, message, col.name, details)]
+    return []

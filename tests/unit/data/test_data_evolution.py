@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from conveyor.core.errors import SchemaError
+from conveyor.core.errors import ConfigError, SchemaError
 from conveyor.core.schema import ColumnKind, ColumnRole, ColumnSchema, Schema
-from conveyor.data.evolution import diff_schemas, evolve_schema
+from conveyor.data.evolution import apply_spec, diff_schemas, evolve_schema, learn_schema
+from conveyor.data.profiles import profile_frame
+from conveyor.data.schemas import infer_schema
+from conveyor.spec import ProjectSpec
 
 
 def _schema(*columns: ColumnSchema, version: int = 1) -> Schema:
@@ -73,3 +78,57 @@ def test_evolve_refuses_a_kind_change():
     with pytest.raises(SchemaError, match="'d' is numeric in the schema and text in the batch"):
         evolve_schema(_schema(NUM), batch)
     assert diff_schemas(_schema(NUM), batch, sample=True).is_breaking
+
+
+def _profiles(schema: Schema, *frames: pd.DataFrame) -> list[dict]:
+    return [profile_frame(f, schema) for f in frames]
+
+
+def test_learned_domains_are_complete_beyond_the_profiled_top_values():
+    first = pd.DataFrame({"c": ["a", "b"] * 50, "d": np.linspace(0, 10, 100), "y": 0})
+    schema = infer_schema(first, label="y")
+    many = [f"v{i:02d}" for i in range(60)]  # more than the 50 values a profile counts by name
+    later = pd.DataFrame({"c": many * 2, "d": np.linspace(0, 10, 120), "y": 1})
+    learned = learn_schema(schema, _profiles(schema, first, later))
+    assert learned.column("c").categories == tuple(sorted({"a", "b", *many}))
+    assert learned.version == schema.version
+
+
+def test_learned_ranges_take_quantiles_so_one_outlier_does_not_stretch_them():
+    first = pd.DataFrame({"d": np.linspace(0, 10, 5000), "y": 0})
+    schema = infer_schema(first, label="y")
+    wide = pd.DataFrame({"d": np.r_[np.linspace(0, 30, 4999), 1e9], "y": 1})
+    learned = learn_schema(schema, _profiles(schema, first, wide)).column("d")
+    assert 29.0 < learned.max_value < 31.0 and learned.min_value == 0.0
+    again = learn_schema(schema, _profiles(schema, first, wide)).column("d")
+    assert again == learned  # the same every time it is computed
+    tight = learn_schema(schema, _profiles(schema, first), range_quantile=0.1)
+    assert tight.column("d") == schema.column("d")  # never narrower than the reviewed range
+
+
+def test_ignored_columns_learn_nothing():
+    first = pd.DataFrame({"c": ["a"] * 10, "y": 0})
+    schema = infer_schema(first, label="y", ignore=["c"])
+    learned = learn_schema(schema, _profiles(schema, first.assign(c="z")))
+    assert learned.column("c") == schema.column("c")
+
+
+def test_apply_spec_brings_roles_up_to_date_with_the_spec():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [0, 1], "code": [3, 4], "y": [0, 1]})
+    schema = infer_schema(frame, label="y")
+    spec = ProjectSpec(
+        project="p", task="binary", label="b", ignore=["a", "late_col"], categorical=["code"]
+    )
+    updated = apply_spec(schema, spec)
+    roles = {c.name: str(c.role) for c in updated.columns}
+    assert roles == {
+        "a": "ignored",
+        "b": "label",
+        "code": "feature",
+        "y": "feature",
+        "late_col": "ignored",
+    }
+    assert updated.column("code").kind is ColumnKind.CATEGORICAL
+    assert apply_spec(updated, spec) == updated
+    with pytest.raises(ConfigError, match="'nope' as the label column"):
+        apply_spec(schema, ProjectSpec(project="p", task="binary", label="nope"))

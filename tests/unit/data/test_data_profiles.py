@@ -86,6 +86,7 @@ def test_categorical_profile_counts_top_values_and_pools_the_rest():
         "null_count": 1,
         "distinct": 4,
         "values": {"a": 4, "b": 3, OTHER: 3},
+        "categories": ["a", "b", "c", "d"],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,17 @@ def test_label_is_required_in_training_only(flights, flights_schema):
 def test_serving_does_not_check_label_values(flights, flights_schema):
     batch = flights.assign(delayed=np.nan)
     assert validate_batch(batch, flights_schema, environment="serving").anomalies == ()
-    assert "nan_values" in [a.kind for a in validate_batch(batch, flights_schema).errors]
+    assert "constant_label" in [a.kind for a in validate_batch(batch, flights_schema).errors]
+
+
+def test_missing_labels_are_counted_not_an_error(flights, flights_schema):
+    batch = flights.copy()
+    batch.loc[batch.index[:7], "delayed"] = np.nan
+    report = validate_batch(batch, flights_schema)
+    assert report.passed
+    found = [a for a in report.anomalies if a.kind == "missing_labels"]
+    assert [(a.severity, a.details["count"]) for a in found] == [("warning", 7)]
+    assert "left out of training" in found[0].message
 
 
 def test_nan_in_non_nullable_numeric_column_message():
@@ -193,10 +204,20 @@ def test_any_unseen_category_is_a_warning_by_default():
     assert "1 values (1.0% of non-missing values) in 1 categories" in anomaly.message
 
 
-def test_many_unseen_categories_are_an_error():
+def test_a_few_new_categories_in_many_rows_are_a_proposed_change():
     values = ["AA"] * 70 + ["ZZ"] * 20 + ["QQ"] * 10 + [None] * 20
     frame = pd.DataFrame({"carrier": values, "y": np.arange(120) % 2})
     report = validate_batch(frame, cat_schema(), policy=COLUMNS_ONLY)
+    assert kinds(report) == [("unseen_categories", "carrier", "warning")]
+    proposed = report.warnings[0].details["proposed"]
+    assert proposed == {"column": "carrier", "change": "categories", "added": ["QQ", "ZZ"]}
+
+
+def test_many_unseen_categories_are_an_error():
+    values = ["AA"] * 70 + ["ZZ"] * 20 + ["QQ"] * 10 + [None] * 20
+    frame = pd.DataFrame({"carrier": values, "y": np.arange(120) % 2})
+    policy = replace(COLUMNS_ONLY, new_categories_max=1)
+    report = validate_batch(frame, cat_schema(), policy=policy)
     assert kinds(report) == [("unseen_categories", "carrier", "error")]
     details = report.errors[0].details
     assert details["share"] == pytest.approx(0.3)
@@ -209,7 +230,9 @@ def test_unseen_category_thresholds_are_configurable():
     frame = pd.DataFrame({"carrier": values, "y": np.arange(100) % 2})
     quiet = ValidationPolicy(unseen_category_share_warn=0.1, duplicate_rows_share=1.0)
     assert validate_batch(frame, cat_schema(), policy=quiet).anomalies == ()
-    strict = ValidationPolicy(columns={"carrier": {"unseen_category_share_error": 0.01}})
+    strict = ValidationPolicy(
+        columns={"carrier": {"unseen_category_share_error": 0.01, "new_categories_max": 0}}
+    )
     assert kinds(validate_batch(frame, cat_schema(), policy=strict))[0][2] == "error"
 
 
