@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from conveyor.core.alias import Alias
 from conveyor.core.errors import ConfigError, NotFoundError
@@ -131,7 +139,19 @@ def _default_models() -> list[ModelName]:
 class TrainingSpec(_Section):
     """Which batches train a model and how."""
 
-    window_batches: int = Field(default=8, ge=1, description="Newest accepted batches to train on.")
+    window_batches: int = Field(
+        default=8,
+        ge=1,
+        description="Newest accepted batches to train on; with window_rows unset, at least this "
+        "many (more when the gate needs more test rows).",
+    )
+    window_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Newest accepted rows to train on (whole batches, newest first); None: "
+        "enough that the test split holds gate.min_rows rows, and at least "
+        "training.window_batches batches",
+    )
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_by: Literal["auto", "random", "stratified", "time", "group"] = Field(
         default="auto", description="auto: by time with a timestamp, else at random."
@@ -482,7 +502,11 @@ class TriggerSpec(_Section):
     )
     metric_floor: float | None = None
     metric_margin: float | None = Field(
-        default=None, ge=0.0, description="Trigger when live is this far behind the test score."
+        default=0.1,
+        ge=0.0,
+        description="Decay when the live metric is this far behind production's test score, "
+        "relative: a share of the score for error metrics (0.1: RMSE 10% higher), points for "
+        "scores (0.1: AUC 0.1 lower); null: off.",
     )
     use_estimate: bool = Field(
         default=True, description="Use the label-free estimate when too few labels arrived."
@@ -513,9 +537,30 @@ class WatchSpec(_Section):
     """Post-release watch: roll back a release whose live metric falls behind."""
 
     enabled: bool = True
-    min_labels: int = Field(default=500, ge=1)
+    min_labels: int | None = Field(
+        default=None,
+        ge=1,
+        description="Labelled requests a release is judged on; null: adapted to the label "
+        "rate, half the labels recent releases received while in production, within "
+        "[min_labels_floor, max_labels].",
+    )
+    min_labels_floor: int = Field(
+        default=100, ge=10, description="Fewest labels an adapted watch judges a release on."
+    )
+    max_labels: int = Field(
+        default=500, ge=10, description="Most labels an adapted watch waits for."
+    )
     margin: float = Field(default=0.02, ge=0.0)
     floor: float | None = None
+
+    @model_validator(mode="after")
+    def _floor_under_max(self) -> WatchSpec:
+        if self.min_labels_floor > self.max_labels:
+            raise ValueError(
+                f"min_labels_floor ({self.min_labels_floor}) must be at most max_labels "
+                f"({self.max_labels})"
+            )
+        return self
 
 
 class RegistrySpec(_Section):
