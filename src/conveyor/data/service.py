@@ -6,7 +6,6 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +41,14 @@ from conveyor.data.sources import (
 )
 from conveyor.data.staging import ChunkedChecks, spool_source, write_canonical
 from conveyor.data.validation import ValidationPolicy, validate_batch
-from conveyor.data.windows import TrainingWindow, WindowRule, choose_window
+from conveyor.data.windows import ChangePoint, TrainingWindow, WindowRule, choose_window
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
 Progress = Callable[[str], None]
 
 __all__ = [
+    "ChangePoint",
     "IngestResult",
     "ReleaseOutcome",
     "Source",
@@ -372,7 +372,7 @@ def training_window(ws: Workspace, spec: ProjectSpec) -> list[DatasetVersion]:
 
 
 def choose_training_window(
-    ws: Workspace, spec: ProjectSpec, *, since: datetime | None = None
+    ws: Workspace, spec: ProjectSpec, *, since: ChangePoint | None = None
 ) -> TrainingWindow:
     """Choose the training window in rows: whole accepted batches, newest first.
 
@@ -383,7 +383,7 @@ def choose_training_window(
     spec : ProjectSpec
         ``training.window_rows`` when set; else enough rows for the gate's test split to hold
         ``gate.min_rows`` rows, and at least ``training.window_batches`` batches.
-    since : datetime, optional
+    since : ChangePoint, optional
         A detected drift or decay: the window shortens to the batches after it, but not below
         the rows the gate needs (:func:`conveyor.data.windows.choose_window`).
 

@@ -42,6 +42,21 @@ class WindowRule(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ChangePoint:
+    """When a detected change began, on the clock its monitoring windows were keyed by.
+
+    ``arrival`` is true when the windows were keyed by arrival time: a batch is then after the
+    change when it was ingested after it; otherwise by event time, when its newest row is.
+    """
+
+    at: datetime
+    arrival: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "clock": "arrival" if self.arrival else "event"}
+
+
+@dataclass(frozen=True, slots=True)
 class TrainingWindow:
     """The batches chosen to train on (oldest first) and why.
 
@@ -55,7 +70,7 @@ class TrainingWindow:
     want_rows: int
     gate_rows: int
     test_share: float
-    since: datetime | None = None
+    since: ChangePoint | None = None
     rows_since: int | None = None
 
     @property
@@ -75,7 +90,7 @@ class TrainingWindow:
             "want_rows": self.want_rows,
             "gate_rows": self.gate_rows,
             "expected_test_rows": self.expected_test_rows,
-            "since": self.since.isoformat() if self.since else None,
+            "since": self.since.to_dict() if self.since else None,
             "rows_since": self.rows_since,
         }
 
@@ -93,14 +108,15 @@ def gate_rows(spec: ProjectSpec) -> int:
     return math.ceil(spec.gate.min_rows * ROW_SLACK / share)
 
 
-def is_after(version: DatasetVersion, since: datetime) -> bool:
-    """Whether batch ``version`` holds rows at or after ``since`` (event time, else arrival)."""
-    end = version.max_time if version.max_time is not None else version.created_at
-    return end >= since
+def is_after(version: DatasetVersion, since: ChangePoint) -> bool:
+    """Whether batch ``version`` holds rows from after the change point ``since``."""
+    if since.arrival or version.max_time is None:
+        return version.created_at >= since.at
+    return version.max_time >= since.at
 
 
 def choose_window(
-    spec: ProjectSpec, newest: Sequence[DatasetVersion], *, since: datetime | None = None
+    spec: ProjectSpec, newest: Sequence[DatasetVersion], *, since: ChangePoint | None = None
 ) -> TrainingWindow:
     """Choose the training window among accepted batches ``newest`` (ordered by ``seq``).
 
@@ -112,8 +128,8 @@ def choose_window(
     newest : sequence of DatasetVersion
         The newest accepted batches, oldest first; the caller passes enough of them (all, or a
         tail long enough that the choice stops before its start).
-    since : datetime, optional
-        A detected change point: the window shortens to the batches after it, made up with
+    since : ChangePoint, optional
+        A detected change: the window shortens to the batches after it, made up with
         older batches to the rows the gate needs, if that is shorter than the usual window.
 
     Returns

@@ -27,7 +27,13 @@ from typing import Any
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import PipelineRun, PipelineRunId, PipelineStatus, VersionStatus
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
-from conveyor.data.service import Source, WindowRule, choose_training_window, ingest_batch
+from conveyor.data.service import (
+    ChangePoint,
+    Source,
+    WindowRule,
+    choose_training_window,
+    ingest_batch,
+)
 from conveyor.pipeline.cache import cached_step, step_key
 from conveyor.pipeline.gate import BeforePromote, gate_version
 from conveyor.pipeline.triggers import Trigger, collect_signals, decide
@@ -315,7 +321,7 @@ def _train_and_gate(
     steps["window"] = chosen.to_dict()
     say(
         f"window: {chosen.rows:,} rows in {len(window)} batches ({chosen.rule}"
-        + (f", since {change.isoformat()}" if change else "")
+        + (f", since {change.at.isoformat()}" if change else "")
         + ")"
     )
     if chosen.rule is WindowRule.ALL:
@@ -378,12 +384,13 @@ def _train_and_gate(
 
 def change_point(
     ws: Workspace, spec: ProjectSpec, triggers: Sequence[str], evidence: Mapping[str, Any]
-) -> datetime | None:
-    """When the change that started a cycle began: the earliest monitoring window in the
-    evidence of its drift or decay trigger, or None when neither started it.
+) -> ChangePoint | None:
+    """When the change that started a cycle began: the start of the earliest monitoring window
+    in the evidence of its drift or decay trigger, or None when neither started it.
 
-    The window then shortens to the batches since that time (see
-    :func:`conveyor.data.service.choose_training_window`).
+    The point is on the clock the windows were keyed by (event time, or arrival time when the
+    predictions carried no event time); the training window then shortens to the batches
+    after it (see :func:`conveyor.data.service.choose_training_window`).
     """
     ids = {
         report
@@ -393,10 +400,12 @@ def change_point(
     }
     if not ids:
         return None
-    starts = [
-        r.window_start for r in ws.stores.monitor.list_monitor_reports(spec.project) if r.id in ids
-    ]
-    return min(starts, default=None)
+    reports = [r for r in ws.stores.monitor.list_monitor_reports(spec.project) if r.id in ids]
+    if not reports:
+        return None
+    first = min(reports, key=lambda r: r.window_start)
+    arrival = (first.stats.get("time") or {}).get("key") == "arrival"
+    return ChangePoint(first.window_start, arrival=arrival)
 
 
 @dataclass(frozen=True, slots=True)
