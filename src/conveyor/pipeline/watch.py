@@ -155,7 +155,7 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     )
     if len(joined):
         joined = joined[joined["label"].notna()]
-    need = label_need(spec, [_labels_in(joined, *spell) for spell in spells])
+    need = label_need(spec, [len(_labels_in(joined, *spell)) for spell in spells])
     rows = _labels_in(joined, current, release.at)
     if len(rows) < need.labels:
         waiting = {"labels": len(rows), "need": need.to_dict()}
