@@ -6,7 +6,7 @@ import signal
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -83,8 +83,20 @@ def watch(ctx: typer.Context) -> None:
             "evidence": outcome.evidence,
         },
         f"release v{outcome.version}: {outcome.status}"
+        + _judged_on(outcome.evidence)
         + (f", production moved to v{outcome.moved_to}" if outcome.rolled_back else ""),
     )
+
+
+def _judged_on(evidence: dict[str, Any] | None) -> str:
+    """The labels a verdict counted against those it needed, and its interval."""
+    if not evidence or "need" not in evidence:
+        return ""
+    text = f" ({evidence['labels']} of {evidence['need']['labels']} labels needed"
+    low, high = evidence.get("interval") or (None, None)
+    if low is not None and high is not None:
+        text += f"; difference interval [{low:+.3f}, {high:+.3f}]"
+    return text + ")"
 
 
 def run(
