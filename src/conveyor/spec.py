@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from conveyor.core.alias import Alias
@@ -164,7 +165,12 @@ def _default_models() -> list[ModelName]:
 class TrainingSpec(_Section):
     """Which batches train a model and how."""
 
-    window_batches: int = Field(default=8, ge=1, description="Newest accepted batches to train on.")
+    window_batches: int = Field(
+        default=8,
+        ge=1,
+        description="Newest accepted batches to train on; with window_rows unset, at least this "
+        "many (more when the gate needs more test rows).",
+    )
     window_rows: int | None = Field(
         default=None,
         ge=1,
@@ -599,7 +605,11 @@ class TriggerSpec(_Section):
     )
     metric_floor: float | None = None
     metric_margin: float | None = Field(
-        default=None, ge=0.0, description="Trigger when live is this far behind the test score."
+        default=0.1,
+        ge=0.0,
+        description="Decay when the live metric is this far behind production's test score, "
+        "relative: a share of the score for error metrics (0.1: RMSE 10% higher), points for "
+        "scores (0.1: AUC 0.1 lower); null: off.",
     )
     use_estimate: bool = Field(
         default=True, description="Use the label-free estimate when too few labels arrived."
@@ -630,9 +640,30 @@ class WatchSpec(_Section):
     """Post-release watch: roll back a release whose live metric falls behind."""
 
     enabled: bool = True
-    min_labels: int = Field(default=500, ge=1)
+    min_labels: int | None = Field(
+        default=None,
+        ge=1,
+        description="Labelled requests a release is judged on; null: adapted to the label "
+        "rate, half the labels recent releases received while in production, within "
+        "[min_labels_floor, max_labels].",
+    )
+    min_labels_floor: int = Field(
+        default=100, ge=10, description="Fewest labels an adapted watch judges a release on."
+    )
+    max_labels: int = Field(
+        default=500, ge=10, description="Most labels an adapted watch waits for."
+    )
     margin: float = Field(default=0.02, ge=0.0)
     floor: float | None = None
+
+    @model_validator(mode="after")
+    def _floor_under_max(self) -> WatchSpec:
+        if self.min_labels_floor > self.max_labels:
+            raise ValueError(
+                f"min_labels_floor ({self.min_labels_floor}) must be at most max_labels "
+                f"({self.max_labels})"
+            )
+        return self
 
 
 class RegistrySpec(_Section):

@@ -75,8 +75,10 @@ def test_full_cli_line_train_gate_promote_rollback(cli, project_dir):
     assert json.loads(proc.stdout)["version"] == 1
     history = json.loads(cli("--json", "history").stdout)
     assert [h["action"] for h in history] == ["promote", "promote", "rollback"]
-    cycle = json.loads(cli("--json", "run").stdout)
+    proc = cli("--json", "run", check=None)
+    cycle = json.loads(proc.stdout)
     assert cycle["status"] in ("skipped", "succeeded", "blocked")
+    assert proc.returncode == (3 if cycle["status"] == "blocked" else 0)
 
 
 def test_usage_errors_exit_2_without_a_traceback(cli, project_dir):

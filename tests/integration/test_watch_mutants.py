@@ -31,13 +31,19 @@ def test_the_watch_waits_for_min_labels_of_the_release_and_rolls_back_under_the_
     promote(ws, "toy", second, reason="same data, same quality")
     waiting = watch_release(ws, spec)
     assert (waiting.status, waiting.version, waiting.previous) == ("waiting", second, first)
-    assert waiting.evidence == {"labels": 0}
+    assert waiting.evidence == {
+        "labels": 0,
+        "need": {"labels": 200, "adaptive": False, "per_release": []},
+    }
 
     # Labels of the previous version's traffic do not count for the release.
     _serve(ws, spec, make_batch(7, rows=50), first)
     _serve(ws, spec, make_batch(8, rows=199), second)
     short = watch_release(ws, spec)
-    assert short.status == "waiting" and short.evidence == {"labels": 199}
+    assert short.status == "waiting" and short.evidence == {
+        "labels": 199,
+        "need": {"labels": 200, "adaptive": False, "per_release": []},
+    }
 
     _serve(ws, spec, make_batch(9, rows=1), second)
     healthy = watch_release(ws, spec)

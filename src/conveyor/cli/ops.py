@@ -6,12 +6,12 @@ import signal
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from conveyor.cli.context import get
+from conveyor.cli.context import EXIT_BLOCKED, EXIT_ERROR, err, get
 
 if TYPE_CHECKING:
     from conveyor.pipeline.agent import Agent, TickReport
@@ -83,8 +83,20 @@ def watch(ctx: typer.Context) -> None:
             "evidence": outcome.evidence,
         },
         f"release v{outcome.version}: {outcome.status}"
+        + _judged_on(outcome.evidence)
         + (f", production moved to v{outcome.moved_to}" if outcome.rolled_back else ""),
     )
+
+
+def _judged_on(evidence: dict[str, Any] | None) -> str:
+    """The labels a verdict counted against those it needed, and its interval."""
+    if not evidence or "need" not in evidence:
+        return ""
+    text = f" ({evidence['labels']} of {evidence['need']['labels']} labels needed"
+    low, high = evidence.get("interval") or (None, None)
+    if low is not None and high is not None:
+        text += f"; difference interval [{low:+.3f}, {high:+.3f}]"
+    return text + ")"
 
 
 def run(
@@ -97,8 +109,10 @@ def run(
     """One continuous-training cycle (for cron): ingest, evaluate triggers, train, gate, promote.
 
     A cycle stopped or crashed after its triggers fired is resumed; cached steps are not redone.
+    Exits 3 when the cycle ended blocked (the gate refused the challenger, or production moved
+    meanwhile) or when no model is served yet and this cycle served none; 1 when it failed.
     """
-    from conveyor.pipeline.cycle import run_cycle
+    from conveyor.pipeline.cycle import cycle_verdict, run_cycle
 
     c = get(ctx)
     stop = _StopOnSignal()
@@ -111,6 +125,7 @@ def run(
             progress=c.progress(),
             should_stop=stop.requested,
         )
+    verdict = cycle_verdict(c.ws, c.spec, outcome)
     c.emit(
         {
             "id": outcome.run.id,
@@ -118,9 +133,13 @@ def run(
             "status": outcome.run.status,
             "evidence": outcome.run.evidence,
             "steps": outcome.steps,
+            "blocked_because": verdict.reason if verdict and verdict.blocked else None,
         },
         f"cycle {outcome.run.id}: {outcome.run.status} (trigger: {outcome.run.trigger})",
     )
+    if verdict is not None:
+        err.print(f"[yellow]{escape(verdict.reason)}[/yellow]")
+        raise typer.Exit(EXIT_BLOCKED if verdict.blocked else EXIT_ERROR)
 
 
 class _StopOnSignal:

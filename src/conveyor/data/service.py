@@ -46,19 +46,24 @@ from conveyor.data.sources import (
 from conveyor.data.staging import ChunkedChecks, spool_source, write_canonical
 from conveyor.data.timestamps import TimeColumn, time_column_of
 from conveyor.data.validation import LabelRules, ValidationPolicy, validate_batch
+from conveyor.data.windows import ChangePoint, TrainingWindow, WindowRule, choose_window
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
 Progress = Callable[[str], None]
 
 __all__ = [
+    "ChangePoint",
     "IngestResult",
     "ReleaseOutcome",
     "Revalidation",
     "accept_proposed_schema",
     "Source",
     "SqlQuery",
+    "TrainingWindow",
+    "WindowRule",
     "accept_batch_schema",
+    "choose_training_window",
     "diff_batch_schema",
     "diff_schema_versions",
     "get_schema_record",
@@ -506,10 +511,40 @@ def load_versions(ws: Workspace, versions: Sequence[DatasetVersion]) -> pd.DataF
 
 
 def training_window(ws: Workspace, spec: ProjectSpec) -> list[DatasetVersion]:
-    """The newest ``training.window_batches`` accepted batches, oldest first."""
-    return ws.stores.datasets.list_dataset_versions(
-        spec.project, status=BatchStatus.ACCEPTED, limit=spec.training.window_batches
-    )
+    """The accepted batches to train on, oldest first (see :func:`choose_training_window`)."""
+    return list(choose_training_window(ws, spec).versions)
+
+
+def choose_training_window(
+    ws: Workspace, spec: ProjectSpec, *, since: ChangePoint | None = None
+) -> TrainingWindow:
+    """Choose the training window in rows: whole accepted batches, newest first.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Where the project's dataset versions are recorded.
+    spec : ProjectSpec
+        ``training.window_rows`` when set; else enough rows for the gate's test split to hold
+        ``gate.min_rows`` rows, and at least ``training.window_batches`` batches.
+    since : ChangePoint, optional
+        A detected drift or decay: the window shortens to the batches after it, but not below
+        the rows the gate needs (:func:`conveyor.data.windows.choose_window`).
+
+    Returns
+    -------
+    TrainingWindow
+        The batches, oldest first, with the rule that sized them; empty without accepted data.
+    """
+    limit = max(spec.training.window_batches, 8)
+    while True:
+        newest = ws.stores.datasets.list_dataset_versions(
+            spec.project, status=BatchStatus.ACCEPTED, limit=limit
+        )
+        window = choose_window(spec, newest, since=since)
+        if len(newest) < limit or len(window.versions) < len(newest):
+            return window
+        limit *= 4
 
 
 def release_batch(

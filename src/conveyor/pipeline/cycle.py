@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -27,7 +27,13 @@ from typing import Any
 from conveyor.core.clock import new_id, utcnow
 from conveyor.core.entities import PipelineRun, PipelineRunId, PipelineStatus, VersionStatus
 from conveyor.core.errors import ConflictError, InvalidInputError, NotFoundError
-from conveyor.data.service import Source, ingest_batch, training_window
+from conveyor.data.service import (
+    ChangePoint,
+    Source,
+    WindowRule,
+    choose_training_window,
+    ingest_batch,
+)
 from conveyor.pipeline.cache import cached_step, step_key
 from conveyor.pipeline.gate import BeforePromote, gate_version
 from conveyor.pipeline.triggers import Trigger, collect_signals, decide
@@ -50,6 +56,9 @@ _SPEC_FOR_TRAINING = {
     "training",
 }
 _RESERVED_EVIDENCE = {"held", "held_because", "resumed_from"}
+#: Triggers that report a change in the data or in the model's quality: after one, the
+#: training window shortens to the rows since the change.
+CHANGE_TRIGGERS = ("drift", "decay")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,61 @@ class CycleOutcome:
     @property
     def aborted(self) -> bool:
         return "aborted" in self.steps
+
+
+@dataclass(frozen=True, slots=True)
+class CycleVerdict:
+    """Why a cycle did not leave a served model behind: ``blocked`` (by the gate, validation
+    or a conflict; the command exits 3) or failed (exit 1)."""
+
+    blocked: bool
+    reason: str
+
+
+def cycle_verdict(ws: Workspace, spec: ProjectSpec, outcome: CycleOutcome) -> CycleVerdict | None:
+    """What a cycle's end means for its caller; None when nothing is in the way.
+
+    Parameters
+    ----------
+    ws : Workspace
+        Where the project's production alias is read.
+    spec : ProjectSpec
+        The project.
+    outcome : CycleOutcome
+        The cycle, as :func:`run_cycle` returned it.
+
+    Returns
+    -------
+    CycleVerdict or None
+        Blocked when the cycle ended ``blocked`` (the gate refused the challenger, or
+        production moved meanwhile), or when the project still serves no model and this
+        cycle did not release one (every batch quarantined, no trigger, no data); failed when
+        a step raised. None for a cycle that was stopped (the next one resumes it), that
+        promoted, kept a production that still serves, or awaits a person's approval.
+    """
+    run = outcome.run
+    if outcome.aborted:
+        return None
+    if run.status is PipelineStatus.FAILED:
+        return CycleVerdict(False, f"cycle {run.id} failed: {outcome.steps.get('error')}")
+    gate = outcome.steps.get("gate") or {}
+    if run.status is PipelineStatus.BLOCKED:
+        reasons = gate.get("conflict") or "; ".join(
+            [*(gate.get("decision") or {}).get("reasons", []), *gate.get("problems", [])]
+        )
+        return CycleVerdict(True, f"cycle {run.id} blocked: {reasons or 'the gate refused'}")
+    if find_alias_version(ws, spec.model_name, PRODUCTION) is not None or gate.get(
+        "awaiting_approval"
+    ):
+        return None
+    ingest = outcome.steps.get("ingest") or []
+    quarantined = [b["seq"] for b in ingest if b.get("status") == "quarantined"]
+    why = (
+        f"batches {quarantined} were quarantined"
+        if quarantined
+        else "no accepted batch started a training cycle"
+    )
+    return CycleVerdict(True, f"No model of project '{spec.project}' is served yet: {why}.")
 
 
 def lease_name(spec: ProjectSpec) -> str:
@@ -249,9 +313,22 @@ def _train_and_gate(
         steps["aborted"] = "before train"
         say("stopping before training; the next cycle resumes this one")
         return PipelineStatus.FAILED
-    window = training_window(ws, spec)
+    change = change_point(ws, spec, run.trigger.split(","), run.evidence)
+    chosen = choose_training_window(ws, spec, since=change)
+    window = list(chosen.versions)
     if not window:
         raise InvalidInputError(f"Project '{spec.project}' has no accepted batch to train on.")
+    steps["window"] = chosen.to_dict()
+    say(
+        f"window: {chosen.rows:,} rows in {len(window)} batches ({chosen.rule}"
+        + (f", since {change.at.isoformat()}" if change else "")
+        + ")"
+    )
+    if chosen.rule is WindowRule.ALL:
+        say(
+            f"only {chosen.rows:,} accepted rows: the test split holds about "
+            f"{chosen.expected_test_rows} rows, the gate needs {spec.gate.min_rows}"
+        )
     started = time.perf_counter()
     inputs = {
         "datasets": [v.id for v in window],
@@ -303,6 +380,32 @@ def _train_and_gate(
     passed = gate["decision"].get("passed", False) and not gate["problems"]
     say(("promoted" if gate["promoted"] else "kept production; rejected") + f" v{version}")
     return PipelineStatus.SUCCEEDED if passed else PipelineStatus.BLOCKED
+
+
+def change_point(
+    ws: Workspace, spec: ProjectSpec, triggers: Sequence[str], evidence: Mapping[str, Any]
+) -> ChangePoint | None:
+    """When the change that started a cycle began: the start of the earliest monitoring window
+    in the evidence of its drift or decay trigger, or None when neither started it.
+
+    The point is on the clock the windows were keyed by (event time, or arrival time when the
+    predictions carried no event time); the training window then shortens to the batches
+    after it (see :func:`conveyor.data.service.choose_training_window`).
+    """
+    ids = {
+        report
+        for name in CHANGE_TRIGGERS
+        if name in triggers
+        for report in (evidence.get(name) or {}).get("reports") or ()
+    }
+    if not ids:
+        return None
+    reports = [r for r in ws.stores.monitor.list_monitor_reports(spec.project) if r.id in ids]
+    if not reports:
+        return None
+    first = min(reports, key=lambda r: r.window_start)
+    arrival = (first.stats.get("time") or {}).get("key") == "arrival"
+    return ChangePoint(first.window_start, arrival=arrival)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ Triggers
 ``manual``
     Asked for (``conveyor run --force``); never held back.
 ``bootstrap``
-    Accepted data and no model yet; never held back.
+    Accepted data and no model in production yet: a first model, or, after the gate refused
+    one, again with each new accepted batch; never held back.
 ``new_data``
     At least ``new_data_rows`` rows or ``new_data_batches`` accepted batches since the newest
     batch any registered version was trained on.
@@ -23,8 +24,8 @@ Triggers
 ``decay``
     The live metric (realised when a window has ``min_labels`` labels, else the label-free
     estimate if ``use_estimate``) is under ``metric_floor`` or behind the production version's
-    test score by more than ``metric_margin``, in each of the last ``consecutive_windows``
-    windows.
+    test score by more than ``metric_margin`` (relative, see :func:`decay_bar`; on by default),
+    in each of the last ``consecutive_windows`` windows.
 ``schedule``
     ``schedule_cron`` (UTC) or every ``schedule_every_hours``; ticks missed while nothing ran
     are caught up by one cycle, not one per tick.
@@ -88,6 +89,8 @@ class Signals:
     trained_at: tuple[datetime, ...] = ()
     schedule_after: datetime | None = None
     manual: bool = False
+    serving: bool = True
+    """Whether a version is in production: until one is, new data restarts the bootstrap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,7 @@ class Decision:
 def decide(policy: TriggerSpec, s: Signals) -> Decision:
     """Apply the trigger ``policy`` to the signals ``s`` (pure: no I/O, no clock)."""
     always: list[Trigger] = [Trigger("manual")] if s.manual else []
-    if not s.has_model and s.new_batches:
+    if (not s.has_model or not s.serving) and s.new_batches:
         always.append(Trigger("bootstrap", {"batches": len(s.new_batches), "rows": s.new_rows}))
     held = _new_data(policy, s) + _drift(policy, s) + _decay(policy, s) + _schedule(policy, s)
     if not held:
@@ -168,6 +171,23 @@ def window_metric(p: TriggerSpec, w: Window) -> tuple[float | None, str]:
     return None, "none"
 
 
+def decay_bar(metric: str, test_score: float, margin: float) -> float:
+    """The live value of ``metric`` beyond which the model has decayed from ``test_score``.
+
+    The margin is relative, so one default suits every label: an error metric (``rmse``,
+    ``mae``, ``log_loss``, ``brier``) may grow by the share ``margin`` of the test score, a
+    score bounded by 1 (``roc_auc``, ``accuracy``, ``r2``) may lose ``margin`` points.
+
+    Examples
+    --------
+    >>> decay_bar("rmse", 150.0, 0.1), decay_bar("roc_auc", 0.7, 0.1)
+    (165.0, 0.6)
+    """
+    if higher_is_better(metric):
+        return round(test_score - margin, 12)
+    return round(test_score * (1.0 + margin), 12)
+
+
 def _decay(p: TriggerSpec, s: Signals) -> list[Trigger]:
     if not s.has_model or (p.metric_floor is None and p.metric_margin is None):
         return []
@@ -176,7 +196,7 @@ def _decay(p: TriggerSpec, s: Signals) -> list[Trigger]:
     if p.metric_floor is not None:
         bar = p.metric_floor
     if p.metric_margin is not None and s.training_score is not None:
-        by_margin = s.training_score - p.metric_margin if up else s.training_score + p.metric_margin
+        by_margin = decay_bar(s.metric, s.training_score, p.metric_margin)
         bar = by_margin if bar is None else (max(bar, by_margin) if up else min(bar, by_margin))
     if bar is None:
         return []
@@ -194,6 +214,7 @@ def _decay(p: TriggerSpec, s: Signals) -> list[Trigger]:
         "floor": p.metric_floor,
         "training_score": s.training_score,
         "margin": p.metric_margin,
+        "margin_kind": "points" if up else "relative",
         "windows": len(streak),
         "reports": [w.report for w in streak if w.report],
     }
@@ -320,6 +341,7 @@ def collect_signals(
         trained_at=trained_at,
         schedule_after=schedule_after,
         manual=manual,
+        serving=production is not None,
     )
 
 

@@ -14,7 +14,10 @@ older, unrelated one.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,6 +46,10 @@ from conveyor.workspace import Workspace
 ROLLBACK_ACTION = "rollback"
 #: The alert kind raised once per release that is worse but cannot be rolled back.
 REFUSED_ALERT = "rollback_refused"
+#: An adapted watch judges a release within this share of a usual release's labels.
+RELEASE_LIFE_SHARE = 0.5
+#: How many recent stays in production the label rate is read from.
+HISTORY_RELEASES = 5
 
 
 class WatchStatus(StrEnum):
@@ -140,16 +147,19 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
     if release is None or release.from_version is None or release.to_version is None:
         return WatchOutcome(WatchStatus.NO_RELEASE, find_alias_version(ws, model, PRODUCTION))
     current, previous = release.to_version, release.from_version
+    spells = _spells(ws, model, release)
     joined = join_feedback(
         ws.project_dir(spec.project, "predictions"),
         ws.project_dir(spec.project, "feedback"),
-        since=release.at,
+        since=min([release.at, *(start for _, start, _ in spells)]),
     )
-    rows = joined
-    if len(rows):
-        rows = rows[(rows["model_version"] == current) & rows["label"].notna()]
-    if len(rows) < spec.watch.min_labels:
-        return WatchOutcome(WatchStatus.WAITING, current, previous, {"labels": len(rows)})
+    if len(joined):
+        joined = joined[joined["label"].notna()]
+    need = label_need(spec, [len(_labels_in(joined, *spell)) for spell in spells])
+    rows = _labels_in(joined, current, release.at)
+    if len(rows) < need.labels:
+        waiting = {"labels": len(rows), "need": need.to_dict()}
+        return WatchOutcome(WatchStatus.WAITING, current, previous, waiting)
     y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
     old = load_version(ws, model, previous)
     old_score = old.predict_encoded(encode_frame(served_inputs(rows), old.signature))
@@ -160,13 +170,15 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         task=spec.task,
         policy=GatePolicy(
             margin=spec.watch.margin,
-            min_rows=spec.watch.min_labels,
+            min_rows=need.labels,
             floor=spec.watch.floor,
             n_bootstrap=spec.gate.n_bootstrap,
         ),
     )
     evidence: dict[str, Any] = {
         "labels": len(rows),
+        "need": need.to_dict(),
+        "interval": [decision.ci_low, decision.ci_high],
         "release": {"audit_id": release.id, "from_version": previous, "to_version": current},
         "decision": decision.to_dict(),
     }
@@ -184,6 +196,79 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         f"v{previous} {decision.production:.3f} on the same {len(rows)} labelled requests"
     )
     return _roll_back(ws, spec, release, reason=reason, evidence=evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelNeed:
+    """How many labelled requests the watch judges a release on, and where that comes from.
+
+    ``per_release`` holds the labels each recent release received while it was production
+    (newest last); empty when ``watch.min_labels`` fixes the need.
+    """
+
+    labels: int
+    adaptive: bool
+    per_release: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "adaptive": self.adaptive,
+            "per_release": list(self.per_release),
+        }
+
+
+def label_need(spec: ProjectSpec, per_release: Sequence[int]) -> LabelNeed:
+    """The labels a release needs before the watch judges it.
+
+    ``watch.min_labels`` when set. Otherwise it follows the label rate: half the median of
+    the labels recent releases received while they were production (``per_release``), so a
+    release is judged within the first half of a usual release's life, clamped to
+    ``[watch.min_labels_floor, watch.max_labels]``: under the floor a paired comparison says
+    too little, and past ``max_labels`` more labels change little. Without history, it is
+    ``max_labels``.
+
+    Examples
+    --------
+    >>> from conveyor.spec import parse_spec
+    >>> spec = parse_spec({"project": "p", "task": "binary", "label": "y"})
+    >>> label_need(spec, [300, 260]).labels, label_need(spec, [80]).labels
+    (140, 100)
+    >>> label_need(spec, [5000]).labels, label_need(spec, []).labels
+    (500, 500)
+    """
+    w = spec.watch
+    if w.min_labels is not None:
+        return LabelNeed(w.min_labels, adaptive=False)
+    if not per_release:
+        return LabelNeed(w.max_labels, adaptive=True)
+    expected = float(np.median(per_release)) * RELEASE_LIFE_SHARE
+    labels = int(min(max(math.ceil(expected), w.min_labels_floor), w.max_labels))
+    return LabelNeed(labels, adaptive=True, per_release=tuple(per_release))
+
+
+def _spells(ws: Workspace, model: str, release: AuditEvent) -> list[tuple[int, datetime, datetime]]:
+    """The recent completed stays in production before ``release``: (version, start, end)."""
+    moves = [m for m in production_history(ws, model) if m.at <= release.at]
+    spells = [
+        (m.to_version, m.at, nxt.at)
+        for m, nxt in zip(moves, moves[1:], strict=False)
+        if m.to_version is not None
+    ]
+    return spells[-HISTORY_RELEASES:]
+
+
+def _labels_in(
+    joined: pd.DataFrame, version: int, start: datetime, end: datetime | None = None
+) -> pd.DataFrame:
+    """The labelled requests ``version`` served in ``[start, end)``."""
+    if not len(joined):
+        return joined
+    ts = pd.to_datetime(joined["ts"], utc=True)
+    keep = (joined["model_version"] == version) & (ts >= pd.Timestamp(start))
+    if end is not None:
+        keep &= ts < pd.Timestamp(end)
+    return joined[keep]
 
 
 def _roll_back(

@@ -60,6 +60,7 @@ def test_decay_records_its_whole_evidence() -> None:
                     "floor": 0.70,
                     "training_score": 0.80,
                     "margin": 0.05,
+                    "margin_kind": "points",
                     "windows": 2,
                     "reports": ["r3"],
                 },
@@ -135,7 +136,8 @@ def test_decay_at_exactly_the_bar_does_not_fire(metric: str, live: float, fires:
 
 
 def test_decay_by_margin_alone_on_a_lower_is_better_metric() -> None:
-    policy = _policy(metric_margin=2.0)
+    # The margin of an error metric is relative: 20% over the test RMSE 10.0.
+    policy = _policy(metric_margin=0.2)
     windows = _hourly(live=[12.5], labels=[1000])
     fired = decide(policy, _signals(metric="rmse", windows=windows, training_score=10.0))
     assert fired.fired[0].evidence["bar"] == 12.0

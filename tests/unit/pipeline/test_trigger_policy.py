@@ -186,8 +186,8 @@ def test_decay_takes_the_stricter_of_floor_and_margin() -> None:
 
 
 def test_decay_of_a_lower_is_better_metric_takes_the_stricter_bar() -> None:
-    both = _policy(metric_floor=10.0, metric_margin=1.0)
-    # RMSE at training 8.0: the margin's bar 9.0 is stricter (lower) than the floor 10.0.
+    both = _policy(metric_floor=10.0, metric_margin=0.125)
+    # RMSE at training 8.0: the margin's bar 9.0 (12.5% over) is stricter than the floor 10.0.
     fired = decide(both, _signals(metric="rmse", windows=_windows((None, 9.5)), training_score=8.0))
     assert names(fired) == {"decay"} and fired.fired[0].evidence["bar"] == pytest.approx(9.0)
 
