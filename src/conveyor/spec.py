@@ -653,7 +653,12 @@ class WatchSpec(_Section):
     max_labels: int = Field(
         default=500, ge=10, description="Most labels an adapted watch waits for."
     )
-    margin: float = Field(default=0.02, ge=0.0)
+    margin: float = Field(
+        default=0.02,
+        ge=0.0,
+        description="How much worse live than before the release rolls back: points of a "
+        "score (roc_auc), a share of the previous version's value for an error (rmse).",
+    )
     floor: float | None = None
 
     @model_validator(mode="after")

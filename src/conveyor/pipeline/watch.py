@@ -182,10 +182,12 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         "release": {"audit_id": release.id, "from_version": previous, "to_version": current},
         "decision": decision.to_dict(),
     }
+    # The margin in the metric's units: points of a score, a share of production's error.
+    margin = decision.margin if decision.margin is not None else spec.watch.margin
     worse = (
         decision.delta is not None
         and decision.ci_high is not None
-        and decision.delta < -spec.watch.margin
+        and decision.delta < -margin
         and decision.ci_high < 0
     )
     under_floor = spec.watch.floor is not None and decision.challenger < spec.watch.floor
