@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from conveyor.alerting.service import raise_alert
 from conveyor.core.entities import AlertSeverity, AuditEvent, VersionStatus
 from conveyor.core.errors import ConflictError
@@ -34,7 +31,8 @@ from conveyor.registry.service import (
     production_history,
     set_alias,
 )
-from conveyor.serving.feedback import join_feedback
+from conveyor.serving.feedback import join_feedback, labelled_arrays
+from conveyor.serving.scoring import version_labels
 from conveyor.spec import ProjectSpec
 from conveyor.training.service import load_version
 from conveyor.workspace import Workspace
@@ -146,16 +144,17 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         since=release.at,
     )
     rows = joined
-    if len(rows):
-        rows = rows[(rows["model_version"] == current) & rows["label"].notna()]
+    if len(rows):  # labels read with the release's classes; one no class of it is left out
+        rows = rows[rows["model_version"] == current]
+        y, new_score, usable = labelled_arrays(version_labels(ws, spec)(current), rows)
+        rows, y, new_score = rows[usable], y[usable], new_score[usable]
     if len(rows) < spec.watch.min_labels:
         return WatchOutcome(WatchStatus.WAITING, current, previous, {"labels": len(rows)})
-    y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
     old = load_version(ws, model, previous)
     old_score = old.predict_encoded(encode_frame(served_inputs(rows), old.signature))
     decision = compare_models(
         y,
-        rows["score"].to_numpy(dtype=np.float64),
+        new_score,
         old_score,
         task=spec.task,
         policy=GatePolicy(
