@@ -51,8 +51,8 @@ def build_evaluation_report(evidence: Mapping[str, Any]) -> Report:
     _comparison(report, evidence)
     challenger = evidence["evaluation"]["challenger"]
     production = evidence["evaluation"].get("production")
-    if challenger["task"] == "binary":
-        _binary(report, challenger, production, version, evidence.get("production"))
+    if challenger["task"] in ("binary", "multiclass"):
+        _classifier(report, challenger, production, version, evidence.get("production"))
     else:
         _regression(report, challenger)
     _slices(report, challenger, evidence.get("slices", []))
@@ -131,7 +131,15 @@ def _comparison(report: Report, evidence: Mapping[str, Any]) -> None:
         )
 
 
-def _binary(
+def _class_names(challenger: Mapping[str, Any]) -> list[str]:
+    """The confusion matrix's classes: the evaluation's ``classes`` when it names them, else
+    the codes ``0 .. k-1``."""
+    k = len(challenger["confusion"])
+    named = challenger.get("classes") or []
+    return [str(c) for c in named] if len(named) == k else [str(i) for i in range(k)]
+
+
+def _classifier(
     report: Report,
     challenger: Mapping[str, Any],
     production: Mapping[str, Any] | None,
@@ -172,8 +180,8 @@ def _binary(
         report.add_heading("Confusion matrix")
         report.add_chart(
             heatmap(
-                ["true 0", "true 1"],
-                ["predicted 0", "predicted 1"],
+                [f"true {c}" for c in _class_names(challenger)],
+                [f"predicted {c}" for c in _class_names(challenger)],
                 challenger["confusion"],
                 title=f"Confusion matrix of {ours}",
                 cmap="Blues",
