@@ -277,3 +277,30 @@ def test_a_text_binary_model_answers_its_class_values_and_takes_them_as_feedback
     assert stats["live"]["labels"] == 200
     assert stats["live"]["metrics"]["roc_auc"] == pytest.approx(live["roc_auc"])
     assert abs(stats["live"]["bias"]) < 0.2  # P(yes) against the share of "yes" codes
+
+
+def test_conveyor_feedback_reads_text_labels_and_names_an_unknown_one(text_binary):
+    frame = fish(30, 13)
+    resp = httpx.post(f"{text_binary.url}/v1/predict", json={"records": _records(frame)})
+    ids = [p["request_id"] for p in resp.json()["predictions"]]
+    truth = np.where(frame["species"] == "pike", "yes", "no")
+    pd.DataFrame({"request_id": ids, "label": truth}).to_csv(
+        text_binary.dir / "fb.csv", index=False
+    )
+    pd.DataFrame({"request_id": ids[:2], "label": ["no", "maybe"]}).to_csv(
+        text_binary.dir / "bad.csv", index=False
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+
+    def feedback(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conveyor.cli.main", "--json", "feedback", name],
+            cwd=text_binary.dir, capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+
+    good = feedback("fb.csv")
+    assert good.returncode == 0, good.stderr
+    assert orjson.loads(good.stdout)["accepted"] == 30
+    bad = feedback("bad.csv")
+    assert bad.returncode != 0
+    assert "'maybe' is not a class" in bad.stdout + bad.stderr
