@@ -18,6 +18,7 @@ from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.core.labels import LabelCodec, Task
 from conveyor.core.schema import ColumnKind, ColumnSchema
 from conveyor.core.signature import Signature, encode_frame
+from conveyor.pipeline.infra_check import replay_served
 from conveyor.serving.app import create_serving_app
 from conveyor.serving.batch import score_file
 from conveyor.serving.feedback import FeedbackLog, join_feedback, live_metrics, task_truth
@@ -26,7 +27,7 @@ from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter, read_predictions
 from conveyor.serving.routing import Deployment
 from conveyor.serving.slot import ModelSlot
-from conveyor.spec import PostprocessSpec
+from conveyor.spec import PostprocessSpec, ServingSpec
 from conveyor.training.models import SklearnModel
 
 SPECIES = ("bream", "perch", "pike")
@@ -239,3 +240,12 @@ def test_log_parts_written_before_probabilities_were_logged_still_read(tmp_path)
     pq.write_table(old, tmp_path / "date=2024-01-01" / "part-old.parquet")
     frame = read_predictions(tmp_path)
     assert frame["proba"].tolist() == [None] and frame["label"].tolist() == [0]
+
+
+def test_the_release_check_finds_a_multiclass_model_served_as_scored_offline(multiclass):
+    records = _records(fish(20, 14))
+    check = replay_served(
+        1, multiclass, records, project="fish", model_name="fish", serving=ServingSpec()
+    )
+    assert check.passed, check.problems
+    assert check.max_abs_diff <= 1e-9
