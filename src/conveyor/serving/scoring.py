@@ -23,7 +23,13 @@ from conveyor.core.signature import Signature
 from conveyor.data.service import load_versions, training_window
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.batch import score_file
-from conveyor.serving.feedback import FeedbackLog, FeedbackResult, LabelsOf, feedback_routes
+from conveyor.serving.feedback import (
+    FeedbackLog,
+    FeedbackResult,
+    LabelsOf,
+    default_labels,
+    feedback_routes,
+)
 from conveyor.serving.offline import OfflineStore, build_offline, lookup_routes, open_offline_store
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
@@ -163,13 +169,25 @@ def lookup_keys(ws: Workspace, spec: ProjectSpec, keys: Sequence[str]) -> dict[s
 
 def version_labels(ws: Workspace, spec: ProjectSpec) -> LabelsOf:
     """The codec of a version of the project's model, read from its registered signature
-    (each version read once)."""
+    (each version read once).
+
+    A version the registry does not hold (deleted, or predictions logged by hand) reads labels
+    as its task implies (binary 0/1, or regression); for a multiclass task it raises
+    :class:`NotFoundError`, since its classes cannot be known.
+    """
     found: dict[int, LabelCodec] = {}
 
     def labels_of(version: int) -> LabelCodec:
         if version not in found:
-            signature = get_version(ws, spec.model_name, version).signature
-            found[version] = Signature.from_dict(signature).labels
+            try:
+                signature = Signature.from_dict(get_version(ws, spec.model_name, version).signature)
+            except NotFoundError:
+                fallback = default_labels(spec.task)
+                if fallback is None:
+                    raise
+                found[version] = fallback
+            else:
+                found[version] = signature.labels
         return found[version]
 
     return labels_of
