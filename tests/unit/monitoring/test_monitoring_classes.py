@@ -97,3 +97,15 @@ def test_bias_of_a_text_binary_label_uses_its_codes():
     assert live["bias"] == pytest.approx(0.5 - 0.75)
     expected = evaluate_labelled(codec, [1, 1, 0, 1], rows["score"])
     assert live["metrics"]["roc_auc"] == pytest.approx(expected["roc_auc"])
+
+
+def test_a_regression_window_says_its_metric_is_not_estimated():
+    predictions = pd.DataFrame({"score": [1.0, 2.0, 3.0], "latency_ms": [1.0, 1.0, 1.0]})
+    stats, _ = window_stats(
+        task="regression", version=1, predictions=predictions,
+        inputs=pd.DataFrame(index=range(3)), labelled=predictions.iloc[:0].assign(label=[]),
+        features=Schema(()), reference={}, score_reference=None, calibration=None,
+        psi_threshold=0.2, min_estimate_rows=1,
+    )  # fmt: skip
+    assert stats["estimated"]["metric"] is None
+    assert stats["estimated"]["reason"].startswith("not estimated")
