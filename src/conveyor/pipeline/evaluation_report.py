@@ -52,7 +52,7 @@ def build_evaluation_report(evidence: Mapping[str, Any]) -> Report:
     challenger = evidence["evaluation"]["challenger"]
     production = evidence["evaluation"].get("production")
     if challenger["task"] in ("binary", "multiclass"):
-        _classifier(report, challenger, production, version, evidence.get("production"))
+        _binary(report, challenger, production, version, evidence.get("production"))
     else:
         _regression(report, challenger)
     _slices(report, challenger, evidence.get("slices", []))
@@ -131,15 +131,7 @@ def _comparison(report: Report, evidence: Mapping[str, Any]) -> None:
         )
 
 
-def _class_names(challenger: Mapping[str, Any]) -> list[str]:
-    """The confusion matrix's classes: the evaluation's ``classes`` when it names them, else
-    the codes ``0 .. k-1``."""
-    k = len(challenger["confusion"])
-    named = challenger.get("classes") or []
-    return [str(c) for c in named] if len(named) == k else [str(i) for i in range(k)]
-
-
-def _classifier(
+def _binary(
     report: Report,
     challenger: Mapping[str, Any],
     production: Mapping[str, Any] | None,
@@ -178,10 +170,11 @@ def _classifier(
         report.add_table(calibration["bins"], caption="Reliability bins")
     if challenger.get("confusion"):
         report.add_heading("Confusion matrix")
+        codes = range(len(challenger["confusion"]))  # 2 for binary, k class codes for multiclass
         report.add_chart(
             heatmap(
-                [f"true {c}" for c in _class_names(challenger)],
-                [f"predicted {c}" for c in _class_names(challenger)],
+                [f"true {c}" for c in codes],
+                [f"predicted {c}" for c in codes],
                 challenger["confusion"],
                 title=f"Confusion matrix of {ours}",
                 cmap="Blues",
