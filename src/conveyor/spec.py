@@ -2,7 +2,8 @@
 
 Loading validates every field; an error names the field, the bad value and what is allowed::
 
-    conveyor.yaml: 'task' must be one of 'binary', 'multiclass', 'regression'. Got 'clasification' instead.
+    conveyor.yaml: 'task' must be one of 'binary', 'multiclass', 'regression'. Got 'clasification'
+    instead.
 """
 
 from __future__ import annotations

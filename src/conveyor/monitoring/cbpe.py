@@ -10,6 +10,12 @@ metric without a single label:
   expected number of such pairs, computed in ``O(n log n)`` after sorting by score;
 - Brier score ``mean(p (1 - p))`` and log loss ``mean(H(p))``, the entropy of each prediction.
 
+A multiclass model's probability vector says its row is of class ``c`` with probability
+``p[c]``; one-vs-rest, each class is a binary problem with those probabilities, so the expected
+macro ROC-AUC is the mean of the classes' expected ROC-AUCs, the expected accuracy of the most
+probable class is the mean of ``max(p)``, and the expected log loss the mean entropy of ``p``
+(:func:`estimate_multiclass`; no calibration is fitted: the probabilities are taken as they are).
+
 When the model is not calibrated on the served population, :func:`fit_calibration` maps scores
 to probabilities with an isotonic fit on rows whose labels arrived (as NannyML calibrates on its
 reference period), and :func:`estimate_performance` applies it first.
@@ -177,9 +183,10 @@ def estimate_performance(
     Parameters
     ----------
     task : str
-        Only ``"binary"`` has a label-free estimate; other tasks return ``{}``.
-    scores : array-like of shape (n,)
-        Predicted positive-class probabilities.
+        ``"binary"`` and ``"multiclass"`` (see :func:`estimate_multiclass`) have a label-free
+        estimate; a regression returns ``{}``.
+    scores : array-like of shape (n,) or (n, k)
+        Predicted positive-class probabilities, or a multiclass model's class probabilities.
     calibration : Calibration, optional
         Applied to ``scores`` first (see :func:`fit_calibration`).
     threshold : float
@@ -204,6 +211,8 @@ def estimate_performance(
     >>> round(est["accuracy"], 3), round(est["roc_auc"], 3)
     (0.925, 0.97)
     """
+    if task == "multiclass":
+        return estimate_multiclass(scores)
     if task != "binary":
         return {}
     p = _probabilities(scores, "scores")
@@ -222,4 +231,63 @@ def estimate_performance(
         "intervals": {k: list(v) for k, v in estimate_intervals(p, threshold).items()},
         "n": int(p.size),
         "calibrated": calibration is not None,
+    }
+
+
+def estimate_multiclass(probabilities: Any) -> dict[str, Any]:
+    """Expected metrics of a multiclass window from its ``(n, k)`` class probabilities.
+
+    Returns
+    -------
+    dict
+        ``roc_auc_macro`` (mean over classes of the one-vs-rest expected ROC-AUC, classes
+        without one left out), ``accuracy`` (of the most probable class), ``log_loss``,
+        ``class_shares`` (the expected share of each class, in class order), ``intervals``
+        (95% range of accuracy, each row right with probability ``max(p)``, and of
+        ``roc_auc_macro`` as the mean of the classes' ranges), ``n`` and ``calibrated``
+        (always ``False``).
+
+    Raises
+    ------
+    InvalidInputError
+        If the probabilities are not a 2-D array of values in [0, 1].
+
+    Examples
+    --------
+    >>> est = estimate_multiclass([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    >>> round(est["accuracy"], 3), est["n"]
+    (0.833, 3)
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2:
+        raise InvalidInputError(
+            f"Multiclass probabilities must be a 2-D array (rows, classes). Got shape {p.shape}."
+        )
+    _probabilities(p.ravel(), "probabilities")
+    if len(p) == 0:
+        return {"n": 0, "calibrated": False}
+    aucs, lows, highs = [], [], []
+    for c in range(p.shape[1]):
+        auc = expected_roc_auc(p[:, c])
+        if auc != auc:
+            continue
+        aucs.append(auc)
+        low, high = estimate_intervals(p[:, c]).get("roc_auc", (auc, auc))
+        lows.append(low)
+        highs.append(high)
+    top = p.max(axis=1)  # each row is right with probability max(p), independently
+    accuracy = float(top.mean())
+    half = 1.959963984540054 * float(np.sqrt(np.sum(top * (1.0 - top)))) / len(p)
+    clipped = np.clip(p, _EPS, 1.0)
+    intervals = {"accuracy": [max(accuracy - half, 0.0), min(accuracy + half, 1.0)]}
+    if aucs:
+        intervals["roc_auc_macro"] = [float(np.mean(lows)), float(np.mean(highs))]
+    return {
+        "roc_auc_macro": float(np.mean(aucs)) if aucs else float("nan"),
+        "accuracy": accuracy,
+        "log_loss": float(-(p * np.log(clipped)).sum(axis=1).mean()),
+        "class_shares": p.mean(axis=0).tolist(),
+        "intervals": intervals,
+        "n": int(len(p)),
+        "calibrated": False,
     }

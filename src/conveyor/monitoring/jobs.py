@@ -6,10 +6,14 @@ it whose labels arrived, and what the version was trained on, and returns the JS
 
     rows, model_version, prediction_mean,
     drift             compute_drift() of served inputs against the training reference profile
-    prediction_drift  the score distribution against the version's test-set scores
-    live              realised metrics and bias on the labelled rows (as labels arrive)
-    estimated         label-free expected metrics (binary: CBPE-style, see cbpe.py), with the
-                      95% range (``low``, ``high``) of the primary metric
+    prediction_drift  the score distribution against the version's test-set scores; for a
+                      multiclass model the distribution of the predicted class (PSI,
+                      chi-square...), with ``per_class`` drift of each class's probability
+    live              realised metrics and bias on the labelled rows (as labels arrive), the
+                      labels encoded with the version's classes
+    estimated         label-free expected metrics (binary and multiclass: CBPE-style, see
+                      cbpe.py), with the 95% range (``low``, ``high``) of the primary metric;
+                      a regression has none (``{"metric": None, "reason": ...}``)
     quality           missing values and unseen categories per feature
     latency           p50, p95, p99 and mean latency in ms
 """
@@ -25,15 +29,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import LabelCodec, Task
 from conveyor.core.schema import ColumnKind, ColumnRole, ColumnSchema, Schema
 from conveyor.data.drift import compute_drift
 from conveyor.data.profiles import OTHER, profile_frame
-from conveyor.evaluation.metrics import evaluate, primary_metric
+from conveyor.evaluation.metrics import primary_metric
 from conveyor.monitoring.cbpe import Calibration, estimate_performance
+from conveyor.serving.feedback import (
+    default_labels,
+    evaluate_labelled,
+    labelled_arrays,
+    predictions_of,
+)
+from conveyor.serving.outputs import label_text
 from conveyor.spec import DriftSpec
 
 SCORE = "score"
 SCORE_SCHEMA = Schema(columns=(ColumnSchema(SCORE, ColumnKind.NUMERIC, ColumnRole.FEATURE),))
+PREDICTED_CLASS = "predicted_class"
+"""The column of a multiclass prediction profile holding the predicted class."""
 
 _DUCK_TYPES = {ColumnKind.NUMERIC: "DOUBLE", ColumnKind.BOOLEAN: "BOOLEAN"}
 
@@ -106,6 +121,63 @@ def score_profile(
     return profile_frame(pd.DataFrame({SCORE: scores}), SCORE_SCHEMA, reference=reference)
 
 
+def _proba_column(name: str) -> str:
+    return f"proba_{name}"
+
+
+def class_profile(
+    codec: LabelCodec, probabilities: np.ndarray, *, reference: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A profile of a multiclass model's predictions: the predicted class (categorical) and
+    each class's probability (``proba_<class>``), bins from ``reference`` when given."""
+    names = [label_text(c) for c in codec.classes]
+    columns = [ColumnSchema(PREDICTED_CLASS, ColumnKind.CATEGORICAL, ColumnRole.FEATURE,
+                            categories=tuple(names))]  # fmt: skip
+    columns += [
+        ColumnSchema(_proba_column(n), ColumnKind.NUMERIC, ColumnRole.FEATURE) for n in names
+    ]
+    p = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(names))
+    frame = pd.DataFrame(
+        {PREDICTED_CLASS: [names[i] for i in np.argmax(p, axis=1)] if len(p) else []}
+    )
+    for j, n in enumerate(names):
+        frame[_proba_column(n)] = p[:, j]
+    return profile_frame(frame, Schema(columns=tuple(columns)), reference=reference)
+
+
+def prediction_profile(
+    codec: LabelCodec, raw: np.ndarray, *, reference: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The profile prediction drift compares: of the scores, or of a multiclass model's
+    probabilities (:func:`class_profile`)."""
+    if codec.task is Task.MULTICLASS:
+        return class_profile(codec, raw, reference=reference)
+    return score_profile(raw, reference=reference)
+
+
+def _prediction_drift(
+    codec: LabelCodec,
+    reference: Mapping[str, Any],
+    raw: np.ndarray,
+    psi_threshold: float,
+) -> dict[str, Any]:
+    """Drift of the window's predictions against the version's test-set predictions."""
+    current = prediction_profile(codec, raw, reference=reference)
+    columns = list(reference.get("columns", {}))
+    drift = compute_drift(reference, current, features=columns, psi_threshold=psi_threshold)
+    if codec.task is not Task.MULTICLASS or PREDICTED_CLASS not in drift["features"]:
+        found: dict[str, Any] = drift["features"][SCORE]
+        found["reference_mean"] = reference["columns"][SCORE].get("mean")
+        return found
+    found = dict(drift["features"][PREDICTED_CLASS])
+    found["per_class"] = {
+        label_text(c): drift["features"].get(_proba_column(label_text(c))) for c in codec.classes
+    }
+    found["reference_values"] = reference["columns"][PREDICTED_CLASS].get("values")
+    found["current_values"] = current["columns"][PREDICTED_CLASS].get("values")
+    return found
+
+
 def window_stats(
     *,
     task: str,
@@ -120,14 +192,23 @@ def window_stats(
     psi_threshold: float,
     min_estimate_rows: int,
     drift_spec: DriftSpec | None = None,
+    labels: LabelCodec | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The statistics of one window of one version (see the module docstring), and the
-    profile of its served inputs."""
+    profile of its served inputs.
+
+    ``labels`` is the version's codec (``signature.labels``; by default the task's: binary
+    0/1 or regression); ``predictions`` and ``labelled`` carry a multiclass model's
+    probabilities in ``proba``."""
     stats: dict[str, Any] = {"rows": len(predictions), "model_version": version}
     current: dict[str, Any] = {}
     if not len(predictions):
         return stats, current
+    codec = labels or default_labels(task)
+    if codec is None:
+        raise InvalidInputError(f"Monitoring a {task} model needs its classes (its codec).")
     scores = predictions["score"].to_numpy(dtype=np.float64)
+    raw, scored = predictions_of(codec, predictions)
     stats["prediction_mean"] = float(np.nanmean(scores))
     if reference:
         current = profile_frame(inputs, features, reference=reference)
@@ -140,21 +221,25 @@ def window_stats(
         )
         stats["quality"] = _quality(inputs, features, reference, current)
     if score_reference:
-        drift = compute_drift(
-            score_reference,
-            score_profile(scores, reference=score_reference),
-            features=[SCORE],
-            psi_threshold=psi_threshold,
-        )["features"][SCORE]
-        drift["reference_mean"] = score_reference["columns"][SCORE].get("mean")
+        drift = _prediction_drift(codec, score_reference, raw[scored], psi_threshold)
         drift["current_mean"] = stats["prediction_mean"]
         stats["prediction_drift"] = drift
     if len(labelled) >= 2:
-        stats["live"] = live_metrics(task, labelled)
+        stats["live"] = live_metrics(codec, labelled)
     unlabelled = len(predictions) - len(labelled)
-    if task == "binary" and len(predictions) >= min_estimate_rows:
-        estimate = estimate_performance(task, scores, calibration=calibration)
-        name = primary_metric(task)
+    if codec.task is Task.REGRESSION:
+        stats["estimated"] = {
+            "metric_name": primary_metric(codec.task.value),
+            "metric": None,
+            "reason": "not estimated: a regression has no label-free estimate",
+        }
+    elif len(predictions) >= min_estimate_rows:
+        estimate = estimate_performance(
+            codec.task.value,
+            raw[scored],
+            calibration=calibration if codec.task is Task.BINARY else None,
+        )
+        name = _primary(codec)
         low, high = estimate.get("intervals", {}).get(name, (None, None))
         stats["estimated"] = {
             "metric_name": name,
@@ -177,24 +262,44 @@ def window_stats(
     return stats, current
 
 
-def live_metrics(task: str, rows: pd.DataFrame) -> dict[str, Any]:
-    """Realised metrics and bias (mean prediction minus label mean) of labelled rows."""
-    y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
-    score = rows["score"].to_numpy(dtype=np.float64)
-    keep = np.isfinite(y) & np.isfinite(score)
-    y, score = y[keep], score[keep]
-    name = primary_metric(task)
+def _primary(codec: LabelCodec) -> str:
+    return primary_metric(codec.task.value)
+
+
+def live_metrics(task: str | LabelCodec, rows: pd.DataFrame) -> dict[str, Any]:
+    """Realised metrics and bias of labelled rows (``label``, ``score`` and, multiclass,
+    ``proba``), the labels encoded with ``task``'s codec (see
+    :func:`~conveyor.serving.feedback.task_truth`; a label that is no class is left out).
+
+    Bias is the mean prediction minus the mean label code (binary: predicted minus observed
+    positive rate); for multiclass it is the largest (signed) gap between a class's mean
+    probability and its observed share, each class's gap in ``bias_by_class``.
+    """
+    codec = task if isinstance(task, LabelCodec) else default_labels(task)
+    if codec is None:
+        raise InvalidInputError(f"Realised metrics of a {task} model need its classes.")
+    y, predicted, keep = labelled_arrays(codec, rows)
+    y, predicted = y[keep], predicted[keep]
+    name = _primary(codec)
     if y.size < 2:
         return {"metric_name": name, "metric": None, "labels": int(y.size), "bias": 0.0}
-    metrics = evaluate(task, y, score)
+    metrics = evaluate_labelled(codec, y, predicted)
     value = metrics.get(name)
-    return {
+    found: dict[str, Any] = {
         "metric_name": name,
         "metric": None if value is None or value != value else value,
         "labels": int(y.size),
         "metrics": metrics,
-        "bias": float(score.mean() - y.mean()),
     }
+    if codec.task is Task.MULTICLASS:
+        observed = np.bincount(y.astype(np.int64), minlength=codec.n_classes) / y.size
+        gaps = predicted.mean(axis=0) - observed
+        found["bias_by_class"] = dict(zip([label_text(c) for c in codec.classes], gaps.tolist(),
+                                          strict=True))  # fmt: skip
+        found["bias"] = float(gaps[int(np.argmax(np.abs(gaps)))])
+    else:
+        found["bias"] = float(predicted.mean() - y.mean())
+    return found
 
 
 def _quality(

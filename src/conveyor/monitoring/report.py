@@ -64,7 +64,9 @@ def write_monitor_report(
             "predictions": stats.get("rows", 0),
             "labels": live.get("labels", 0),
             f"live {live.get('metric_name', 'metric')}": live.get("metric"),
-            f"estimated {estimated.get('metric_name', 'metric')}": estimated.get("metric"),
+            f"estimated {estimated.get('metric_name', 'metric')}": estimated.get("metric")
+            if estimated.get("metric") is not None
+            else estimated.get("reason"),
             "estimate 95% range": _range(estimated),
             "bias": live.get("bias"),
             "prediction PSI": (stats.get("prediction_drift") or {}).get("psi"),

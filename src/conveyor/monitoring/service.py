@@ -32,8 +32,9 @@ import pandas as pd
 from conveyor.core.clock import as_utc, new_id, utcnow
 from conveyor.core.entities import Alert, MonitorReport
 from conveyor.core.errors import InvalidInputError
+from conveyor.core.labels import Task
 from conveyor.core.schema import Schema
-from conveyor.core.signature import encode_frame
+from conveyor.core.signature import Signature, encode_frame
 from conveyor.data.service import project_schema
 from conveyor.monitoring.alerts import build_sinks, raise_alerts, read_acks
 from conveyor.monitoring.cbpe import Calibration, fit_calibration
@@ -41,7 +42,7 @@ from conveyor.monitoring.jobs import (
     busy_day_windows,
     day_windows,
     event_times,
-    score_profile,
+    prediction_profile,
     typed_inputs,
     window_stats,
 )
@@ -57,8 +58,9 @@ from conveyor.registry.service import (
     get_version,
     production_history,
 )
-from conveyor.serving.feedback import join_feedback, read_feedback_table
+from conveyor.serving.feedback import join_feedback, read_feedback_table, task_truth
 from conveyor.serving.predlog import INPUT_PREFIX, compact_predictions, read_predictions
+from conveyor.serving.scoring import version_labels
 from conveyor.spec import ProjectSpec
 from conveyor.training.service import load_version, test_rows
 from conveyor.workspace import Workspace
@@ -96,12 +98,16 @@ def reference_of(ws: Workspace, model: str, version: int) -> dict[str, Any]:
 
 
 def score_reference_of(ws: Workspace, spec: ProjectSpec, version: int) -> dict[str, Any] | None:
-    """The profile of a version's scores on its held-out test rows (computed once, cached).
+    """The profile of a version's predictions on its held-out test rows (computed once,
+    cached): of its scores, or of a multiclass model's predicted class and class
+    probabilities (see :func:`~conveyor.monitoring.jobs.prediction_profile`).
 
     ``None`` when the version's test rows cannot be rebuilt.
     """
     mv = get_version(ws, spec.model_name, version)
-    cache = ws.project_dir(spec.project, "monitoring") / f"scores-{mv.artifact[-24:]}.json"
+    codec = Signature.from_dict(mv.signature).labels
+    kind = "classes" if codec.task is Task.MULTICLASS else "scores"
+    cache = ws.project_dir(spec.project, "monitoring") / f"{kind}-{mv.artifact[-24:]}.json"
     if cache.exists():
         cached: dict[str, Any] = orjson.loads(cache.read_bytes())
         return cached
@@ -110,8 +116,8 @@ def score_reference_of(ws: Workspace, spec: ProjectSpec, version: int) -> dict[s
     except Exception:  # noqa: BLE001 - a version without lineage simply has no score reference
         return None
     model = load_version(ws, spec.model_name, version)
-    scores = np.asarray(model.predict_encoded(encode_frame(rows, model.signature)), np.float64)
-    profile = score_profile(scores)
+    raw = np.asarray(model.predict_encoded(encode_frame(rows, model.signature)), np.float64)
+    profile = prediction_profile(codec, raw)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     tmp.write_bytes(orjson.dumps(profile))
     os.replace(tmp, cache)
@@ -327,7 +333,7 @@ def _window_report(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     preds = job.predictions
     rows = preds[in_window & (preds["model_version"] == version)]
-    labelled = rows.loc[rows["truth"].notna(), ["score", "truth"]]
+    labelled = rows.loc[rows["truth"].notna(), ["score", "proba", "truth"]]
     ctx = job.context.get(version, {}) if version is not None else {}
     stats, current = window_stats(
         task=spec.task,
@@ -342,6 +348,7 @@ def _window_report(
         psi_threshold=spec.monitoring.psi_threshold,
         drift_spec=spec.drift,
         min_estimate_rows=spec.monitoring.min_estimate_rows,
+        labels=ctx.get("labels"),
     )
     stats["production"] = job.production
     return stats, current
@@ -382,16 +389,23 @@ def _labels(pred_dir: Path, fb_dir: Path, start: datetime, end: datetime) -> pd.
 def _version_context(
     ws: Workspace, spec: ProjectSpec, version: int, preds: pd.DataFrame
 ) -> dict[str, Any]:
-    """What a version's windows are compared with: its reference profiles and a calibration."""
+    """What a version's windows are compared with: its reference profiles, its classes and a
+    calibration (binary, fitted on label codes)."""
     reference = reference_of(ws, spec.model_name, version)
     score_reference = score_reference_of(ws, spec, version) if reference else None
+    labels = version_labels(ws, spec)(version)
     calibration: Calibration | None = None
     mine = preds[(preds["model_version"] == version) & preds["truth"].notna()]
-    if spec.task == "binary" and len(mine) >= spec.monitoring.min_labels:
-        truth = pd.to_numeric(mine["truth"], errors="coerce")
-        if truth.isin([0, 1]).all() and truth.nunique() == 2:
-            calibration = fit_calibration(mine["score"].to_numpy(np.float64), truth.to_numpy())
-    return {"reference": reference, "score_reference": score_reference, "calibration": calibration}
+    if labels.task is Task.BINARY and len(mine) >= spec.monitoring.min_labels:
+        truth, valid = task_truth(labels, mine["truth"])
+        if valid.all() and len(set(truth.tolist())) == 2:
+            calibration = fit_calibration(mine["score"].to_numpy(np.float64), truth)
+    return {
+        "reference": reference,
+        "score_reference": score_reference,
+        "calibration": calibration,
+        "labels": labels,
+    }
 
 
 def _serving_window(spec: ProjectSpec, previous: list[MonitorReport]) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from conveyor.core.model import Predictor
 from conveyor.core.signature import encode_frame
 from conveyor.registry.service import get_version
 from conveyor.serving.app import ModelSlot, create_serving_app
+from conveyor.serving.outputs import read_outputs
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.validation import ServingLimits
 from conveyor.spec import ProjectSpec, ServingSpec
@@ -142,12 +143,11 @@ def replay_served(
             f"The infra check of version {version} needs sample requests to replay. Got none."
         )
     rows = [dict(r) for r in records]
-    offline = np.asarray(
-        predictor.predict_encoded(
-            encode_frame(pd.DataFrame.from_records(rows), predictor.signature)
-        ),
-        dtype=np.float64,
+    raw = predictor.predict_encoded(
+        encode_frame(pd.DataFrame.from_records(rows), predictor.signature)
     )
+    # the served score's offline value: P(positive), the value, or the top class's probability
+    offline = read_outputs(raw, predictor.signature.labels, threshold=serving.threshold).scores
     with tempfile.TemporaryDirectory(prefix="conveyor-infra-") as scratch:
         log = PredictionLogWriter(Path(scratch))
         slot = ModelSlot(lambda: (version, predictor), lambda: version)

@@ -27,7 +27,6 @@ import pandas as pd
 from conveyor.alerting.service import raise_alert
 from conveyor.core.entities import AlertSeverity, AuditEvent, VersionStatus
 from conveyor.core.errors import ConflictError
-from conveyor.core.signature import encode_frame
 from conveyor.evaluation.gate import GatePolicy, compare_models
 from conveyor.monitoring.service import served_inputs
 from conveyor.registry.service import (
@@ -37,9 +36,10 @@ from conveyor.registry.service import (
     production_history,
     set_alias,
 )
-from conveyor.serving.feedback import join_feedback
+from conveyor.serving.feedback import join_feedback, labelled_arrays
+from conveyor.serving.scoring import version_labels
 from conveyor.spec import ProjectSpec
-from conveyor.training.service import load_version
+from conveyor.training.service import load_version, scores_in
 from conveyor.workspace import Workspace
 
 #: The audit action of a move of the production alias that undoes a release.
@@ -157,15 +157,18 @@ def watch_release(ws: Workspace, spec: ProjectSpec) -> WatchOutcome:
         joined = joined[joined["label"].notna()]
     need = label_need(spec, [len(_labels_in(joined, *spell)) for spell in spells])
     rows = _labels_in(joined, current, release.at)
+    labels = version_labels(ws, spec)(current)
+    if len(rows):  # labels read with the release's classes; one no class of it is left out
+        y, new_score, usable = labelled_arrays(labels, rows)
+        rows, y, new_score = rows[usable], y[usable], new_score[usable]
     if len(rows) < need.labels:
         waiting = {"labels": len(rows), "need": need.to_dict()}
         return WatchOutcome(WatchStatus.WAITING, current, previous, waiting)
-    y = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=np.float64)
     old = load_version(ws, model, previous)
-    old_score = old.predict_encoded(encode_frame(served_inputs(rows), old.signature))
+    old_score = scores_in(old, served_inputs(rows), labels)
     decision = compare_models(
         y,
-        rows["score"].to_numpy(dtype=np.float64),
+        new_score,
         old_score,
         task=spec.task,
         policy=GatePolicy(

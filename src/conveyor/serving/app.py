@@ -8,8 +8,10 @@ Routes
 ``POST /v1/predict``, ``POST /v1/models/{name}/predict``
     Body ``{"records": [{...}, ...]}``, ``{"columns": {"name": [...], ...}}``, a list of
     records or one record object; answers ``{"model_version": N, "predictions": [{"request_id",
-    "score", "label"}]}`` with header ``x-model-version`` (the version that produced it, which
-    under a canary may be the candidate's).
+    "score", "label"}]}`` (``label`` the class value, ``score`` P(positive) or, for multiclass,
+    the label's probability, beside ``"probabilities": {class: p}``) with header
+    ``x-model-version`` (the version that produced it, which under a canary may be the
+    candidate's).
 ``GET /v1/health``, ``GET /v1/ready``, ``GET /v1/model``, ``GET /v1/models``, ``GET /metrics``
     Liveness (with the worker's process id), readiness (503 until every deployment has a
     model), the served models and their signatures, and Prometheus metrics.
@@ -64,7 +66,8 @@ from conveyor.serving.batching import BatchingConfig, MicroBatcher
 from conveyor.serving.guards import BodyError, GuardPolicy, RequestGuard, request_json
 from conveyor.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from conveyor.serving.metrics import ServingMetrics
-from conveyor.serving.oip import model_metadata, tensors_to_records
+from conveyor.serving.oip import model_metadata, tensors_to_records, v2_output_tensors
+from conveyor.serving.outputs import ModelOutputs, with_probabilities
 from conveyor.serving.predlog import PredictionLogError, PredictionLogWriter, iso_now
 from conveyor.serving.routing import PRODUCTION, SHADOW, Canary, Deployment, Shadow
 from conveyor.serving.slot import LoadedModel, ModelSlot
@@ -159,29 +162,28 @@ def _log_lines(
     version: int,
     records: list[dict[str, Any]],
     request_ids: list[str],
-    scores: list[float],
-    labels: list[int | None],
+    outputs: ModelOutputs,
     latency_ms: float,
     extra: dict[str, Any] | None = None,
     posts: list[dict[str, Any]] | None = None,
 ) -> bytes:
-    """The log lines of one request: raw outputs, and the post-processed ones as ``post``."""
+    """The log lines of one request: raw outputs (the label as its class code, and a
+    multiclass model's probabilities as ``proba``), and the post-processed ones as ``post``."""
     ts = iso_now()
     dumps = orjson.dumps
     tail = extra or {}
     with_post = posts is not None
     post_of = posts if posts is not None else [None] * len(request_ids)
     lines = []
-    for rid, rec, score, label, post in zip(
-        request_ids, records, scores, labels, post_of, strict=True
+    for rid, rec, fields, post in zip(
+        request_ids, records, outputs.log_fields(), post_of, strict=True
     ):
         line = {
             "request_id": rid,
             "ts": ts,
             "model_version": version,
             "inputs": _inputs_of(rec),
-            "score": score,
-            "label": label,
+            **fields,
             "latency_ms": latency_ms,
         }
         if with_post:
@@ -223,24 +225,18 @@ def _unavailable(dep: Deployment) -> HttpError:
 
 
 class _Scored:
-    __slots__ = ("labels", "model", "payload", "posts", "request_ids", "scores", "shadow")
+    __slots__ = ("model", "outputs", "payload", "posts", "request_ids", "shadow")
 
     def __init__(
         self,
         payload: Any,
         model: LoadedModel,
         request_ids: list[str],
-        scores: list[float],
-        labels: list[int | None],
+        outputs: ModelOutputs,
         shadow: BackgroundTask | None,
     ) -> None:
-        self.payload, self.model, self.request_ids, self.scores = (
-            payload,
-            model,
-            request_ids,
-            scores,
-        )
-        self.labels, self.shadow = labels, shadow
+        self.payload, self.model, self.request_ids = payload, model, request_ids
+        self.outputs, self.shadow = outputs, shadow
         self.posts: list[dict[str, Any]] | None = None
 
 
@@ -323,19 +319,14 @@ class _Server:
             raw = await batcher.score(model, batch.matrix)
             queued = False
             self.admission.leave()
-            scores: list[float] = raw.tolist()
-            n = len(scores)
-            if model.is_binary:
-                threshold = dep.threshold
-                labels: list[int | None] = [1 if s >= threshold else 0 for s in scores]
-            else:
-                labels = [None] * n
+            outputs = model.outputs(raw, dep.threshold)
+            n = len(outputs)
             posts = None
             if dep.postprocess is not None and not dep.postprocess.is_identity:
-                posts = dep.postprocess.apply(raw, records).outputs()
+                posts = dep.postprocess.apply(outputs, records).outputs()
             latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
             data = _log_lines(
-                model.version, records, batch.request_ids, scores, labels, latency_ms, None, posts
+                model.version, records, batch.request_ids, outputs, latency_ms, None, posts
             )
             await _write(dep.log, data)
             if dep.slot.samples is None:
@@ -347,7 +338,7 @@ class _Server:
                 shadow = BackgroundTask(
                     self.score_shadow, dep, dep.shadow, records, batch.request_ids, model
                 )
-            scored = _Scored(payload, model, batch.request_ids, scores, labels, shadow)
+            scored = _Scored(payload, model, batch.request_ids, outputs, shadow)
             scored.posts = posts
             return scored
         finally:
@@ -392,18 +383,14 @@ class _Server:
             if batch.errors:
                 mm.shadow_errors += 1
                 return
-            scores: list[float] = (await self.batcher.score(model, batch.matrix)).tolist()
-            if model.is_binary:
-                labels: list[int | None] = [1 if s >= dep.threshold else 0 for s in scores]
-            else:
-                labels = [None] * len(scores)
+            outputs = model.outputs(await self.batcher.score(model, batch.matrix), dep.threshold)
             latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
             extra = {SHADOW: True, "answered_by": answered_by.version}
             await _write(
                 shadow.log,
-                _log_lines(model.version, records, request_ids, scores, labels, latency_ms, extra),
+                _log_lines(model.version, records, request_ids, outputs, latency_ms, extra),
             )
-            mm.shadow_rows += len(scores)
+            mm.shadow_rows += len(outputs)
         except Exception:
             mm.shadow_errors += 1
             logger.exception("shadow scoring of %s failed", dep.model_name)
@@ -479,39 +466,20 @@ def _model_info(dep: Deployment, model: LoadedModel) -> dict[str, Any]:
 
 
 def _v1_body(scored: _Scored) -> dict[str, Any]:
+    answers = scored.outputs.answers()
     if scored.posts is not None:
-        predictions = [
-            {"request_id": r, **post}
-            for r, post in zip(scored.request_ids, scored.posts, strict=True)
-        ]
-    else:
-        predictions = [
-            {"request_id": r, "score": s, "label": lab}
-            for r, s, lab in zip(scored.request_ids, scored.scores, scored.labels, strict=True)
-        ]
+        posts = scored.posts
+        answers = [with_probabilities(p, a) for a, p in zip(answers, posts, strict=True)]
+    predictions = [{"request_id": r, **a} for r, a in zip(scored.request_ids, answers, strict=True)]
     return {"model_version": scored.model.version, "predictions": predictions}
 
 
 def _v2_body(model_name: str, scored: _Scored) -> dict[str, Any]:
-    n = len(scored.scores)
-
-    def tensor(name: str, datatype: str, data: list[Any]) -> dict[str, Any]:
-        return {"name": name, "datatype": datatype, "shape": [n], "data": data}
-
-    if scored.posts is None:
-        outputs = [tensor("score", "FP64", scored.scores)]
-        if scored.model.is_binary:
-            outputs.append(tensor("label", "INT64", scored.labels))
-    else:  # withheld rows answer score 0 and an empty label, flagged in "withheld"
-        posts = scored.posts
-        outputs = [
-            tensor("score", "FP64", [p["score"] or 0.0 for p in posts]),
-            tensor(
-                "label", "BYTES", ["" if p["label"] is None else str(p["label"]) for p in posts]
-            ),
-            tensor("withheld", "BOOL", [p["withheld"] for p in posts]),
-        ]
-    outputs.append(tensor("request_id", "BYTES", scored.request_ids))
+    outputs = v2_output_tensors(scored.outputs, scored.posts)
+    outputs.append(
+        {"name": "request_id", "datatype": "BYTES", "shape": [len(scored.outputs)],
+         "data": scored.request_ids}
+    )  # fmt: skip
     body = {
         "model_name": model_name,
         "model_version": str(scored.model.version),

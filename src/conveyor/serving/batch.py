@@ -7,9 +7,11 @@ Parquet, encoding, LightGBM/XGBoost prediction and writing all release the GIL, 
 every core without copying chunks between processes; at most ``2 * workers`` chunks are in
 flight, so memory stays bounded whatever the file size. Chunks are written in input order.
 
-The output keeps every input column and adds ``score``, ``label`` (binary tasks; null otherwise)
-and ``model_version``; with a post-processing chain also ``post_score``, ``post_label``,
-``withheld``, ``reason`` and (re-ranking) ``rank``. It is written to a temporary file beside the
+The output keeps every input column and adds ``score``, ``label`` (the class value: the positive
+class at the threshold for binary, the most probable class for multiclass; null for
+regression), for multiclass one ``proba_<class>`` column per class, and ``model_version``;
+with a post-processing chain also ``post_score``, ``post_label``, ``withheld``, ``reason`` and
+(re-ranking) ``rank``. It is written to a temporary file beside the
 target and renamed into place, so an interrupted run leaves no partial output and a rerun
 yields exactly one output row per input row. Each temporary is locked by the run writing it,
 and every run removes the temporaries (of any output in the same directory) whose run died
@@ -36,10 +38,12 @@ import pyarrow.parquet as pq
 
 from conveyor.core.clock import utcnow
 from conveyor.core.errors import InvalidInputError, NotFoundError, SchemaError
+from conveyor.core.labels import Task
 from conveyor.core.model import Predictor
 from conveyor.core.schema import ColumnKind
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.data.csv_cells import escape_formula_cells
+from conveyor.serving.outputs import label_arrow_type, label_text, read_outputs
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.temporaries import locked_temporary, remove_stale_temporaries
 
@@ -168,7 +172,7 @@ class ChunkScorer:
     ) -> None:
         self.predictor, self.version, self.source = predictor, version, source
         self.signature = predictor.signature
-        self.binary = self.signature.task == "binary"
+        self.codec = self.signature.labels
         self.threshold = threshold
         self.post = postprocessor if postprocessor and not postprocessor.is_identity else None
 
@@ -183,23 +187,21 @@ class ChunkScorer:
                 f"the model takes {self.signature.names}."
             )
         frame = batch.select(self.signature.names).to_pandas()
-        scores = np.asarray(
-            self.predictor.predict_encoded(encode_frame(frame, self.signature)), dtype=np.float64
+        outputs = read_outputs(
+            self.predictor.predict_encoded(encode_frame(frame, self.signature)),
+            self.codec,
+            threshold=self.threshold,
         )
         n = batch.num_rows
-        labels = (
-            pa.array((scores >= self.threshold).astype(np.int64))
-            if self.binary
-            else pa.nulls(n, pa.int64())
-        )
-        arrays = [*batch.columns, pa.array(scores), labels, pa.array(np.full(n, self.version))]
-        names = [*batch.schema.names, "score", "label", "model_version"]
+        out_names, out_arrays = outputs.arrow_columns()
+        arrays = [*batch.columns, *out_arrays, pa.array(np.full(n, self.version))]
+        names = [*batch.schema.names, *out_names, "model_version"]
         if self.post is not None:
-            result = self.post.apply(scores, batch)
+            result = self.post.apply(outputs, batch)
             withheld = result.withheld
             arrays += [
                 pa.array(result.scores, mask=withheld),
-                self.post.label_array(result.labels, withheld),
+                self.post.label_array(result.labels, withheld, self.codec),
                 pa.array(withheld),
                 pa.array(result.reasons.tolist(), pa.string()),
             ]
@@ -389,6 +391,8 @@ def _empty_output_schema(signature: Signature) -> pa.Schema:
         pa.field(c.name, pa.string() if c.kind is ColumnKind.CATEGORICAL else pa.float64())
         for c in signature.inputs
     ]
-    return pa.schema(
-        [*fields, ("score", pa.float64()), ("label", pa.int64()), ("model_version", pa.int64())]
-    )
+    codec = signature.labels
+    outputs = [("score", pa.float64()), ("label", label_arrow_type(codec))]
+    if codec.task is Task.MULTICLASS:
+        outputs += [(f"proba_{label_text(c)}", pa.float64()) for c in codec.classes]
+    return pa.schema([*fields, *outputs, ("model_version", pa.int64())])

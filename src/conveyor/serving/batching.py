@@ -62,7 +62,9 @@ class BatchingConfig:
 
 
 def _predict(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
-    scores = np.asarray(model.predictor.predict_encoded(matrix), dtype=np.float64).reshape(-1)
+    scores = np.asarray(model.predictor.predict_encoded(matrix), dtype=np.float64)
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
     if len(scores) != len(matrix):
         raise RuntimeError(
             f"model version {model.version} returned {len(scores)} scores for {len(matrix)} rows"

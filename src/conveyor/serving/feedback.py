@@ -22,9 +22,11 @@ Join rules (:func:`join_feedback`)
   alike on every path: ``FeedbackResult.unknown_ids`` of the call (also when the id was sent
   before: then it counts among ``duplicates`` too), ``frame.attrs["unknown_ids"]`` of a
   whole-log join and ``unknown_ids`` of :func:`live_metrics`, windowed or not.
-- Labels are checked against the project's task when the log knows it (binary: 0, 1, true,
-  false; regression: finite numbers; :func:`label_problem`); a label stored anyway is left out
-  of the metrics and counted (:func:`task_truth`).
+- Labels are class VALUES (``"yes"``, ``"setosa"``, ``1``), checked against the model's
+  classes when the log knows them (a binary log without them takes 0, 1, true and false; a
+  regression, finite numbers; :func:`label_problem`), and encoded with the codec of the model
+  version that made the prediction (:func:`task_truth`); a label stored anyway that is no class
+  of that version is left out of the metrics and counted.
 
 Recording scales with the size of a call, not of the log: request ids already labelled are kept
 in a SQLite index beside the files (``ids.sqlite``, rebuilt from the files when missing), and
@@ -43,7 +45,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +64,7 @@ from starlette.routing import Route
 
 from conveyor.core.clock import as_utc, utcnow
 from conveyor.core.errors import ConveyorError, InvalidInputError
+from conveyor.core.labels import LabelCodec, Task, label_key
 from conveyor.evaluation.metrics import evaluate
 from conveyor.serving.guards import BodyError, is_authorised, request_json
 from conveyor.serving.predlog import (
@@ -104,16 +107,28 @@ class FeedbackResult:
         }
 
 
-def label_problem(task: str | None, label: Any) -> str | None:
-    """Why ``label`` cannot be ground truth for ``task``, or ``None`` when it can.
+def default_labels(task: str | None) -> LabelCodec | None:
+    """The codec a task implies without a model: binary 0/1, regression, else none known."""
+    if task == Task.BINARY:
+        return LabelCodec(Task.BINARY, (0, 1))
+    if task == Task.REGRESSION:
+        return LabelCodec(Task.REGRESSION)
+    return None
 
-    Binary labels are 0, 1, ``true`` or ``false``; regression labels are finite numbers.
-    Without a task any number, boolean or string is kept.
+
+def label_problem(task: str | None, label: Any, labels: LabelCodec | None = None) -> str | None:
+    """Why ``label`` cannot be ground truth, or ``None`` when it can.
+
+    A classification label must be one of the classes of ``labels`` (the served model's codec;
+    by default a binary task's are 0 and 1); a regression label is a finite number. Without a
+    task or classes any number, boolean or string is kept.
 
     Examples
     --------
     >>> label_problem("binary", "banana")
-    "'label' of a binary task must be 0, 1, true or false, got 'banana'"
+    "'label' 'banana' is not a class of this binary label; classes: [0, 1]"
+    >>> label_problem("binary", "yes", LabelCodec(Task.BINARY, ("no", "yes"))) is None
+    True
     >>> label_problem("regression", 3.5) is None
     True
     """
@@ -121,11 +136,23 @@ def label_problem(task: str | None, label: Any) -> str | None:
         return f"'label' must be a number, boolean or string, got {_short(label)}"
     if isinstance(label, float) and not math.isfinite(label):
         return f"'label' must be a finite number, got {label!r}"
-    if task == "binary" and (isinstance(label, str) or label not in (0, 1)):
-        return f"'label' of a binary task must be 0, 1, true or false, got {_short(label)}"
-    if task == "regression" and (isinstance(label, bool | str)):
-        return f"'label' of a regression task must be a finite number, got {_short(label)}"
+    codec = labels or default_labels(task)
+    if codec is None:
+        return None
+    if codec.task is Task.REGRESSION:
+        if isinstance(label, bool | str):
+            return f"'label' of a regression task must be a finite number, got {_short(label)}"
+        return None
+    if label_key(label) not in _class_index(codec):
+        return (
+            f"'label' {_short(label)} is not a class of this {codec.task} label; "
+            f"classes: {list(codec.classes)}"
+        )
     return None
+
+
+def _class_index(codec: LabelCodec) -> dict[str, int]:
+    return {label_key(c): i for i, c in enumerate(codec.classes)}
 
 
 def _short(value: Any) -> str:
@@ -134,12 +161,12 @@ def _short(value: Any) -> str:
 
 
 def _check_item(
-    position: int, item: Any, task: str | None = None
+    position: int, item: Any, task: str | None = None, labels: LabelCodec | None = None
 ) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(item, Mapping):
         return None, f"item {position}: expected an object, got {type(item).__name__}"
     label = item.get("label")
-    problem = label_problem(task, label)
+    problem = label_problem(task, label, labels)
     if problem is not None:
         return None, f"item {position}: {problem}"
     request_id = item.get("request_id")
@@ -172,8 +199,11 @@ class FeedbackLog:
         Where feedback files live; created when missing.
     predictions_dir : Path, optional
         The prediction log, to report labels for unknown request ids when recording.
-    task : {"binary", "regression"}, optional
+    task : {"binary", "multiclass", "regression"}, optional
         The project's task: labels are checked against it (see :func:`label_problem`).
+    labels : callable, optional
+        Returns the served model's codec (or ``None`` when no model is known); labels of a
+        classification are checked against its classes at every :meth:`record`.
 
     Examples
     --------
@@ -189,10 +219,12 @@ class FeedbackLog:
         *,
         predictions_dir: Path | None = None,
         task: str | None = None,
+        labels: Callable[[], LabelCodec | None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.predictions_dir = Path(predictions_dir) if predictions_dir is not None else None
         self.task = task
+        self.labels = labels
         self._lock = threading.Lock()
 
     def record(self, items: Sequence[Mapping[str, Any]]) -> FeedbackResult:
@@ -204,8 +236,9 @@ class FeedbackLog:
             If any item is malformed; the message lists every bad item and nothing is stored.
         """
         rows, problems = [], []
+        codec = self.labels() if self.labels is not None else None
         for position, item in enumerate(items):
-            row, problem = _check_item(position, item, self.task)
+            row, problem = _check_item(position, item, self.task, codec)
             if problem is not None:
                 problems.append(problem)
             elif row is not None:
@@ -392,7 +425,8 @@ def join_feedback(
     Returns
     -------
     pandas.DataFrame
-        ``request_id, ts, model_version, score, predicted_label, latency_ms``, the ``in_<name>``
+        ``request_id, ts, model_version, score, predicted_label`` (the class code),
+        ``proba`` (a multiclass model's probabilities), ``latency_ms``, the ``in_<name>``
         inputs, ``label`` and ``feedback_by`` (``"request_id"`` or ``"entity"``), ordered by
         ``ts``. ``attrs["unknown_ids"]`` lists feedback request ids found in no prediction (only
         when the join covers the whole log, with neither ``since`` nor ``until``) and
@@ -454,7 +488,7 @@ def join_feedback(
         frame = (
             con.sql(
                 "SELECT p.request_id, p.ts, p.model_version, p.score, p.label AS predicted_label, "
-                "p.latency_ms, p.inputs, l.label, "
+                "p.proba, p.latency_ms, p.inputs, l.label, "
                 "CASE l.rank WHEN 0 THEN 'request_id' ELSE 'entity' END AS feedback_by "
                 "FROM preds p JOIN (SELECT * FROM labels QUALIFY row_number() OVER "
                 "(PARTITION BY request_id ORDER BY rank, seq DESC) = 1) l USING (request_id)"
@@ -477,34 +511,44 @@ def join_feedback(
     return frame
 
 
+LabelsOf = Callable[[int], LabelCodec]
+"""The codec of a model version (its signature's classes)."""
+
+
 def live_metrics(
-    pred_dir: Path, fb_dir: Path, *, task: str, since: datetime | None = None
+    pred_dir: Path,
+    fb_dir: Path,
+    *,
+    task: str,
+    since: datetime | None = None,
+    labels_of: LabelsOf | None = None,
 ) -> dict[str, Any]:
     """Realised metrics of each model version over its labelled predictions.
+
+    Parameters
+    ----------
+    labels_of : callable, optional
+        The codec of a model version, to encode its labels (by default the task's: binary
+        0/1, or regression; a multiclass task needs it).
 
     Returns
     -------
     dict
         ``{"versions": {"<version>": {"n": ..., <metric>: ...}}, "labelled": n,
         "unknown_ids": [...], "unmatched_entities": n, "invalid_labels": n}``; metrics as in
-        :func:`conveyor.evaluation.metrics.evaluate`, over the labels valid for ``task``
-        (see :func:`task_truth`; a version's ``invalid_labels`` counts those left out).
+        :func:`evaluate_labelled`, over the labels valid for the version (see
+        :func:`task_truth`; a version's ``invalid_labels`` counts those left out).
     """
     joined = join_feedback(pred_dir, fb_dir, since=since)
     versions: dict[str, dict[str, float]] = {}
     invalid = 0
     for version, group in joined.groupby("model_version", sort=True):
-        truth, valid = task_truth(task, group["label"])
-        dropped = int((~valid).sum())
-        invalid += dropped
         try:
-            found = (
-                evaluate(task, truth[valid], group["score"].to_numpy()[valid])
-                if valid.any()
-                else {"n": 0.0}
-            )
+            codec = labels_of(int(version)) if labels_of is not None else task
+            found, dropped = labelled_metrics(codec, group)
         except InvalidInputError as exc:
-            found = {"n": float(valid.sum()), "error": str(exc)}  # type: ignore[dict-item]
+            found, dropped = {"n": 0.0, "error": str(exc)}, 0  # type: ignore[dict-item]
+        invalid += dropped
         if dropped:
             found["invalid_labels"] = float(dropped)
         versions[str(int(version))] = found
@@ -519,6 +563,80 @@ def live_metrics(
     }
 
 
+def labelled_metrics(
+    task: str | LabelCodec, joined: pd.DataFrame, *, score: str = "score", proba: str = "proba"
+) -> tuple[dict[str, float], int]:
+    """Metrics of joined predictions (one model version's) against their labels, and how many
+    labels were left out (see :func:`labelled_arrays`)."""
+    codec = _codec(task)
+    truth, predicted, valid = labelled_arrays(codec, joined, score=score, proba=proba)
+    dropped = int((~valid).sum())
+    if not valid.any():
+        return {"n": 0.0}, dropped
+    return evaluate_labelled(codec, truth[valid], predicted[valid]), dropped
+
+
+def labelled_arrays(
+    task: str | LabelCodec, joined: pd.DataFrame, *, score: str = "score", proba: str = "proba"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The label codes of joined predictions, their predictions as a metric takes them, and
+    which rows a metric may use: a label that is a class of ``task`` (see :func:`task_truth`)
+    and a logged prediction (``score``, or a multiclass model's ``proba`` vector)."""
+    truth, valid = task_truth(task, joined["label"])
+    predicted, scored = predictions_of(task, joined, score=score, proba=proba)
+    return truth, predicted, valid & scored
+
+
+def predictions_of(
+    task: str | LabelCodec, frame: pd.DataFrame, *, score: str = "score", proba: str = "proba"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logged predictions as a metric takes them, and which rows have one: the score vector,
+    or for multiclass the ``(n, k)`` probabilities (rows without ``k`` of them are left out)."""
+    codec = _codec(task)
+    if codec.task is not Task.MULTICLASS:
+        values = frame[score].to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, np.isfinite(values)
+    k = codec.n_classes
+    out = np.full((len(frame), k), np.nan)
+    column = frame[proba] if proba in frame.columns else pd.Series([None] * len(frame))
+    for i, vector in enumerate(column.tolist()):
+        if vector is not None and len(vector) == k:
+            out[i] = vector
+    return out, np.isfinite(out).all(axis=1)
+
+
+def evaluate_labelled(task: str | LabelCodec, truth: Any, predicted: Any) -> dict[str, float]:
+    """Metrics of ``predicted`` (scores, or a multiclass model's ``(n, k)`` probabilities)
+    against label codes ``truth``, as :func:`conveyor.evaluation.metrics.evaluate` computes them.
+
+    Raises
+    ------
+    InvalidInputError
+        If a multiclass prediction is not one row of the codec's classes per label.
+    """
+    codec = _codec(task)
+    if codec.task is Task.MULTICLASS:
+        p = np.asarray(predicted, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != codec.n_classes:
+            raise InvalidInputError(
+                f"Multiclass metrics need one row of {codec.n_classes} probabilities per label. "
+                f"Got probabilities of shape {p.shape}."
+            )
+    return evaluate(codec.task.value, truth, predicted)
+
+
+def _codec(task: str | LabelCodec) -> LabelCodec:
+    if isinstance(task, LabelCodec):
+        return task
+    codec = default_labels(task)
+    if codec is None:
+        raise InvalidInputError(
+            f"Labels of a {task} task are read with the model's classes; pass its codec "
+            "(the model signature's labels)."
+        )
+    return codec
+
+
 def unknown_ids(pred_dir: Path, fb_dir: Path) -> list[str]:
     """Labelled request ids found nowhere in the prediction log, sorted.
 
@@ -530,17 +648,26 @@ def unknown_ids(pred_dir: Path, fb_dir: Path) -> list[str]:
     return sorted(set(ids) - find_logged_ids(pred_dir, ids))
 
 
-def task_truth(task: str, labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Joined labels as float64 truth for ``task``, and which of them a metric may use.
+def task_truth(task: str | LabelCodec, labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Joined labels as float64 codes of ``task``'s codec, and which of them a metric may use.
 
-    A stored label that is no number, not finite or, for a binary task, not 0 or 1 (written
-    before labels were checked, or by hand) is left out, so no stored label breaks a metric.
+    ``task`` is a model's codec (``signature.labels``) or a task name (binary then means labels
+    0/1). A classification label is encoded by its canonical text (``"1"``, ``1``, ``1.0`` and
+    ``True`` are one class); a stored label that is no class of the codec or, for a regression,
+    no finite number (written before labels were checked, or by hand, or for a version with
+    other classes) is left out, so no stored label breaks a metric.
     """
-    truth = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    valid = np.isfinite(truth)
-    if task == "binary":
-        valid &= np.isin(truth, (0.0, 1.0))
-    return truth, valid
+    codec = _codec(task)
+    if codec.task is Task.REGRESSION:
+        truth = pd.to_numeric(labels, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return truth, np.isfinite(truth)
+    index = _class_index(codec)
+    codes = [
+        None if v is None or (isinstance(v, float) and math.isnan(v)) else index.get(label_key(v))
+        for v in labels.tolist()
+    ]
+    truth = np.asarray([np.nan if c is None else float(c) for c in codes], dtype=np.float64)
+    return truth, np.isfinite(truth)
 
 
 def _answer(body: Any, status: int = 200) -> Response:
@@ -551,6 +678,7 @@ def feedback_routes(
     log: FeedbackLog,
     *,
     task: str,
+    labels_of: LabelsOf | None = None,
     token: str | None = None,
     max_body_bytes: int = 16 * 1024 * 1024,
     max_string_chars: int = 4096,
@@ -564,6 +692,8 @@ def feedback_routes(
         Where labels go; its ``predictions_dir`` is the log unknown ids are checked against.
     task : str
         The project's task, for the live metrics.
+    labels_of : callable, optional
+        The codec of a model version, for the live metrics (see :func:`live_metrics`).
     token : str, optional
         When set, recording feedback needs ``Authorization: Bearer <token>`` (401 otherwise).
     max_body_bytes : int
@@ -603,7 +733,9 @@ def feedback_routes(
             return _answer({"error": f"'since' must be an ISO-8601 time, got {since_text!r}"}, 400)
         pred_dir = log.predictions_dir
         body = await anyio.to_thread.run_sync(
-            lambda: live_metrics(pred_dir, log.directory, task=task, since=since)
+            lambda: live_metrics(
+                pred_dir, log.directory, task=task, since=since, labels_of=labels_of
+            )
         )
         return Response(
             orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"

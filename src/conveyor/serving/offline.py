@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -63,9 +62,12 @@ def _outputs(out: pa.RecordBatch) -> list[dict[str, Any]]:
     """JSON-ready outputs of a scored batch (see :class:`~conveyor.serving.batch.ChunkScorer`)."""
     cols = {n: out.column(n).to_pylist() for n in out.schema.names}
     has_post = "post_score" in cols
+    probas = [n for n in out.schema.names if n.startswith("proba_")]
     rows = []
     for i in range(out.num_rows):
         row: dict[str, Any] = {"score": cols["score"][i], "label": cols["label"][i]}
+        if probas:
+            row["probabilities"] = {c.removeprefix("proba_"): cols[c][i] for c in probas}
         if has_post:
             post = {
                 "score": cols["post_score"][i],
@@ -233,22 +235,26 @@ class _Lookup:
         if batch.errors:
             raise InvalidInputError(orjson.dumps(batch.errors).decode())
         started = time.perf_counter()
-        scores = np.asarray(model.predictor.predict_encoded(batch.matrix), dtype=np.float64)
-        binary = model.is_binary
-        labels = [int(s >= self.threshold) if binary else None for s in scores.tolist()]
-        post = self.post.apply(scores, records).outputs() if self.post is not None else None
+        outputs = model.outputs(model.predictor.predict_encoded(batch.matrix), self.threshold)
+        post = self.post.apply(outputs, records).outputs() if self.post is not None else None
         answers = []
         entries = []
         ts = iso_now()
         latency = round((time.perf_counter() - started) * 1000.0, 3)
-        for i, (rid, rec) in enumerate(zip(batch.request_ids, records, strict=True)):
+        for rid, rec, output, fields, i in zip(
+            batch.request_ids,
+            records,
+            outputs.answers(),
+            outputs.log_fields(),
+            range(len(records)),
+            strict=True,
+        ):
             answer: dict[str, Any] = {
                 "key": key_text(rec.get(self.key)),
                 "source": "live",
                 "model_version": model.version,
                 "request_id": rid,
-                "score": float(scores[i]),
-                "label": labels[i],
+                **output,
             }
             if post is not None:
                 answer["post"] = post[i]
@@ -258,8 +264,7 @@ class _Lookup:
                 "ts": ts,
                 "model_version": model.version,
                 "inputs": rec,
-                "score": float(scores[i]),
-                "label": labels[i],
+                **fields,
                 "latency_ms": latency,
             }
             if post is not None:

@@ -20,8 +20,11 @@ A condition names a field (an input field, or ``score`` / ``label``: the outputs
 operator (``eq ne lt le gt ge in not_in is_null not_null``) and a value. Nothing is evaluated as
 code. A field missing from a row is null: it fails every comparison and passes ``is_null``.
 
-Before the chain a binary task's label is ``score >= threshold`` (the serving threshold) and a
-regression's is null; the raw score and label are kept beside the processed ones.
+Before the chain a binary task's label is its positive class where ``score >= threshold`` (the
+serving threshold) and its other class elsewhere, a multiclass task's is its most probable
+class (and ``score`` that class's probability), and a regression's is null; the raw score and
+label are kept beside the processed ones. ``clip`` and ``threshold`` act on one score per row
+and are refused for a multiclass task (a rule or filter on ``label`` or ``score`` works).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import pandas as pd
 import pyarrow as pa
 
 from conveyor.core.errors import ConfigError, InvalidInputError
+from conveyor.core.labels import LabelCodec, Task
+from conveyor.serving.outputs import ModelOutputs, label_array, label_arrow_type, read_outputs
 from conveyor.spec import (
     ClipStep,
     ConditionSpec,
@@ -171,15 +176,16 @@ class PostProcessor:
     ----------
     spec : PostprocessSpec
         The declared chain (``conveyor.yaml`` ``postprocess:``).
-    task : {"binary", "regression"}
-        Binary scores get a 0/1 label before the chain; regressions get none.
+    task : {"binary", "multiclass", "regression"}
+        The project's task; a multiclass task refuses ``clip`` and ``threshold`` steps.
     threshold : float
         The binary label cut-off before the chain.
 
     Raises
     ------
     ConfigError
-        If a step is inconsistent (a numeric operator with a non-number, ``min > max``...).
+        If a step is inconsistent (a numeric operator with a non-number, ``min > max``...) or
+        does not apply to the task (``clip`` or ``threshold`` of a multiclass model).
 
     Examples
     --------
@@ -202,6 +208,13 @@ class PostProcessor:
         self.threshold = threshold
         for position, step in enumerate(spec.steps):
             where = f"step {position} ({step.kind})"
+            if task == Task.MULTICLASS and isinstance(step, ClipStep | ThresholdStep):
+                raise ConfigError(
+                    f"postprocess {where}: a '{step.kind}' step works on one score per row, but "
+                    "a multiclass model scores every class. Allowed for multiclass: rule, "
+                    "filter and rerank (conditions on 'label', the predicted class, or 'score', "
+                    "its probability)."
+                )
             if (
                 isinstance(step, ClipStep)
                 and step.min is not None
@@ -238,22 +251,24 @@ class PostProcessor:
                 declared.append(step.set_label)
         return pa.string() if any(isinstance(v, str) for v in declared) else pa.int64()
 
-    def label_array(self, labels: np.ndarray, withheld: np.ndarray) -> pa.Array:
-        """Processed labels as an Arrow array of :attr:`label_type`; withheld rows are null."""
-        kind = self.label_type
-        values = [
-            None if hidden or v is None else (str(v) if kind == pa.string() else int(v))
-            for v, hidden in zip(labels.tolist(), withheld.tolist(), strict=True)
-        ]
-        return pa.array(values, kind)
+    def label_array(
+        self, labels: np.ndarray, withheld: np.ndarray, codec: LabelCodec | None = None
+    ) -> pa.Array:
+        """Processed labels as an Arrow array of :attr:`label_type` (string when the model's
+        classes in ``codec`` are text); withheld rows are null."""
+        text = codec is not None and label_arrow_type(codec) == pa.string()
+        return label_array(labels.tolist(), pa.string() if text else self.label_type, withheld)
 
-    def apply(self, scores: np.ndarray | Sequence[float], rows: Rows) -> PostprocessResult:
+    def apply(
+        self, scores: ModelOutputs | np.ndarray | Sequence[float], rows: Rows
+    ) -> PostprocessResult:
         """Run the chain over one batch.
 
         Parameters
         ----------
-        scores : array of float
-            The model's scores, one per row.
+        scores : ModelOutputs or array of float
+            The model's outputs (:func:`~conveyor.serving.outputs.read_outputs`), or its
+            scores, one per row, of a binary model with labels 0 and 1 or of a regression.
         rows : records, DataFrame or Arrow table
             The inputs, for conditions on input fields.
 
@@ -266,15 +281,19 @@ class PostProcessor:
         InvalidInputError
             If ``rows`` and ``scores`` differ in length.
         """
-        raw = np.asarray(scores, dtype=np.float64)
+        outputs = (
+            scores
+            if isinstance(scores, ModelOutputs)
+            else read_outputs(scores, _plain_codec(self.task), threshold=self.threshold)
+        )
+        raw = outputs.scores
         n = len(raw)
         if len(rows) != n:
             raise InvalidInputError(
                 f"PostProcessor.apply() got {n} scores for {len(rows)} rows; they must match."
             )
         raw_labels = np.empty(n, dtype=object)
-        if self.task == "binary":
-            raw_labels[:] = (raw >= self.threshold).astype(np.int64).tolist()
+        raw_labels[:] = outputs.labels
         state = _State(raw.copy(), raw_labels.copy(), _Columns(rows, n))
         for step in self.spec.steps:
             state.run(step)
@@ -287,6 +306,16 @@ class PostProcessor:
             reasons=state.reasons,
             ranks=state.ranks,
         )
+
+
+def _plain_codec(task: str) -> LabelCodec:
+    """The codec of bare scores: a binary label 0/1, or a regression."""
+    if task == Task.MULTICLASS:
+        raise InvalidInputError(
+            "PostProcessor.apply() needs a multiclass model's outputs as ModelOutputs "
+            "(read_outputs), not bare scores."
+        )
+    return LabelCodec(Task(task)) if task == Task.REGRESSION else LabelCodec(Task.BINARY, (0, 1))
 
 
 def _conditions(step: PostprocessStep) -> list[ConditionSpec]:

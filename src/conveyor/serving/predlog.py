@@ -61,11 +61,16 @@ LOG_SCHEMA = pa.schema(
         ("label", pa.int64()),
         ("latency_ms", pa.float64()),
         ("post", pa.string()),
+        ("proba", pa.list_(pa.float64())),
     ]
 )
 """Columns of the prediction log; ``inputs`` is the raw record as a JSON string, ``score`` and
-``label`` the model's raw output, and ``post`` the post-processed output as a JSON string (null
-when the project declares no post-processing)."""
+``label`` the model's raw output, ``post`` the post-processed output as a JSON string (null
+when the project declares no post-processing) and ``proba`` a multiclass model's class
+probabilities (null for other tasks). ``label`` is the class CODE of the model's signature
+(:class:`~conveyor.core.labels.LabelCodec`: 1 for the positive class of a binary label, the
+class's index for multiclass, null for regression), so it is the label itself for 0/1 labels;
+``score`` is P(positive), the value, or the probability of the predicted class."""
 
 
 class PredictionLogError(StoreError):
@@ -359,7 +364,7 @@ def parse_json_lines(data: bytes, source: Path) -> list[dict[str, Any]]:
 _SEGMENT_COLUMNS = (
     "{'request_id': 'VARCHAR', 'ts': 'TIMESTAMPTZ', 'model_version': 'BIGINT', "
     "'inputs': 'JSON', 'score': 'DOUBLE', 'label': 'BIGINT', 'latency_ms': 'DOUBLE', "
-    "'post': 'JSON'}"
+    "'post': 'JSON', 'proba': 'DOUBLE[]'}"
 )
 
 
@@ -380,7 +385,7 @@ def read_segment(path: Path, *, con: duckdb.DuckDBPyConnection | None = None) ->
             return LOG_SCHEMA.empty_table()
         table = con.sql(
             "SELECT request_id, ts, model_version, CAST(inputs AS VARCHAR) AS inputs, score, "
-            "label, latency_ms, CAST(post AS VARCHAR) AS post "
+            "label, latency_ms, CAST(post AS VARCHAR) AS post, proba "
             f"FROM read_json('{_sql_path(Path(path))}', "
             f"format='newline_delimited', columns={_SEGMENT_COLUMNS}, ignore_errors=true) "
             "WHERE request_id IS NOT NULL AND ts IS NOT NULL"
@@ -525,8 +530,8 @@ def read_predictions(
     Returns
     -------
     pandas.DataFrame
-        ``request_id, ts, model_version, score, label, latency_ms, post`` and the inputs, ordered by
-        ``ts``. A row caught in both a segment and its Parquet part during a concurrent
+        ``request_id, ts, model_version, score, label, latency_ms, post, proba`` and the inputs,
+        ordered by ``ts``. A row caught in both a segment and its Parquet part during a concurrent
         compaction appears once.
     """
     directory = Path(directory)
@@ -542,11 +547,12 @@ def read_predictions(
         parts = _parts_in_window(directory, since, until)
         if parts:
             files = ", ".join(f"'{_sql_path(p)}'" for p in parts)
-            # parts compacted before the log had a ``post`` column lack it
-            has_post = any("post" in pq.read_schema(p).names for p in parts)
+            # parts compacted before the log had a ``post`` (or ``proba``) column lack it
+            found = {n for p in parts for n in pq.read_schema(p).names}
+            missing = {"post": "CAST(NULL AS VARCHAR) AS post",
+                       "proba": "CAST(NULL AS DOUBLE[]) AS proba"}  # fmt: skip
             names = ", ".join(
-                n if n != "post" or has_post else "CAST(NULL AS VARCHAR) AS post"
-                for n in LOG_SCHEMA.names
+                n if n in found or n not in missing else missing[n] for n in LOG_SCHEMA.names
             )
             sources.append(
                 f"SELECT {names} FROM read_parquet([{files}], hive_partitioning=false, "
@@ -595,8 +601,10 @@ def prediction_entry(
     label: int | None,
     latency_ms: float,
     post: Mapping[str, Any] | None = None,
+    proba: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """Build one log entry in the shape :meth:`PredictionLogWriter.write` expects."""
+    """Build one log entry in the shape :meth:`PredictionLogWriter.write` expects (``label``
+    is the class code, ``proba`` a multiclass model's probabilities; see :data:`LOG_SCHEMA`)."""
     entry: dict[str, Any] = {
         "request_id": request_id,
         "ts": ts,
@@ -608,6 +616,8 @@ def prediction_entry(
     }
     if post is not None:
         entry["post"] = post
+    if proba is not None:
+        entry["proba"] = list(proba)
     return entry
 
 

@@ -17,11 +17,19 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from conveyor.core.errors import InvalidInputError, NotFoundError
+from conveyor.core.labels import LabelCodec
 from conveyor.core.model import Predictor
+from conveyor.core.signature import Signature
 from conveyor.data.service import load_versions, training_window
-from conveyor.registry.service import PRODUCTION, find_alias_version
+from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
 from conveyor.serving.batch import score_file
-from conveyor.serving.feedback import FeedbackLog, FeedbackResult, feedback_routes
+from conveyor.serving.feedback import (
+    FeedbackLog,
+    FeedbackResult,
+    LabelsOf,
+    default_labels,
+    feedback_routes,
+)
 from conveyor.serving.offline import OfflineStore, build_offline, lookup_routes, open_offline_store
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
@@ -159,12 +167,53 @@ def lookup_keys(ws: Workspace, spec: ProjectSpec, keys: Sequence[str]) -> dict[s
     }
 
 
-def project_feedback_log(ws: Workspace, spec: ProjectSpec) -> FeedbackLog:
-    """The project's feedback log, checking ids against its prediction log."""
+def version_labels(ws: Workspace, spec: ProjectSpec) -> LabelsOf:
+    """The codec of a version of the project's model, read from its registered signature
+    (each version read once).
+
+    A version the registry does not hold (deleted, or predictions logged by hand) reads labels
+    as its task implies (binary 0/1, or regression); for a multiclass task it raises
+    :class:`NotFoundError`, since its classes cannot be known.
+    """
+    found: dict[int, LabelCodec] = {}
+
+    def labels_of(version: int) -> LabelCodec:
+        if version not in found:
+            try:
+                signature = Signature.from_dict(get_version(ws, spec.model_name, version).signature)
+            except NotFoundError:
+                fallback = default_labels(spec.task)
+                if fallback is None:
+                    raise
+                found[version] = fallback
+            else:
+                found[version] = signature.labels
+        return found[version]
+
+    return labels_of
+
+
+def production_labels(ws: Workspace, spec: ProjectSpec) -> LabelCodec | None:
+    """The codec of the project's production version, or ``None`` when there is none."""
+    version = find_alias_version(ws, spec.model_name, PRODUCTION)
+    return None if version is None else version_labels(ws, spec)(version)
+
+
+def project_feedback_log(
+    ws: Workspace, spec: ProjectSpec, *, slot: ModelSlot | None = None
+) -> FeedbackLog:
+    """The project's feedback log, checking ids against its prediction log and labels against
+    the classes of the model ``slot`` serves (else of the production version)."""
+
+    def labels() -> LabelCodec | None:
+        model = slot.model if slot is not None else None
+        return model.codec if model is not None else production_labels(ws, spec)
+
     return FeedbackLog(
         ws.project_dir(spec.project, "feedback"),
         predictions_dir=ws.project_dir(spec.project, "predictions"),
         task=spec.task,
+        labels=labels,
     )
 
 
@@ -186,7 +235,12 @@ def scoring_routes(
     """The feedback, live-metrics and offline-lookup routes of the project's online server."""
     token = ws.settings.token.get_secret_value() if ws.settings.token else None
     routes: list[BaseRoute] = list(
-        feedback_routes(project_feedback_log(ws, spec), task=spec.task, token=token)
+        feedback_routes(
+            project_feedback_log(ws, spec, slot=slot),
+            task=spec.task,
+            labels_of=version_labels(ws, spec),
+            token=token,
+        )
     )
     key = spec.offline.key or (spec.entities[0] if spec.entities else None)
     if key is not None:

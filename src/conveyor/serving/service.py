@@ -25,7 +25,6 @@ from conveyor.core.entities import AlertSeverity, VersionStatus
 from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.core.hosts import check_bind
 from conveyor.core.model import Predictor
-from conveyor.evaluation.metrics import evaluate
 from conveyor.registry.service import (
     PRODUCTION,
     find_alias_version,
@@ -35,11 +34,11 @@ from conveyor.registry.service import (
 from conveyor.serving.admission import AdmissionConfig
 from conveyor.serving.app import ModelSlot, create_serving_app
 from conveyor.serving.batching import BatchingConfig
-from conveyor.serving.feedback import join_feedback, task_truth
+from conveyor.serving.feedback import join_feedback, labelled_metrics
 from conveyor.serving.postprocess import PostProcessor
 from conveyor.serving.predlog import PredictionLogWriter
 from conveyor.serving.routing import Canary, Deployment, Shadow
-from conveyor.serving.scoring import mount_scoring_routes
+from conveyor.serving.scoring import mount_scoring_routes, version_labels
 from conveyor.serving.slot import AlertHook
 from conveyor.serving.temporaries import held_lock
 from conveyor.serving.validation import ServingLimits
@@ -404,19 +403,20 @@ def compare_shadow(
     mirrored = join_feedback(
         ws.project_dir(spec.project, SHADOW_KIND), feedback, since=since, until=until
     )
-    both = answered[["request_id", "model_version", "score", "label"]].merge(
-        mirrored[["request_id", "model_version", "score"]],
+    both = answered[["request_id", "model_version", "score", "proba", "label"]].merge(
+        mirrored[["request_id", "model_version", "score", "proba"]],
         on="request_id",
         suffixes=("", "_shadow"),
     )
+    labels_of = version_labels(ws, spec)
     result: dict[str, Any] = {"rows": len(both)}
     for role, column in (("production", ""), ("shadow", "_shadow")):
         versions = sorted(int(v) for v in both[f"model_version{column}"].unique())
-        truth, valid = task_truth(spec.task, both["label"])
-        metrics = (
-            evaluate(spec.task, truth[valid], both[f"score{column}"].to_numpy()[valid])
-            if valid.any()
-            else {}
-        )
+        metrics: dict[str, float] = {}
+        if versions:  # labels read with the classes of the newest version of the role
+            found, _ = labelled_metrics(
+                labels_of(versions[-1]), both, score=f"score{column}", proba=f"proba{column}"
+            )
+            metrics = found if found.get("n") else {}
         result[role] = {"versions": versions, "metrics": metrics}
     return result

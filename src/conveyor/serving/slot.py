@@ -28,7 +28,9 @@ import anyio.to_thread
 import numpy as np
 
 from conveyor.core.clock import utcnow
+from conveyor.core.labels import LabelCodec, Task
 from conveyor.core.model import Predictor
+from conveyor.serving.outputs import ModelOutputs, read_outputs
 from conveyor.serving.validation import RecordValidator, ServingLimits
 
 log = logging.getLogger(__name__)
@@ -71,11 +73,19 @@ class LoadedModel:
     predictor: Predictor
     validator: RecordValidator
     loaded_at: datetime
+    codec: LabelCodec = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codec", self.predictor.signature.labels)
 
     @property
     def is_binary(self) -> bool:
-        """Whether scores are positive-class probabilities that get a 0/1 label."""
-        return self.predictor.signature.task == "binary"
+        """Whether scores are positive-class probabilities labelled at the threshold."""
+        return self.codec.task is Task.BINARY
+
+    def outputs(self, raw: np.ndarray, threshold: float) -> ModelOutputs:
+        """The scores, labels and class probabilities of this model's raw output."""
+        return read_outputs(raw, self.codec, threshold=threshold)
 
 
 class ModelSlot:
@@ -275,7 +285,11 @@ class ModelSlot:
                 samples = batch.matrix
         for _ in range(3):
             scores = np.asarray(loaded.predictor.predict_encoded(samples), dtype=np.float64)
-        if scores.shape != (len(samples),) or not np.isfinite(scores).all():
+        try:
+            loaded.outputs(scores, 0.5)  # one value per row, or one per class for multiclass
+        except ValueError as exc:
+            raise ValueError(f"Model version {loaded.version} failed its warm-up: {exc}") from exc
+        if len(scores) != len(samples) or not np.isfinite(scores).all():
             raise ValueError(
                 f"Model version {loaded.version} failed its warm-up: expected "
                 f"{len(samples)} finite scores, got shape {scores.shape} with values "

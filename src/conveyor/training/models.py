@@ -197,8 +197,8 @@ class XGBoostModel(ModelMethods):
 class SklearnModel(ModelMethods):
     """A fitted scikit-learn estimator or pipeline that takes the encoded matrix.
 
-    A classifier scores with ``predict_proba``'s last column (the positive class), anything
-    else with ``predict``.
+    A binary classifier scores with ``predict_proba``'s last column (the positive class), a
+    multiclass one (fitted on the class codes) with every column, anything else with ``predict``.
     """
 
     signature: Signature
@@ -217,6 +217,8 @@ class SklearnModel(ModelMethods):
             return np.empty(0, dtype=np.float64)
         if task == "binary" and hasattr(self.estimator, "predict_proba"):
             return np.asarray(self.estimator.predict_proba(arr)[:, -1], dtype=np.float64)
+        if self.signature.task == "multiclass":  # fitted on codes: columns in classes order
+            return np.asarray(self.estimator.predict_proba(arr), dtype=np.float64)
         return np.asarray(self.estimator.predict(arr), dtype=np.float64)
 
 
