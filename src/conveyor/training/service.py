@@ -74,9 +74,14 @@ def label_codec(frame: pd.DataFrame, spec: ProjectSpec) -> LabelCodec:
     return LabelCodec.fit(spec.task, frame[spec.label], positive=spec.positive_class)
 
 
-def training_signature(schema: Schema, spec: ProjectSpec, train: pd.DataFrame) -> Signature:
-    """The signature a model trained on ``train`` gets: the features and the label's classes."""
-    return signature_of(schema, spec.task, label_codec(train, spec))
+def training_signature(schema: Schema, spec: ProjectSpec, window: pd.DataFrame) -> Signature:
+    """The signature a model trained on ``window`` gets: the features and the label's classes.
+
+    The classes are those of the whole window, not of its training part: a class that first
+    appears in the newest rows, which a split by time puts in the test part, is one the model
+    scores (with the probability its training rows give it) instead of an error.
+    """
+    return signature_of(schema, spec.task, label_codec(window, spec))
 
 
 def label_vector(
@@ -289,7 +294,7 @@ def tune_model(
     window = training_window(ws, spec)
     frame = load_versions(ws, window)
     train, valid, _ = split_window(frame, spec)
-    signature = training_signature(project_schema(ws, spec), spec, train)
+    signature = training_signature(project_schema(ws, spec), spec, frame)
     return run_study(
         ws,
         spec.project,
@@ -333,7 +338,7 @@ def train_model(
     train, valid, test = split_window(frame, spec)
     if label_noise is not None:
         train = label_noise(train)
-    signature = training_signature(schema, spec, train)
+    signature = training_signature(schema, spec, frame)
     say(f"training on {len(train):,} rows from batches {window[0].seq}..{window[-1].seq}")
     if signature.task == Task.BINARY:
         say(f"positive class of {spec.label!r}: {signature.labels.positive!r}")

@@ -179,3 +179,20 @@ def test_a_multiclass_study_tunes_on_the_macro_auc(ws: Workspace) -> None:
     assert len(trials) == 2
     assert all(0.6 < t.metrics["roc_auc_macro"] <= 1.0 for t in trials)
     assert 0.6 < metrics["hpo"]["best_valid"] <= 1.0
+
+
+def test_a_class_first_seen_in_the_newest_rows_is_a_class_of_the_model(ws: Workspace) -> None:
+    project = Project(ws, _spec("multiclass", "kind"))
+    for week in range(2):
+        project.ingest(kind_batch(week))
+    newest = kind_batch(2)
+    newest.loc[newest.index[-20:], "kind"] = "lead"  # after the time split's cut: test rows
+    project.ingest(newest)
+
+    version = project.train().version
+    signature = Signature.from_dict(version.signature)
+    assert signature.classes == ("gold", "iron", "lead", "tin")
+    model = load_version(ws, project.spec.model_name, version.version)
+    proba = model.predict_encoded(encode_frame(newest, model.signature))
+    assert proba.shape == (len(newest), 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
