@@ -426,27 +426,33 @@ def _lock_counter(session: Session, model: str, now: datetime) -> RegisteredMode
     if counter is None:
         # Names are case-insensitive: the unique ``name_key`` refuses a second spelling even
         # under a race; this check names the existing spelling first.
-        known = session.scalar(
-            sa.select(RegisteredModelRow.name).where(RegisteredModelRow.name_key == key)
-        )
-        if known is not None and known != model:
-            raise InvalidInputError(
-                f"The model name {model!r} differs only in case from the existing model "
-                f"{known!r}; names are case-insensitive, so use {known!r}."
-            )
-        # A concurrent first registration may insert the row too: do nothing on conflict,
-        # then lock whichever row won.
+        _check_spelling(session, model, key)
+        # A concurrent first registration may insert the row too: do nothing on a conflict of
+        # the name's key (the constraint the same name, in any case, meets), then lock
+        # whichever row won.
         upsert(
             session,
             RegisteredModelRow,
             {"name": model, "name_key": key, "last_version": 0, "created_at": now},
-            keys=("name",),
+            keys=("name_key",),
             update=(),
         )
         counter = session.get(RegisteredModelRow, model, with_for_update=True)
     if counter is None:
+        _check_spelling(session, model, key)  # another spelling won the race
         raise StoreError(f"The version counter of model {model!r} could not be created.")
     return counter
+
+
+def _check_spelling(session: Session, model: str, key: str) -> None:
+    known = session.scalar(
+        sa.select(RegisteredModelRow.name).where(RegisteredModelRow.name_key == key)
+    )
+    if known is not None and known != model:
+        raise InvalidInputError(
+            f"The model name {model!r} differs only in case from the existing model "
+            f"{known!r}; names are case-insensitive, so use {known!r}."
+        )
 
 
 def _get_version(
