@@ -152,8 +152,10 @@ def test_text_binary_label_trains_with_its_positive_class(
 def test_a_positive_class_that_is_not_a_value_is_refused(ws: Workspace) -> None:
     spec = _spec("binary", "answer", positive_class="maybe")
     project = Project(ws, spec)
-    project.ingest(answer_batch(0))
-    with pytest.raises(InvalidInputError, match=r"positive class 'maybe' is not a value"):
+    result = project.ingest(answer_batch(0))  # refused at the door: nothing to train on
+    assert not result.report.passed
+    assert any("'maybe'" in a.message for a in result.report.anomalies)
+    with pytest.raises(InvalidInputError, match="No dataset versions"):
         project.train()
 
 
