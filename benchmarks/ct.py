@@ -33,6 +33,7 @@ workspace: the wall time of :func:`conveyor.pipeline.cycle.run_cycle` minus its 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -128,9 +129,12 @@ def agrawal_stream(quick: bool) -> Stream:
     batches: list[pd.DataFrame] = []
     for i, fn in enumerate(AGRAWAL_FUNCTIONS):
         gen = synth.Agrawal(classification_function=fn, seed=100 + i, perturbation=0.05)
+        # one iterator per concept: ``gen.take`` restarts the stream, so every batch of the
+        # concept would be the same rows
+        rows_of = iter(gen)
         for _ in range(seg):
             xs, ys = [], []
-            for x, y in gen.take(rows):
+            for x, y in itertools.islice(rows_of, rows):
                 xs.append(x)
                 ys.append(int(y))
             batch = pd.DataFrame(xs)
