@@ -251,7 +251,7 @@ def run(
             _say(f"[{i + 1}/{len(names)}] {name}: loading")
             outcome = _one(name, quick, base / f"{name}-{int(time.time())}")
             outcomes.append(outcome)
-            if outcome.data is not None and outcome.traces:
+            if outcome.data is not None and len(outcome.traces) == len(Policy):
                 results += goals(outcome.data, outcome.traces)
                 results += measurements(outcome.data, outcome.traces)
             total = time.perf_counter() - started

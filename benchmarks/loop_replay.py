@@ -144,8 +144,8 @@ class Trace:
         promoted) after it; the drift point's own batch counts 1 (its labels are needed to
         see the change)."""
         out: list[int | None] = []
-        ends = (*data.drift_points[1:], len(data.batches))
-        for point, end in zip(data.drift_points, ends, strict=True):
+        points = data.drift_points
+        for point, end in zip(points, (*points[1:], len(data.batches)), strict=False):
             hits = [
                 r.index
                 for r in self.records
