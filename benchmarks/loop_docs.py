@@ -80,10 +80,14 @@ def _delays(data: LoopData, trace: Trace) -> str:
 
 
 def _notes(trace: Trace) -> str:
-    if trace.error:
-        return f"stopped: {trace.error[:300]}"
+    """The first cycle unless it served a model, the most frequent notes, and any stop."""
+    served_at_once = trace.first_served_batches == 0
+    parts = [] if served_at_once or not trace.first_cycle else [f"first: {trace.first_cycle[:300]}"]
     counted = Counter(note[:150] for rec in trace.records for note in dict.fromkeys(rec.notes))
-    return "; ".join(f"{n}× {note}" for note, n in counted.most_common(2)) or ""
+    parts += [f"{n}× {note}" for note, n in counted.most_common(2)]
+    if trace.error:
+        parts.append(f"stopped: {trace.error[:300]}")
+    return "; ".join(parts)
 
 
 def _cell(text: str) -> str:

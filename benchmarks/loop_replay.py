@@ -122,6 +122,8 @@ class Trace:
     retrains: int = 0
     error: str | None = None
     seconds: float = 0.0
+    #: What the first cycle did: its status, refused batches, errors and gate reasons.
+    first_cycle: str = ""
 
     def live(self, truth: Truth, start: int = 0) -> float | None:
         """The live metric over the batches from index ``start`` on (see ``live_value``)."""
@@ -244,6 +246,7 @@ class Replay:
         self.trace.retrains = sum(r.trained for r in self.trace.records)
         self.static.first_served_batches = self.trace.first_served_batches
         self.static.first_served_s = self.trace.first_served_s
+        self.static.first_cycle = self.trace.first_cycle
         self.static.error = self.trace.error if self.static_version is None else None
         return self.trace, self.static
 
@@ -251,14 +254,26 @@ class Replay:
         files = self.drafted.files[: self.data.history]
         self._set_clock(pd.concat(self.data.batches[: self.data.history]))
         outcome, errors = self._cycle(files)
-        if errors:
-            self.say(f"{self.data.name}/{self.policy}: first cycle: {'; '.join(errors)}")
         if self._production() is not None:
             self.trace.first_served_batches = 0
             self.trace.first_served_s = self.drafted.seconds + time.perf_counter() - started
+        ingested = outcome.steps.get("ingest") or []
+        refused = [i for i in ingested if i.get("status") != "accepted"]
+        reasons = (outcome.steps.get("gate") or {}).get("decision", {}).get("reasons") or []
+        said = [f"{outcome.run.status} (trigger {outcome.run.trigger})"]
+        said += (
+            [
+                f"{len(refused)} of {len(ingested)} batches {refused[0].get('status')}: "
+                f"{str(refused[0].get('summary'))[:200]}"
+            ]
+            if refused
+            else []
+        )
+        said += errors
+        said += [] if outcome.promoted else [str(r) for r in reasons]
+        self.trace.first_cycle = "; ".join(said)
         self.say(
-            f"{self.data.name}/{self.policy}: first cycle {outcome.run.status} "
-            f"(trigger {outcome.run.trigger}); production "
+            f"{self.data.name}/{self.policy}: first cycle {self.trace.first_cycle}; production "
             f"{self._production() or 'none'}"
         )
 
@@ -274,7 +289,10 @@ class Replay:
                 self.trace.first_served_s = self.drafted.seconds + time.perf_counter() - started
             rec.served = production
             rec.trained_through = self._trained_through(production)
-            rec.score = self._serve(frame, y, t, production, rec)
+            try:
+                rec.score = self._serve(frame, y, t, production, rec)
+            except ConveyorError as exc:  # scored as if nothing were served; said in the notes
+                rec.notes.append(f"serve: {exc}")
         if self.policy is Policy.TRIGGERED:
             self._score_static(frame, y, t, production)
         self._set_clock(frame)
