@@ -66,9 +66,9 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 AGRAWAL_FUNCTIONS = (0, 2, 4, 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CtResult(Result):
-    """A result of one dataset and policy."""
+    """A result of one dataset and policy (named: a positional one would land in ``goal``)."""
 
     dataset: str = ""
     policy: str = ""
@@ -260,14 +260,32 @@ def _results(stream: Stream, traces: dict[str, Trace]) -> list[Result]:
             value = live(trace, start)
             out.append(
                 CtResult(
-                    "ct", name, "roc_auc", value, "always", peer, "higher", stream.name, policy
+                    "ct",
+                    name,
+                    "roc_auc",
+                    value,
+                    "always",
+                    peer,
+                    "higher",
+                    dataset=stream.name,
+                    policy=policy,
                 )
             )
     for policy, trace in traces.items():
         n = float(len(trace.retrained_after))
         peer = float(len(traces["always"].retrained_after))
         out.append(
-            CtResult("ct", "retrains", "count", n, "always", peer, "lower", stream.name, policy)
+            CtResult(
+                "ct",
+                "retrains",
+                "count",
+                n,
+                "always",
+                peer,
+                "lower",
+                dataset=stream.name,
+                policy=policy,
+            )
         )
     for i, delay in enumerate(_delays(stream, traces["triggered"])):
         value = float("nan") if delay is None else float(delay)
@@ -280,8 +298,8 @@ def _results(stream: Stream, traces: dict[str, Trace]) -> list[Result]:
                 "always",
                 1.0,
                 "lower",
-                stream.name,
-                "triggered",
+                dataset=stream.name,
+                policy="triggered",
             )
         )
     return out

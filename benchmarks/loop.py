@@ -34,10 +34,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks import BenchmarkError, Result
 from benchmarks.loop_data import LOADERS, QUICK, LoopData, Truth
@@ -49,9 +49,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "loop.md"
 GAP_GOAL, GAP_GOAL_RMSE, RETRAIN_SHARE_GOAL, STALL_GOAL, GAIN_GOAL = 1.0, 2.0, 0.5, 4.0, 0.1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoopResult(Result):
-    """A result of one data set (and policy)."""
+    """A result of one data set (and policy); named, so that none lands in ``goal``."""
 
     dataset: str = ""
     policy: str = ""
@@ -74,7 +74,7 @@ def _difference(truth: Truth, mine: float | None, peer: float | None) -> float:
     return 100.0 * (mine - peer)
 
 
-def goals(data: LoopData, traces: dict[Policy, Trace]) -> list[Result]:
+def goals(data: LoopData, traces: Mapping[Policy, Trace]) -> list[Result]:
     """The goal results of one data set (see the module docstring)."""
     static, triggered, always = (traces[p] for p in Policy)
     unit = "% rmse" if data.truth is Truth.REGRESSION else "auc points"
@@ -151,10 +151,10 @@ def goals(data: LoopData, traces: dict[Policy, Trace]) -> list[Result]:
     return out
 
 
-def measurements(data: LoopData, traces: dict[Policy, Trace]) -> list[Result]:
+def measurements(data: LoopData, traces: Mapping[Policy, Trace]) -> list[Result]:
     """The table's figures of one data set as results (no goal)."""
     always = traces[Policy.ALWAYS]
-    better = "lower" if data.truth is Truth.REGRESSION else "higher"
+    better: Literal["higher", "lower"] = "lower" if data.truth is Truth.REGRESSION else "higher"
     metric = (
         "rmse"
         if data.truth is Truth.REGRESSION

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from benchmarks.ct import agrawal_stream
 from benchmarks.loop import goals
 from benchmarks.loop_data import LoopData, Truth
 from benchmarks.loop_docs import Outcome, render
@@ -21,15 +19,13 @@ pytestmark = pytest.mark.slow
 def _stream(batches: int = 4, rows: int = 800) -> LoopData:
     rng = np.random.default_rng(7)
     frames = []
-    for b in range(batches):
+    for _ in range(batches):
         x1 = rng.normal(size=rows)
         x2 = rng.uniform(size=rows)
         colour = rng.choice(["red", "green", "blue"], size=rows)
         signal = x1 + x2 + (colour == "red") + rng.normal(scale=0.8, size=rows)
-        frames.append(
-            pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "outcome": (signal > 1).astype(int)})
-        )
-        assert b == len(frames) - 1
+        outcome = (signal > 1).astype(int)
+        frames.append(pd.DataFrame({"x1": x1, "x2": x2, "colour": colour, "outcome": outcome}))
     return LoopData("tiny", Truth.BINARY, "outcome", tuple(frames), 2, "synthetic")
 
 
@@ -68,11 +64,3 @@ def test_replay_scores_each_batch_before_its_labels_are_used(tmp_path: Path) -> 
     for policy in Policy:
         assert f"| {policy} | " in text
     assert "| tiny | first_model_batches (triggered) | 0.00 |" in text
-
-
-def test_agrawal_batches_of_one_concept_are_new_rows() -> None:
-    stream = agrawal_stream(quick=True)
-    first, second = stream.batches[0], stream.batches[1]
-    assert len(first) == len(second) == 500
-    assert not first.equals(second)
-    assert len(pd.concat([first, second]).drop_duplicates()) == 1000
