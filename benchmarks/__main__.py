@@ -67,9 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(file=sys.stderr)
         print(f"{'metric':<24}{'conveyor':>12}{'peer':>12}{'ratio':>8}  unit", file=sys.stderr)
         for r in results:
+            # results of one data set and policy (loop, ct) say which
+            where = "/".join(
+                str(w) for w in (getattr(r, "dataset", ""), getattr(r, "policy", "")) if w
+            )
             print(
                 f"{r.metric:<24}{r.conveyor:>12.2f}{r.peer:>12.2f}{r.ratio:>8.3f}  {r.unit}"
-                f"  ({r.better} is better; peer: {r.peer_name})",
+                f"  ({r.better} is better; peer: {r.peer_name})" + (f" [{where}]" if where else ""),
                 file=sys.stderr,
             )
     return 0

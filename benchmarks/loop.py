@@ -86,7 +86,10 @@ def goals(data: LoopData, traces: Mapping[Policy, Trace]) -> list[Result]:
     ) -> Result:
         return LoopResult("loop", metric, unit_, value, peer_name, peer, dataset=name, **kw)
 
-    mine, peer = triggered.live(data.truth), always.live(data.truth)
+    # A policy that never served a model is not "close to" another one that did not either.
+    served = triggered.first_served_batches is not None
+    mine = triggered.live(data.truth) if served else None
+    peer = always.live(data.truth) if always.first_served_batches is not None else None
     out = [
         result(
             "first_model_batches",
@@ -121,7 +124,7 @@ def goals(data: LoopData, traces: Mapping[Policy, Trace]) -> list[Result]:
     ]
     if data.drift_points:
         start = data.drift_points[0]
-        after = triggered.live(data.truth, start)
+        after = triggered.live(data.truth, start) if served else None
         out.append(
             result(
                 "gain_over_static_after_drift",

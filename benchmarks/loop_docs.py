@@ -15,6 +15,8 @@ from benchmarks import Result
 from benchmarks.loop_data import LoopData, Truth
 from benchmarks.loop_replay import Drafted, Policy, Trace
 
+#: Characters of one note in a table cell; the progress lines and JSON results have them all.
+NOTE_CHARS = 160
 _METRIC = {
     Truth.BINARY: "ROC-AUC",
     Truth.MULTICLASS: "macro ROC-AUC",
@@ -69,7 +71,7 @@ better to the next promotion.
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:.{digits}f}"
+    return f"{value + 0.0:.{digits}f}"  # + 0.0: no "-0.00"
 
 
 def _delays(data: LoopData, trace: Trace) -> str:
@@ -82,11 +84,12 @@ def _delays(data: LoopData, trace: Trace) -> str:
 def _notes(trace: Trace) -> str:
     """The first cycle unless it served a model, the most frequent notes, and any stop."""
     served_at_once = trace.first_served_batches == 0
-    parts = [] if served_at_once or not trace.first_cycle else [f"first: {trace.first_cycle[:300]}"]
-    counted = Counter(note[:150] for rec in trace.records for note in dict.fromkeys(rec.notes))
-    parts += [f"{n}× {note}" for note, n in counted.most_common(2)]
+    parts = [] if served_at_once or not trace.first_cycle else [f"first: {trace.first_cycle}"]
+    counted = Counter(note[:60] for rec in trace.records for note in dict.fromkeys(rec.notes))
+    parts += [f"{n}× {note}…" for note, n in counted.most_common(2)]
     if trace.error:
-        parts.append(f"stopped: {trace.error[:300]}")
+        parts.append(f"stopped: {trace.error}")
+    parts = [p if len(p) <= NOTE_CHARS else p[: NOTE_CHARS - 1] + "…" for p in parts]
     return "; ".join(parts)
 
 
