@@ -133,7 +133,7 @@ def flights(quick: bool) -> LoopData:
 def bikeshare(quick: bool) -> LoopData:
     """ISLP's hourly Bikeshare (Washington DC, 2011) in two-week batches."""
     frame = pd.read_csv(package_file("ISLP", "data", "Bikeshare.csv"))
-    batches = _chunks(frame, (frame["day"] - 1) // 14)
+    batches = _chunks(frame, ((frame["day"] - 1) // 14).clip(upper=25))  # 26: the last has 29 days
     return LoopData(
         "bikeshare", Truth.REGRESSION, "bikers", batches[: 10 if quick else None], 2, "ISLP"
     )

@@ -252,26 +252,12 @@ class Replay:
 
     def _first_cycle(self, started: float) -> None:
         files = self.drafted.files[: self.data.history]
-        self._set_clock(pd.concat(self.data.batches[: self.data.history]))
+        self._set_clock(pd.concat([pd.read_csv(f) for f in files]))
         outcome, errors = self._cycle(files)
         if self._production() is not None:
             self.trace.first_served_batches = 0
             self.trace.first_served_s = self.drafted.seconds + time.perf_counter() - started
-        ingested = outcome.steps.get("ingest") or []
-        refused = [i for i in ingested if i.get("status") != "accepted"]
-        reasons = (outcome.steps.get("gate") or {}).get("decision", {}).get("reasons") or []
-        said = [f"{outcome.run.status} (trigger {outcome.run.trigger})"]
-        said += (
-            [
-                f"{len(refused)} of {len(ingested)} batches {refused[0].get('status')}: "
-                f"{str(refused[0].get('summary'))[:200]}"
-            ]
-            if refused
-            else []
-        )
-        said += errors
-        said += [] if outcome.promoted else [str(r) for r in reasons]
-        self.trace.first_cycle = "; ".join(said)
+        self.trace.first_cycle = first_cycle_summary(outcome, errors)
         self.say(
             f"{self.data.name}/{self.policy}: first cycle {self.trace.first_cycle}; production "
             f"{self._production() or 'none'}"
@@ -391,7 +377,8 @@ class Replay:
                 why = str(ingested[-1].get("summary") or "")[:200]
                 rec.notes.append(f"batch {ingested[-1].get('status')}: {why}")
         rec.trigger = outcome.run.trigger
-        rec.trained = "train" in outcome.steps
+        # a cached training step (the same window as before) trains no new model
+        rec.trained = "train" in outcome.steps and not outcome.steps["train"].get("cached")
         gate = outcome.steps.get("gate") or {}
         rec.promoted = bool(gate.get("promoted"))
         low = (gate.get("decision") or {}).get("ci_low")
@@ -406,7 +393,7 @@ class Replay:
         if column is None or column not in frame.columns:
             self.clock_now = utcnow()
             return
-        inputs = [orjson.dumps({column: v}).decode() for v in frame[column].tolist()]
+        inputs = [orjson.dumps({column: v}, default=str).decode() for v in frame[column].tolist()]
         times = event_times(pd.DataFrame({"inputs": inputs}), column).dropna()
         if times.empty:
             self.clock_now = utcnow()
@@ -440,6 +427,22 @@ class Replay:
             f"{self.data.name}/{self.policy} batch {rec.index + 1}/{len(self.data.batches)}: "
             f"{value} by {served}; {rec.trigger}: {did} ({rec.seconds:.1f}s){notes}"
         )
+
+
+def first_cycle_summary(outcome: CycleOutcome, errors: Sequence[str]) -> str:
+    """What a first cycle did: status and trigger, refused batches, errors, gate reasons."""
+    said = [f"{outcome.run.status} (trigger {outcome.run.trigger})"]
+    ingested = outcome.steps.get("ingest") or []
+    refused = [i for i in ingested if i.get("status") != "accepted"]
+    if refused:
+        said.append(
+            f"{len(refused)} of {len(ingested)} batches {refused[0].get('status')}: "
+            f"{str(refused[0].get('summary'))[:200]}"
+        )
+    said += errors
+    if not outcome.promoted:
+        said += map(str, (outcome.steps.get("gate") or {}).get("decision", {}).get("reasons") or [])
+    return "; ".join(said)
 
 
 def request_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
