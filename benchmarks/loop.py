@@ -43,6 +43,7 @@ from benchmarks import BenchmarkError, Result
 from benchmarks.loop_data import LOADERS, QUICK, LoopData, Truth
 from benchmarks.loop_docs import Outcome, render
 from benchmarks.loop_replay import Policy, Trace, replay
+from conveyor.core.errors import ConveyorError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "loop.md"
 #: AUC points (x100) or per cent of RMSE; the goals of the issue.
@@ -221,19 +222,30 @@ def measurements(data: LoopData, traces: Mapping[Policy, Trace]) -> list[Result]
     return out
 
 
-def operating_curve() -> tuple[str, Any]:
-    """The gate's operating curve from :mod:`conveyor.evaluation.calibration`, when it exists.
+def operating_curve(quick: bool) -> tuple[str, Any]:
+    """The gate's operating curve (accept rate against true difference and test size), from
+    ``conveyor.evaluation.calibration`` when it exists.
 
-    Returns ``("not available", reason)`` until that module provides ``operating_curve``.
+    Returns ``("available", markdown)``, or ``("not available", reason)`` while that module,
+    its ``operating_curve`` or its ``curve_table`` is missing or refuses these arguments.
     """
     try:
         calibration = importlib.import_module("conveyor.evaluation.calibration")
     except ModuleNotFoundError:
         return "not available", "conveyor.evaluation.calibration does not exist yet"
     curve = getattr(calibration, "operating_curve", None)
-    if curve is None:
+    table = getattr(calibration, "curve_table", None)
+    if curve is None or table is None:
         return "not available", "conveyor.evaluation.calibration has no operating_curve()"
-    return "available", curve()
+    sizes = (200, 1000) if quick else (200, 500, 1000, 2000)
+    try:
+        tables = [
+            table(curve(metric, test_sizes=sizes, n_sim=40 if quick else 100))
+            for metric in ("roc_auc", "rmse")
+        ]
+    except (TypeError, ValueError, ConveyorError) as exc:
+        return "not available", f"operating_curve() failed: {exc}"
+    return "available", "\n\n".join(tables)
 
 
 def run(
@@ -259,7 +271,7 @@ def run(
                 results += measurements(outcome.data, outcome.traces)
             total = time.perf_counter() - started
             _say(f"{name}: done in {outcome.seconds:.0f}s (total {total:.0f}s)")
-    curve = operating_curve()
+    curve = operating_curve(quick)
     _say(f"gate operating curve: {curve[0]}")
     text = render(outcomes, results, curve, quick=quick, seconds=time.perf_counter() - started)
     print(text, file=sys.stderr)

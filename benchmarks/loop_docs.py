@@ -172,14 +172,7 @@ def curve_section(curve: tuple[str, Any]) -> list[str]:
     lines = ["## The gate's operating curve", ""]
     if status != "available":
         return [*lines, f"Not available: {body}.", ""]
-    rows = list(body) if isinstance(body, Sequence) else []
-    if rows and all(isinstance(r, Mapping) for r in rows):
-        keys = list(rows[0])
-        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(_cell(str(r.get(k, ""))) for k in keys) + " |" for r in rows]
-    else:
-        lines.append(_cell(str(body)))
-    return [*lines, ""]
+    return [*lines, str(body), ""]
 
 
 def render(
