@@ -384,8 +384,8 @@ class Replay:
         low = (gate.get("decision") or {}).get("ci_low")
         rec.refused_better = bool(gate) and not rec.promoted and low is not None and low > 0
         if rec.refused_better:
-            said: list[Any] = gate.get("problems") or (gate.get("decision") or {}).get("reasons")
-            rec.notes.append(f"gate refused a better challenger: {'; '.join(map(str, said or []))}")
+            said = gate.get("problems") or (gate.get("decision") or {}).get("reasons") or []
+            rec.notes.append(f"gate refused a better challenger: {'; '.join(map(str, said))}")
 
     def _set_clock(self, frame: pd.DataFrame) -> None:
         """The batch's newest event time, when the prediction log reads it as one."""
