@@ -25,6 +25,10 @@ The goals, one result line each with ``goal`` and ``meets`` (per data set):
 The table (per data set and policy: live metric, retrains, batches and seconds to the first
 served model, detection delay where the drift point is known) is printed and, with
 ``--write-docs``, written to ``docs/loop.md``.
+
+One data set alone: ``python -c "from benchmarks.loop import run; run(False, names=['wage'])"``.
+``CONVEYOR_BENCH_KEEP=DIR`` keeps the batch files, drafted specs, workspaces and server logs
+under ``DIR`` instead of a temporary folder.
 """
 
 from __future__ import annotations
