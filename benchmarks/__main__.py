@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks NAME [--quick] [--json]``."""
+"""Command line: ``python -m benchmarks NAME [--quick] [--json] [--write-docs]``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from benchmarks import (
     cli_startup,
     ct,
     gate_bench,
+    loop,
     serving,
     slow_log,
     tracking,
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Result]]] = {
     "ct": ct.run,
     "drift": drift_bench.run,
     "gate": gate_bench.run,
+    "loop": loop.run,
     "monitoring": monitoring_bench.run,
     "serving": serving.run,
     "slow_log": slow_log.run,
@@ -45,9 +47,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="the benchmark to run")
     parser.add_argument("--quick", action="store_true", help="shorter runs, rougher figures")
     parser.add_argument("--json", action="store_true", help="only JSON lines on stdout")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="loop: write its report to docs/loop.md"
+    )
     args = parser.parse_args(argv)
+    if args.write_docs and args.name != "loop":
+        parser.error("--write-docs is only for the loop benchmark")
     try:
-        results = BENCHMARKS[args.name](args.quick)
+        if args.write_docs:
+            results = loop.run(args.quick, write_docs=True)
+        else:
+            results = BENCHMARKS[args.name](args.quick)
     except BenchmarkError as exc:
         print(f"benchmark {args.name!r} could not run: {exc}", file=sys.stderr)
         return 1
@@ -57,9 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(file=sys.stderr)
         print(f"{'metric':<24}{'conveyor':>12}{'peer':>12}{'ratio':>8}  unit", file=sys.stderr)
         for r in results:
+            # results of one data set and policy (loop, ct) say which
+            where = "/".join(
+                str(w) for w in (getattr(r, "dataset", ""), getattr(r, "policy", "")) if w
+            )
             print(
                 f"{r.metric:<24}{r.conveyor:>12.2f}{r.peer:>12.2f}{r.ratio:>8.3f}  {r.unit}"
-                f"  ({r.better} is better; peer: {r.peer_name})",
+                f"  ({r.better} is better; peer: {r.peer_name})" + (f" [{where}]" if where else ""),
                 file=sys.stderr,
             )
     return 0

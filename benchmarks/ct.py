@@ -33,6 +33,7 @@ workspace: the wall time of :func:`conveyor.pipeline.cycle.run_cycle` minus its 
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -65,9 +66,9 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 AGRAWAL_FUNCTIONS = (0, 2, 4, 1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CtResult(Result):
-    """A result of one dataset and policy."""
+    """A result of one dataset and policy (named: a positional one would land in ``goal``)."""
 
     dataset: str = ""
     policy: str = ""
@@ -128,9 +129,12 @@ def agrawal_stream(quick: bool) -> Stream:
     batches: list[pd.DataFrame] = []
     for i, fn in enumerate(AGRAWAL_FUNCTIONS):
         gen = synth.Agrawal(classification_function=fn, seed=100 + i, perturbation=0.05)
+        # one iterator per concept: ``gen.take`` restarts the stream, so every batch of the
+        # concept would be the same rows
+        rows_of = iter(gen)
         for _ in range(seg):
             xs, ys = [], []
-            for x, y in gen.take(rows):
+            for x, y in itertools.islice(rows_of, rows):
                 xs.append(x)
                 ys.append(int(y))
             batch = pd.DataFrame(xs)
@@ -256,14 +260,32 @@ def _results(stream: Stream, traces: dict[str, Trace]) -> list[Result]:
             value = live(trace, start)
             out.append(
                 CtResult(
-                    "ct", name, "roc_auc", value, "always", peer, "higher", stream.name, policy
+                    "ct",
+                    name,
+                    "roc_auc",
+                    value,
+                    "always",
+                    peer,
+                    "higher",
+                    dataset=stream.name,
+                    policy=policy,
                 )
             )
     for policy, trace in traces.items():
         n = float(len(trace.retrained_after))
         peer = float(len(traces["always"].retrained_after))
         out.append(
-            CtResult("ct", "retrains", "count", n, "always", peer, "lower", stream.name, policy)
+            CtResult(
+                "ct",
+                "retrains",
+                "count",
+                n,
+                "always",
+                peer,
+                "lower",
+                dataset=stream.name,
+                policy=policy,
+            )
         )
     for i, delay in enumerate(_delays(stream, traces["triggered"])):
         value = float("nan") if delay is None else float(delay)
@@ -276,8 +298,8 @@ def _results(stream: Stream, traces: dict[str, Trace]) -> list[Result]:
                 "always",
                 1.0,
                 "lower",
-                stream.name,
-                "triggered",
+                dataset=stream.name,
+                policy="triggered",
             )
         )
     return out
