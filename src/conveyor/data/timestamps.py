@@ -189,11 +189,22 @@ def _from_parts(frame: pd.DataFrame, parts: Mapping[TimePart, str]) -> pd.Series
     if "day_of_year" in parts:
         offset = pd.to_timedelta(number("day_of_year", 1) - 1, unit="D")
     else:
-        month = number("month", 1)
+        month, day = number("month", 1), number("day", 1)
         base = pd.to_datetime(
-            pd.DataFrame({"year": year, "month": month, "day": number("day", 1)}),
-            errors="coerce",
+            pd.DataFrame({"year": year, "month": month, "day": day}), errors="coerce"
         )
+        # A "day" column may count days of the year (ISLP's Bikeshare does): in January both
+        # readings agree, so a sample of January cannot tell them apart. A day past its
+        # month's end is read as a day of the year when that day falls in the row's month.
+        # Without a year column, days of the year are counted in a common year (the nominal
+        # year is a leap year, so that a 29 February of the data has a date).
+        counted = year if "year" in parts else year + 1
+        start = pd.to_datetime(counted.astype("Int64").astype(str), format="%Y", errors="coerce")
+        by_year = start + pd.to_timedelta(day - 1, unit="D")
+        if "year" not in parts:
+            by_year = by_year.map(lambda t: t.replace(year=NOMINAL_YEAR) if pd.notna(t) else t)
+        of_year = base.isna() & (by_year.dt.month == month) & (by_year.dt.year == year)
+        base = base.where(~of_year, by_year)
         offset = pd.to_timedelta(0, unit="D")
     hours = pd.to_timedelta(number("hour", 0), unit="h")
     minutes = pd.to_timedelta(number("minute", 0), unit="m")

@@ -97,6 +97,22 @@ def test_reading_a_batch_builds_the_time_from_its_parts(tmp_path: Path):
     assert {"day", "hr"} <= set(frame.columns)
 
 
+def test_a_day_drafted_from_january_as_day_of_month_reads_later_days_of_the_year(tmp_path: Path):
+    # A January sample cannot tell a day of the month from a day of the year (ISLP's
+    # Bikeshare counts days of the year beside a month name); later batches must still read.
+    later = pd.DataFrame({"day": [43, 60, 61, 365], "hr": [1, 2, 3, 4]})
+    later["mnth"] = ["Feb", "Mar", "Mar", "Dec"]
+    later.to_csv(tmp_path / "b.csv", index=False)
+    time = TimeColumn("time", parts={"month": "mnth", "day": "day", "hour": "hr"})
+    frame, _ = read_frame(tmp_path / "b.csv", timestamp=time)
+    assert frame["time"].dt.strftime("%m-%d %H").tolist() == [
+        "02-12 01",
+        "03-01 02",
+        "03-02 03",
+        "12-31 04",
+    ]
+
+
 @pytest.mark.parametrize(
     ("make", "label"),
     [
