@@ -36,6 +36,9 @@ from conveyor.spec import EvaluationSpec
 
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
+#: A challenger may move under noise this many times as much as production does.
+NOISE_REFERENCE_FACTOR = 2.0
+
 #: The default robustness limit per task: probability units for a classifier; for a
 #: regression a share of the label's standard deviation. A regressor's predictions spread less
 #: than its label (their variance is the label's minus the error's), so 0.15 passes the
@@ -164,9 +167,15 @@ def noise_test(
     max_mean_change: float | None = None,
     task: str,
     labels: np.ndarray | None = None,
+    reference: Predict | None = None,
     seed: int = 0,
 ) -> BehaviourResult:
     """Add noise of ``scale`` x std to numeric ``columns``; pass when predictions barely move.
+
+    With a ``reference`` (production), the limit is at least :data:`NOISE_REFERENCE_FACTOR`
+    times the reference's own move on the same noise: a concept with sharp thresholds makes
+    every good model of it move, so a challenger is held to what production does, not to a
+    figure no model of the data meets.
 
     Parameters
     ----------
@@ -187,6 +196,8 @@ def noise_test(
     labels : ndarray of shape (n,), optional
         The truth of ``frame``'s rows; a regression's unit is their standard deviation (the
         predictions' when the labels are not given or constant).
+    reference : callable, optional
+        Production's ``predict``, measured on the same noise.
     seed : int
         Seed of the noise.
 
@@ -221,6 +232,11 @@ def noise_test(
         spread = np.asarray(labels, dtype=np.float64) if labels is not None else before
         unit = float(np.nanstd(spread)) or float(before.std()) or 1.0
     mean_change = float(change.mean()) / unit
+    reference_change = None
+    if reference is not None:
+        moved = _change(_scores(reference, noisy), _scores(reference, frame))
+        reference_change = float(moved.mean()) / unit
+        limit = max(limit, NOISE_REFERENCE_FACTOR * reference_change)
     passed = mean_change <= limit
     flips = 0.0
     if before.ndim == 2:
@@ -242,6 +258,7 @@ def noise_test(
             "allowed": limit,
             "label_flips": flips,
             "unit": unit,
+            **({} if reference_change is None else {"reference_change": reference_change}),
         },
     )
 
@@ -254,11 +271,13 @@ def run_behaviour_tests(
     task: str,
     numeric: Sequence[str],
     labels: np.ndarray | None = None,
+    reference: Predict | None = None,
     seed: int = 0,
 ) -> list[BehaviourResult]:
     """Every behavioural test ``spec`` declares, on at most ``spec.behaviour_rows`` rows.
 
-    ``labels`` (the truth of ``frame``'s rows) scale a regression's robustness limit.
+    ``labels`` (the truth of ``frame``'s rows) scale a regression's robustness limit;
+    ``reference`` (production's predict) sets the robustness limit's floor.
     """
     rows = frame.iloc[: spec.behaviour_rows].reset_index(drop=True)
     truth = None if labels is None else np.asarray(labels)[: spec.behaviour_rows]
@@ -287,6 +306,7 @@ def run_behaviour_tests(
                 max_mean_change=spec.noise.max_mean_change,
                 task=task,
                 labels=truth,
+                reference=reference,
                 seed=seed,
             )
         )

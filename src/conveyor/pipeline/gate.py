@@ -151,14 +151,14 @@ def validate(ws: Workspace, spec: ProjectSpec, version: int) -> Validation:
     y = label_vector(rows, spec, signature.labels)
     chal_model = load_version(ws, model, version)
     chal_pred = chal_model.predict_encoded(encode_frame(rows, signature))
-    prod_pred = None
+    prod_pred, prod_model = None, None
     if production is not None and production != version:
         prod_model = load_version(ws, model, production)
         prod_pred = scores_in(prod_model, rows, signature.labels)
     policy = policy_from_spec(spec)
     decision = compare_models(y, chal_pred, prod_pred, task=spec.task, policy=policy)
     evidence = _evidence(
-        ws, spec, challenger, rows, y, chal_model, (chal_pred, prod_pred), decision
+        ws, spec, challenger, rows, y, (chal_model, prod_model), (chal_pred, prod_pred), decision
     )
     evidence.update(production=production if prod_pred is not None else None)
     evidence["decision"] = decision.to_dict()
@@ -270,11 +270,12 @@ def _evidence(
     challenger: ModelVersion,
     rows: pd.DataFrame,
     y: np.ndarray,
-    model: Predictor,
+    models: tuple[Predictor, Predictor | None],
     predictions: tuple[np.ndarray, np.ndarray | None],
     decision: GateDecision,
 ) -> dict[str, Any]:
     """Every check but the gate metric's decision; ``problems`` lists what blocks."""
+    model, production = models
     ev = spec.evaluation
     chal_pred, prod_pred = predictions
     policy = policy_from_spec(spec)
@@ -328,8 +329,17 @@ def _evidence(
             )
             problems += regressed
     predict = _frame_predictor(model)
+    reference = None
+    if production is not None and set(production.signature.names) <= set(rows.columns):
+        reference = _frame_predictor(production)
     behaviour = run_behaviour_tests(
-        predict, rows, ev, task=spec.task, numeric=_numeric(model.signature), labels=y
+        predict,
+        rows,
+        ev,
+        task=spec.task,
+        numeric=_numeric(model.signature),
+        labels=y,
+        reference=reference,
     )
     evidence["behaviour"] = [b.to_dict() for b in behaviour]
     problems += [

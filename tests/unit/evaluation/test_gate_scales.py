@@ -138,3 +138,29 @@ def test_the_noise_limit_of_a_regression_scales_with_the_labels_spread() -> None
     assert not jumpy.passed
     binary = noise_test(lambda f: np.full(len(f), 0.3), frame, ["x"], scale=0.01, task="binary")
     assert binary.passed and binary.figures["allowed"] == 0.02
+
+
+def test_noise_limit_is_at_least_twice_what_production_moves_on_the_same_noise() -> None:
+    # A concept with a sharp threshold: every good model of it moves under a little noise.
+    frame = pd.DataFrame({"x": np.linspace(-0.02, 0.02, 400)})
+
+    def sharp(d: pd.DataFrame) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-2000.0 * d["x"].to_numpy()))
+
+    def softer(d: pd.DataFrame) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-1500.0 * d["x"].to_numpy()))
+
+    alone = noise_test(sharp, frame, ["x"], scale=0.3, task="binary")
+    assert not alone.passed  # over the absolute 0.02 with no production to compare
+    judged = noise_test(sharp, frame, ["x"], scale=0.3, task="binary", reference=softer)
+    assert judged.passed
+    assert judged.figures["allowed"] == pytest.approx(2 * judged.figures["reference_change"])
+    smooth = noise_test(
+        sharp,
+        frame,
+        ["x"],
+        scale=0.3,
+        task="binary",
+        reference=lambda d: 0 * d["x"].to_numpy() + 0.5,
+    )
+    assert not smooth.passed  # production barely moves: the absolute limit holds
