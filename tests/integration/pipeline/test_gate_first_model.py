@@ -3,6 +3,7 @@ recorded warning; a challenger against production on as few rows is still refuse
 
 from __future__ import annotations
 
+import orjson
 from tests.integration.conftest import SPEC, make_batch
 
 from conveyor.data.service import ingest_batch
@@ -32,3 +33,32 @@ def test_a_first_model_on_a_small_test_set_is_served_with_a_warning(ws: Workspac
     assert not refused.promoted and not refused.decision.warnings
     assert "the gate needs at least 200 to decide" in refused.decision.reasons[0]
     assert find_alias_version(ws, "toy", PRODUCTION) == first
+
+
+def test_a_first_model_over_the_noise_limit_is_served_and_its_successor_is_held_to_it(
+    ws: Workspace,
+) -> None:
+    spec = parse_spec(
+        {
+            **SPEC,
+            "gate": {"min_rows": 100, "n_bootstrap": 100, "infra_check": False},
+            "evaluation": {"noise": {"scale": 0.5, "max_mean_change": 1e-9}},
+        }
+    )
+    for week in range(4):
+        ingest_batch(ws, spec, make_batch(week, rows=400))
+    first = train_model(ws, spec).version.version
+    outcome = gate_version(ws, spec, first)
+    assert outcome.promoted and not outcome.problems, outcome.problems
+    record = ws.stores.models.get_model_version("toy", first).metrics["gate"]
+    (doubt,) = record["checks"]["warnings"]
+    assert "Behavioural test 'noise 0.5 x std' failed" in doubt and "not blocking" in doubt
+
+    # With production there, the noise test blocks again, at twice production's own move.
+    challenger = train_model(ws, spec, reason="retrain").version.version
+    judged = gate_version(ws, spec, challenger, promote_if_passed=False)
+    record = ws.stores.models.get_model_version("toy", challenger).metrics["gate"]
+    evidence = orjson.loads(ws.stores.artifacts.get_bytes(record["evidence"]))
+    noise = next(b for b in evidence["behaviour"] if b["kind"] == "robustness")
+    assert noise["figures"]["allowed"] == 2 * noise["figures"]["reference_change"]
+    assert noise["passed"] == (not any("noise" in p for p in judged.problems))
