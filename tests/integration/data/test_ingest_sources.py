@@ -74,6 +74,44 @@ def test_identical_data_from_every_source_kind_is_one_version(
     pd.testing.assert_frame_equal(stored, pa.Table.from_pandas(frame).to_pandas()[stored.columns])
 
 
+def test_same_values_in_other_arrow_representations_are_one_version(
+    ws: Workspace, spec: ProjectSpec, tmp_path: Path
+) -> None:
+    frame = make_batch(0, rows=800)
+    frame.to_csv(tmp_path / "w0.csv", index=False)
+    first = ingest_batch(ws, spec, tmp_path / "w0.csv")
+    categorical = frame.assign(carrier=frame["carrier"].astype("category"))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    large = table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, pa.large_string() if f.type == pa.string() else f.type)
+                for f in table.schema
+            ]
+        )
+    )
+    again = [
+        categorical,
+        pl.from_pandas(frame).with_columns(pl.col("carrier").cast(pl.Categorical)),
+        large,
+    ]
+    for source in again:
+        result = ingest_batch(ws, spec, source, chunk_rows=300)
+        assert result.version.id == first.version.id, source.__class__
+
+
+def test_canonical_batch_is_written_with_pinned_options(
+    ws: Workspace, spec: ProjectSpec, tmp_path: Path
+) -> None:
+    frame = make_batch(0, rows=800)
+    result = ingest_batch(ws, spec, frame)
+    meta = pq.ParquetFile(ws.stores.artifacts.local_path(result.version.digest)).metadata
+    assert meta.format_version == "2.6"
+    assert not meta.metadata or set(meta.metadata) == {b"ARROW:schema"}
+    column = meta.row_group(0).column(0)
+    assert column.compression == "ZSTD" and column.is_stats_set
+
+
 def test_chunked_ingest_stores_the_same_content_and_merges_profiles(
     ws: Workspace, spec: ProjectSpec, tmp_path: Path
 ) -> None:
