@@ -164,6 +164,16 @@ def canonical_type(dtype: pa.DataType) -> pa.DataType:
     return dtype
 
 
+def canonical_table(table: pa.Table) -> pa.Table:
+    """``table`` with every column cast to its :func:`canonical_type`.
+
+    Batches stored before types were made canonical may hold a dictionary or ``large_string``
+    column where newer ones hold ``string``; reading them through this lets both concatenate.
+    """
+    schema = pa.schema([pa.field(f.name, canonical_type(f.type)) for f in table.schema])
+    return table if schema == table.schema else _cast(table, schema)
+
+
 def _is_view(dtype: pa.DataType, check: str) -> bool:
     """Whether ``dtype`` is a view type (pyarrow 16+); older pyarrow has none."""
     test = getattr(pa.types, check, None)
