@@ -43,7 +43,12 @@ from conveyor.data.sources import (
     open_source,
     read_frame,
 )
-from conveyor.data.staging import ChunkedChecks, spool_source, write_canonical
+from conveyor.data.staging import (
+    ChunkedChecks,
+    canonical_table,
+    spool_source,
+    write_canonical,
+)
 from conveyor.data.timestamps import TimeColumn, time_column_of
 from conveyor.data.validation import LabelRules, ValidationPolicy, validate_batch
 from conveyor.data.windows import ChangePoint, TrainingWindow, WindowRule, choose_window
@@ -504,9 +509,12 @@ def load_versions(ws: Workspace, versions: Sequence[DatasetVersion]) -> pd.DataF
                 "batches can be loaded for training. Release it with `conveyor quarantine "
                 "release` first."
             )
-    tables = [pq.read_table(ws.stores.artifacts.local_path(v.digest)) for v in versions]
+    tables = [
+        canonical_table(pq.read_table(ws.stores.artifacts.local_path(v.digest))) for v in versions
+    ]
     # Batches may store a column as int64 in one and float64 in another (a label with missing
-    # values): permissive promotion widens it as staging does within one batch.
+    # values): permissive promotion widens it as staging does within one batch. Older batches
+    # may hold text as a dictionary or large_string: canonical_table reads them as string.
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 

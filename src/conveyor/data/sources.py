@@ -228,8 +228,11 @@ def _resolve_files(spec: str) -> tuple[list[str], str]:
 
 
 def _read_csv(files: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    # pandas' default float parser can land a few units in the last place away from the
+    # nearest double, so a float written by repr and read back would differ from the Parquet,
+    # SQL or in-memory copy of the same data; the round-trip parser reads it exactly.
     for f in files:
-        yield from pd.read_csv(f, chunksize=chunk_rows)
+        yield from pd.read_csv(f, chunksize=chunk_rows, float_precision="round_trip")
 
 
 def _read_parquet(files: Sequence[str], chunk_rows: int) -> Iterator[pd.DataFrame]:

@@ -5,9 +5,12 @@ directory. The spooled chunks' Arrow types are then unified (an int column that 
 a later chunk becomes float, a column that is all null in one chunk takes the others' type; a
 column that is numbers in one chunk and text in another becomes text), and a second pass casts
 each chunk to those types and writes the canonical Parquet in row groups of exactly
-:data:`ROW_GROUP_ROWS` rows without schema metadata. The canonical file depends on the content
-and its types only, not on the source's format or chunking, so its content digest identifies the
-data: re-ingesting the same data gives the same digest and the same dataset version.
+:data:`ROW_GROUP_ROWS` rows without schema metadata. Types are first brought to one
+representation (:func:`canonical_type`: nanosecond times, ``string`` text, no dictionaries) and
+the writer's options are pinned (:data:`CANONICAL_WRITER_OPTIONS`). The canonical file depends on
+the content and its types only, not on the source's format or chunking, so its content digest
+identifies the data: re-ingesting the same data gives the same digest and the same dataset
+version.
 
 Validation and profiling see one chunk at a time in that second pass, so memory stays bounded
 by the chunk size; :class:`ChunkedChecks` merges their outcomes.
@@ -35,6 +38,27 @@ from conveyor.data.validation import LabelRules, ValidationPolicy, label_keys, v
 
 ROW_GROUP_ROWS = 65_536
 """Rows per row group of a stored batch; fixed so the stored bytes do not depend on chunking."""
+
+CANONICAL_WRITER_OPTIONS: Mapping[str, Any] = {
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "compression": "zstd",
+    "compression_level": 1,
+    "use_dictionary": True,
+    "dictionary_pagesize_limit": 1024 * 1024,
+    "data_page_size": 1024 * 1024,
+    "write_batch_size": 1024,
+    "use_byte_stream_split": False,
+    "write_statistics": True,
+    "write_page_index": False,
+    "write_page_checksum": False,
+    "use_compliant_nested_type": True,
+    "store_schema": True,
+}
+"""Every Parquet writer option that shapes a stored batch's bytes, pinned rather than left to
+pyarrow's defaults (which change between releases), so the digest follows the content. Only the
+writer's ``created_by`` footer string, which pyarrow does not let callers set, still names the
+pyarrow release."""
 
 Progress = Callable[[str], None]
 
@@ -105,14 +129,59 @@ def unify_schemas(schemas: Sequence[pa.Schema]) -> pa.Schema:
     return pa.schema([pa.field(n, _unify_types(types[n])) for n in names])
 
 
+def canonical_type(dtype: pa.DataType) -> pa.DataType:
+    """The type a column of ``dtype`` is stored as, whatever representation the source chose.
+
+    The same values arrive as different Arrow types depending on the source and the library
+    versions: times in seconds to nanoseconds (PostgreSQL gives microseconds, a parsed CSV
+    nanoseconds), text as ``string``, ``large_string`` or ``string_view``, a pandas or polars
+    categorical as a dictionary. They are stored as nanosecond times, ``string``, ``binary`` and
+    the dictionary's value type, so the same content gives the same bytes.
+
+    Parameters
+    ----------
+    dtype : pyarrow.DataType
+        A column's type as read from a source.
+
+    Returns
+    -------
+    pyarrow.DataType
+        Its canonical stored type; other types are returned unchanged.
+
+    Examples
+    --------
+    >>> canonical_type(pa.dictionary(pa.int8(), pa.large_string()))
+    DataType(string)
+    """
+    if pa.types.is_dictionary(dtype):
+        return canonical_type(dtype.value_type)
+    if pa.types.is_timestamp(dtype):
+        return pa.timestamp("ns", tz=dtype.tz)
+    if pa.types.is_large_string(dtype) or _is_view(dtype, "is_string_view"):
+        return pa.string()
+    if pa.types.is_large_binary(dtype) or _is_view(dtype, "is_binary_view"):
+        return pa.binary()
+    return dtype
+
+
+def canonical_table(table: pa.Table) -> pa.Table:
+    """``table`` with every column cast to its :func:`canonical_type`.
+
+    Batches stored before types were made canonical may hold a dictionary or ``large_string``
+    column where newer ones hold ``string``; reading them through this lets both concatenate.
+    """
+    schema = pa.schema([pa.field(f.name, canonical_type(f.type)) for f in table.schema])
+    return table if schema == table.schema else _cast(table, schema)
+
+
+def _is_view(dtype: pa.DataType, check: str) -> bool:
+    """Whether ``dtype`` is a view type (pyarrow 16+); older pyarrow has none."""
+    test = getattr(pa.types, check, None)
+    return bool(test is not None and test(dtype))
+
+
 def _unify_types(candidates: Sequence[pa.DataType]) -> pa.DataType:
-    # Times are stored in nanoseconds whatever unit the source used (PostgreSQL gives
-    # microseconds, a parsed CSV nanoseconds), so the same instants give the same bytes.
-    known = [
-        pa.timestamp("ns", tz=t.tz) if pa.types.is_timestamp(t) else t
-        for t in dict.fromkeys(candidates)
-        if not pa.types.is_null(t)
-    ]
+    known = [canonical_type(t) for t in dict.fromkeys(candidates) if not pa.types.is_null(t)]
     known = list(dict.fromkeys(known))
     if not known:
         return pa.null()
@@ -120,15 +189,13 @@ def _unify_types(candidates: Sequence[pa.DataType]) -> pa.DataType:
         return known[0]
     if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in known):
         return pa.float64()
-    if all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in known):
-        return pa.large_string()
     try:
         merged = pa.unify_schemas(
             [pa.schema([pa.field("c", t)]) for t in known], promote_options="permissive"
         )
         return merged.field("c").type
     except (pa.ArrowException, TypeError):
-        return pa.large_string()
+        return pa.string()
 
 
 def _cast(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -155,7 +222,7 @@ def write_canonical(
     buffered: list[pa.Table] = []
     pending = 0
     done = 0
-    with pq.ParquetWriter(target, staged.schema, compression="zstd") as writer:
+    with pq.ParquetWriter(target, staged.schema, **CANONICAL_WRITER_OPTIONS) as writer:
         for path in staged.files:
             table = _cast(pq.read_table(path), staged.schema)
             if on_chunk is not None:

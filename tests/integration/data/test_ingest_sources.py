@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from conveyor.core.entities import BatchStatus
+from conveyor.core.clock import new_id
+from conveyor.core.entities import BatchStatus, DatasetVersionId
 from conveyor.core.errors import InvalidInputError, NotFoundError
-from conveyor.data.service import ingest_batch, load_content
+from conveyor.data.service import ingest_batch, load_content, load_versions
 from conveyor.data.sources import SqlQuery
 from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
@@ -72,6 +74,60 @@ def test_identical_data_from_every_source_kind_is_one_version(
     assert len(ws.stores.datasets.list_dataset_versions(spec.project)) == 1
     stored = load_content(ws, first.version)
     pd.testing.assert_frame_equal(stored, pa.Table.from_pandas(frame).to_pandas()[stored.columns])
+
+
+def test_same_values_in_other_arrow_representations_are_one_version(
+    ws: Workspace, spec: ProjectSpec, tmp_path: Path
+) -> None:
+    frame = make_batch(0, rows=800)
+    frame.to_csv(tmp_path / "w0.csv", index=False)
+    first = ingest_batch(ws, spec, tmp_path / "w0.csv")
+    categorical = frame.assign(carrier=frame["carrier"].astype("category"))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    large = table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, pa.large_string() if f.type == pa.string() else f.type)
+                for f in table.schema
+            ]
+        )
+    )
+    again = [
+        categorical,
+        pl.from_pandas(frame).with_columns(pl.col("carrier").cast(pl.Categorical)),
+        large,
+    ]
+    for source in again:
+        result = ingest_batch(ws, spec, source, chunk_rows=300)
+        assert result.version.id == first.version.id, source.__class__
+
+
+def test_batches_stored_with_dictionary_text_still_load_with_newer_ones(
+    ws: Workspace, spec: ProjectSpec, tmp_path: Path
+) -> None:
+    first = ingest_batch(ws, spec, make_batch(0, rows=800)).version
+    older = make_batch(1, rows=300)
+    legacy = pa.Table.from_pandas(older.assign(carrier=older["carrier"].astype("category")))
+    pq.write_table(legacy.replace_schema_metadata(), tmp_path / "legacy.parquet")
+    digest = ws.stores.artifacts.put_file(tmp_path / "legacy.parquet")
+    stored = ws.stores.datasets.add_dataset_version(
+        dataclasses.replace(first, id=DatasetVersionId(new_id("ds_")), digest=digest, row_count=300)
+    )
+    frame = load_versions(ws, [first, stored])
+    assert len(frame) == 1100
+    assert frame["carrier"].iloc[800:].tolist() == older["carrier"].tolist()
+
+
+def test_canonical_batch_is_written_with_pinned_options(
+    ws: Workspace, spec: ProjectSpec, tmp_path: Path
+) -> None:
+    frame = make_batch(0, rows=800)
+    result = ingest_batch(ws, spec, frame)
+    meta = pq.ParquetFile(ws.stores.artifacts.local_path(result.version.digest)).metadata
+    assert meta.format_version == "2.6"
+    assert not meta.metadata or set(meta.metadata) == {b"ARROW:schema"}
+    column = meta.row_group(0).column(0)
+    assert column.compression == "ZSTD" and column.is_stats_set
 
 
 def test_chunked_ingest_stores_the_same_content_and_merges_profiles(

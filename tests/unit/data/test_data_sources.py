@@ -11,7 +11,7 @@ import pytest
 
 from conveyor.core.errors import InvalidInputError, NotFoundError
 from conveyor.data.sources import SqlQuery, open_source, read_frame
-from conveyor.data.staging import unify_schemas
+from conveyor.data.staging import spool_source, unify_schemas, write_canonical
 
 FRAME = pd.DataFrame({"x": range(7), "c": list("abcabca")})
 
@@ -84,7 +84,21 @@ def test_chunk_types_unify_to_one_schema() -> None:
     assert [f.type for f in unified] == [
         pa.float64(),
         pa.string(),
-        pa.large_string(),
+        pa.string(),
         pa.string(),
         pa.bool_(),
     ]
+
+
+def _canonical_bytes(tmp_path: Path, source: object, chunk_rows: int) -> bytes:
+    spool = tmp_path / f"spool-{chunk_rows}"
+    spool.mkdir()
+    staged = spool_source(open_source(source, chunk_rows=chunk_rows), spool)
+    write_canonical(staged, spool / "batch.parquet")
+    return (spool / "batch.parquet").read_bytes()
+
+
+def test_text_that_starts_as_numbers_is_stored_alike_however_chunked(tmp_path: Path) -> None:
+    (tmp_path / "mixed.csv").write_text("code,n\n1,1.5\n2,2.5\nx7,3.25\n")
+    whole = _canonical_bytes(tmp_path, tmp_path / "mixed.csv", 100)
+    assert _canonical_bytes(tmp_path, tmp_path / "mixed.csv", 2) == whole
