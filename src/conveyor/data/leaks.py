@@ -34,7 +34,7 @@ from scipy.stats import rankdata, spearmanr
 
 from conveyor.core.schema import ColumnKind
 
-__all__ = ["LabelLeak", "LeakThresholds", "find_label_leaks"]
+__all__ = ["EXACT_LEAK_SCORE", "LabelLeak", "LeakThresholds", "find_label_leaks"]
 
 LeakTask = Literal["binary", "multiclass", "regression"]
 
@@ -47,7 +47,7 @@ _MIN_CATEGORY_ROWS = 10
 _BINS = 20
 _MAX_JUDGED = 5
 """At most this many near-perfect features (the best) are judged against the rest."""
-_EXACT_SCORE = 0.999
+EXACT_LEAK_SCORE = 0.999
 """A single-feature score from which the feature is the label in disguise, whatever the rest."""
 _MAX_CLASSES = 50
 _MAX_LINEAR_COLUMNS = 200
@@ -147,7 +147,7 @@ def find_label_leaks(
         model = _model_score(sample, others, features, y, kind)
         rest = max(best_other, model)
         raw, score = singles[c]
-        if score >= _EXACT_SCORE or 1.0 - score <= limits.label_leak_margin * (1.0 - rest):
+        if score >= EXACT_LEAK_SCORE or 1.0 - score <= limits.label_leak_margin * (1.0 - rest):
             reason = _single_reason(c, kind, score, best_other, model)
             leaks[c] = LabelLeak(c, _MEASURES[kind], raw, score, rest, rows.size, reason)
     if kind == "regression":

@@ -105,3 +105,20 @@ def test_the_judgement_samples_a_bounded_number_of_rows():
     kinds = {"copy": ColumnKind.NUMERIC, "x": ColumnKind.NUMERIC}
     [found] = find_label_leaks(frame, "y", kinds, thresholds=LeakThresholds())
     assert found.column == "copy" and found.rows == 20_000
+
+
+def test_a_feature_earlier_batches_carried_is_a_warning_short_of_a_copy():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 600)
+    noise = rng.normal(size=600)
+    strong = y + rng.normal(0, 0.3, 600)  # nearly determines the label in this batch
+    seen = {"row_count": 600, "columns": {"strong": {}, "copy": {}, "noise": {}}}
+
+    def leak_severities(feature: str, values: np.ndarray, profile: dict | None) -> set:
+        frame = pd.DataFrame({feature: values, "noise": noise, "y": y})
+        report = validate_batch(frame, infer_schema(frame, label="y"), reference_profile=profile)
+        return {(a.column, a.severity.value) for a in report.anomalies if a.kind == "label_leak"}
+
+    assert leak_severities("strong", strong, None) == {("strong", "error")}  # a first batch
+    assert leak_severities("strong", strong, seen) == {("strong", "warning")}
+    assert leak_severities("copy", y * 1.0, seen) == {("copy", "error")}  # a copy stays one
