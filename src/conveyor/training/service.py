@@ -163,11 +163,17 @@ def code_revision(path: Path | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+#: Fewest distinct times in a window for ``split_by: auto`` to split it by time.
+AUTO_TIME_MIN_STAMPS = 20
+
+
 def split_window(
     frame: pd.DataFrame, spec: ProjectSpec
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Train/validation/test as ``training.split_by`` says; ``auto`` splits by time when the
-    project has a timestamp, else by a seeded shuffle.
+    project has a timestamp that takes at least :data:`AUTO_TIME_MIN_STAMPS` distinct values in
+    the window, else by a seeded shuffle (a year column over a few years cannot order
+    train, validation and test rows: every row of a part would share one time).
 
     Raises
     ------
@@ -178,7 +184,8 @@ def split_window(
     training = spec.training
     how = training.split_by
     if how == "auto":
-        how = "time" if spec.timestamp else "random"
+        stamps = frame[spec.timestamp].nunique() if spec.timestamp else 0
+        how = "time" if stamps >= AUTO_TIME_MIN_STAMPS else "random"
     if how == "time":
         if not spec.timestamp:
             raise ConfigError("training.split_by 'time' needs the project's 'timestamp' column.")

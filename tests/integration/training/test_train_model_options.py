@@ -106,3 +106,18 @@ def test_class_weights_from_the_spec_train_and_register(ws):
     base = outcome.version.metrics["valid"]["baseline_prior"]
     cand = outcome.version.metrics["valid"]["lightgbm"]
     assert cand["mean_prediction"] > base["mean_prediction"] + 0.1
+
+
+def test_auto_splits_a_coarse_time_at_random_and_a_fine_one_by_time():
+    spec = _spec()  # split_by: auto, with the timestamp "ts"
+    fine = pd.concat([make_batch(0), make_batch(1)], ignore_index=True)
+    train, _, test = split_window(fine, spec)
+    assert train[spec.timestamp].max() <= test[spec.timestamp].min()  # newest rows tested
+
+    # A year column over three years: a split by time would give each part one year (and
+    # fail with fewer years than parts); at random, every part holds every year.
+    coarse = fine.assign(**{spec.timestamp: pd.Timestamp("2021-01-01", tz="UTC")})
+    coarse.loc[coarse.index[::3], spec.timestamp] = pd.Timestamp("2022-01-01", tz="UTC")
+    train, valid, test = split_window(coarse, spec)
+    assert len(train) + len(valid) + len(test) == len(coarse)
+    assert test[spec.timestamp].nunique() == 2
