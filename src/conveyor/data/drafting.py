@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,13 @@ def draft_spec(
         "ignore": ignore,
         "training": {"window_rows": window_rows},
     }
+    seasonal = _calendar_features(schema, ignore, time.column.parts.values() if time else ())
+    if seasonal:
+        data["drift"] = {"seasonal": seasonal}
+        notes.append(
+            f"seasonal (reported, not counted by the drift trigger): {seasonal}; calendar "
+            "fields change with the date by nature"
+        )
     return Draft(parse_spec(data, source="drafted conveyor.yaml"), notes, excluded)
 
 
@@ -366,3 +373,24 @@ def _window_rows(rows: int, frame: pd.DataFrame, time: TimeGuess | None) -> tupl
         f"training.window_rows: {window:,} (the sample has {rows:,} rows{span}; the gate's "
         f"{GateSpec().min_rows} test rows need at least {need:,})"
     )
+
+
+#: Names of calendar fields: they move with the date, so their drift is the season's, not a
+#: change of the world (matched on the lowered name).
+CALENDAR_NAMES = frozenset(
+    {
+        "year", "yr", "season", "quarter", "month", "mnth", "mon", "week", "weekofyear",
+        "week_of_year", "day", "dayofyear", "day_of_year", "doy", "dayofweek", "day_of_week",
+        "weekday", "dow", "hour", "hr", "minute", "holiday", "workingday",
+    }
+)  # fmt: skip
+
+
+def _calendar_features(schema: Schema, ignore: list[str], parts: Iterable[str]) -> list[str]:
+    """Features that are calendar fields: those the time is built from, and those named so."""
+    built = set(parts)
+    return [
+        c.name
+        for c in schema.features
+        if c.name not in ignore and (c.name in built or c.name.lower() in CALENDAR_NAMES)
+    ]

@@ -24,6 +24,9 @@ def test_bikeshare_shape_excludes_the_sum_parts_and_the_row_numbers():
     assert spec.timestamp == "time"
     assert dict(spec.timestamp_parts) == {"day_of_year": "day", "hour": "hr"}
     assert spec.project == "bikeshare-bikers"
+    # Calendar fields move with the date: reported, but not counted by the drift trigger.
+    assert spec.drift.seasonal == ["season", "mnth", "day", "hr", "holiday"]
+    assert any(note.startswith("seasonal") for note in draft.notes)
 
 
 def test_wage_shape_takes_integer_years_as_time_and_drops_logwage():
