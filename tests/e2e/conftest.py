@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.integration.conftest import SPEC, make_batch  # noqa: F401 - shared data
 
+from conveyor.demo.server import free_port
 from conveyor.spec import parse_spec
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]
@@ -66,3 +69,34 @@ def release_two_and_truncate_the_second(cli: CLI, project_dir: Path, **extra: st
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes()[:100])  # truncated on disk
     return home
+
+
+def start_serve(
+    project_dir: Path, *, ready_s: float = 120.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``conveyor serve`` on a free loopback port in ``project_dir``; return the process
+    and its base URL once ``/v1/ready`` answers 200 (the test fails with the server's output
+    when it never does)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli.main", "serve", "--port", str(port)],
+        cwd=project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    out = proc.stdout.read().decode()[-2000:] if proc.stdout else ""
+    pytest.fail(f"server not ready: {out}")

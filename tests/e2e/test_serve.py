@@ -18,7 +18,7 @@ from conveyor.monitoring.scrape import sample_value
 from conveyor.serving.predlog import read_predictions
 from conveyor.workspace import Workspace
 
-from .conftest import make_batch, release_two_and_truncate_the_second
+from .conftest import make_batch, release_two_and_truncate_the_second, start_serve
 
 
 @pytest.fixture
@@ -28,26 +28,8 @@ def served(cli, project_dir):
     cli("ingest", "w0.csv", "w1.csv")
     cli("train")
     cli("promote", "1", "--reason", "first release")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli.main", "serve", "--port", str(port)],
-        cwd=project_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if client.get("/v1/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"server not ready: {proc.stdout.read().decode()[-2000:]}")
+    proc, url = start_serve(project_dir, ready_s=60)
+    client = httpx.Client(base_url=url, timeout=10)
     yield client
     client.close()
     proc.terminate()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +26,14 @@ from conveyor.core.labels import LabelCodec, Task
 from conveyor.core.schema import ColumnKind, ColumnSchema
 from conveyor.core.signature import Signature, encode_frame
 from conveyor.data.service import project_schema
-from conveyor.demo.server import free_port
 from conveyor.monitoring.service import monitor
 from conveyor.registry.service import promote, register_version
 from conveyor.serving.predlog import read_predictions
 from conveyor.spec import load_spec, parse_spec
 from conveyor.training.models import SklearnModel, save_model
 from conveyor.workspace import Workspace
+
+from .conftest import start_serve
 
 INPUTS = (
     ColumnSchema("length", ColumnKind.NUMERIC, nullable=False),
@@ -84,32 +84,6 @@ def _register(project_dir: Path, spec_data: dict, signature: Signature, y: np.nd
     return ws, model
 
 
-def _serve(project_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli.main", "serve", "--port", str(port)],
-        cwd=project_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    out = proc.stdout.read().decode()[-2000:] if proc.stdout else ""
-    pytest.fail(f"server not ready: {out}")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -127,7 +101,7 @@ def multiclass(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     spec = {"project": "fish", "task": "multiclass", "label": "species",
             "entities": ["fish_id"]}  # fmt: skip
     ws, model = _register(project_dir, spec, signature, y, frame)
-    proc, url = _serve(project_dir)
+    proc, url = start_serve(project_dir)
     yield Project(url, project_dir, ws, model)
     _stop(proc)
 
@@ -142,7 +116,7 @@ def text_binary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     spec = {"project": "pike", "task": "binary", "label": "is_pike", "positive_class": "yes",
             "entities": ["fish_id"]}  # fmt: skip
     ws, model = _register(project_dir, spec, signature, y, frame)
-    proc, url = _serve(project_dir)
+    proc, url = start_serve(project_dir)
     yield Project(url, project_dir, ws, model)
     _stop(proc)
 
