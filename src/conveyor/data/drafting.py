@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from conveyor.data.column_roles import TimeGuess, find_id_columns, find_time
 from conveyor.data.leaks import LeakTask, find_label_leaks
 from conveyor.data.schemas import infer_schema
 from conveyor.data.timestamps import TimeColumn, apply_time_column
+from conveyor.data.windows import rows_for_test
 from conveyor.spec import GateSpec, ProjectSpec, TrainingSpec, parse_spec
 
 __all__ = ["LABEL_NAMES", "Draft", "draft_spec", "label_candidates", "project_name"]
@@ -360,8 +360,7 @@ def _leak_task(task: str) -> LeakTask:
 
 def _window_rows(rows: int, frame: pd.DataFrame, time: TimeGuess | None) -> tuple[int, str]:
     """The training window in rows: the sample's size, never fewer than the gate needs."""
-    test_share = TrainingSpec().split[2]
-    need = math.ceil(GateSpec().min_rows / test_share)
+    need = rows_for_test(GateSpec().min_rows, TrainingSpec().split[2])
     window = max(need, min(rows, MAX_WINDOW_ROWS))
     span = ""
     if time is not None:

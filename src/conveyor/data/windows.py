@@ -104,8 +104,13 @@ def gate_rows(spec: ProjectSpec) -> int:
     >>> gate_rows(parse_spec({"project": "p", "task": "binary", "label": "y"}))
     1467
     """
-    share = spec.training.split[2]
-    return math.ceil(spec.gate.min_rows * ROW_SLACK / share)
+    return rows_for_test(spec.gate.min_rows, spec.training.split[2])
+
+
+def rows_for_test(min_rows: int, test_share: float) -> int:
+    """Rows a window needs for a test part of ``test_share`` to hold ``min_rows`` rows, with
+    :data:`ROW_SLACK` headroom."""
+    return math.ceil(min_rows * ROW_SLACK / test_share)
 
 
 def is_after(version: DatasetVersion, since: ChangePoint) -> bool:

@@ -12,6 +12,7 @@ from vega_datasets import data as vega
 
 from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.data.drafting import draft_spec, project_name
+from conveyor.data.windows import gate_rows
 
 
 def test_bikeshare_shape_excludes_the_sum_parts_and_the_row_numbers():
@@ -147,8 +148,9 @@ def test_diamonds_strong_features_pass_while_a_copy_of_the_label_is_excluded():
 
 def test_training_window_is_sized_from_the_sample_and_the_gate():
     small = draft_spec(shapes.oj(), label="Purchase")
-    # 900 rows: fewer than the gate's 200 test rows need (200 / 0.15).
-    assert small.spec.training.window_rows == 1334
+    # 900 rows: fewer than the gate's 200 test rows need (200 / 0.15, with the 10% headroom a
+    # time split's ties and unlabelled rows take, as the window of rows the cycle sizes).
+    assert small.spec.training.window_rows == 1467 == gate_rows(small.spec)
     big = draft_spec(shapes.default(), label="default")
     assert big.spec.training.window_rows == 2000
     assert any(n.startswith("training.window_rows: 2,000") for n in big.notes)
