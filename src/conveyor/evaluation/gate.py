@@ -322,10 +322,21 @@ def compare_models(
     else:
         ci_low, ci_high = (float(v) for v in np.percentile(deltas, [tail, 100 - tail]))
     margin = margin_in_units(metric, policy.margin, production_value)
-    not_worse = math.isfinite(ci_low) and ci_low > -margin
+    small = n < policy.min_rows
+    # Under min_rows a non-inferiority call is not trusted: only a challenger better beyond
+    # doubt (its one-sided bound above zero) passes, so a clearly better model is not held
+    # back for weeks on a small data set, and a truly worse one still passes at most
+    # 1 - confidence of the time.
+    not_worse = math.isfinite(ci_low) and ci_low > (0.0 if small else -margin)
     better = delta >= 0
     mcnemar = None
     reasons = list(failures)
+    if small and not failures:
+        reasons.append(
+            f"The test set has {n} rows, fewer than the {policy.min_rows} the gate needs to call "
+            "a challenger not worse: it passes only if better beyond doubt (its one-sided "
+            f"{policy.confidence:.0%} bound above zero)."
+        )
     if task == "binary":
         truth = y == 1
         test = mcnemar_test((challenger >= 0.5) == truth, (production >= 0.5) == truth)
@@ -607,6 +618,11 @@ def _stored(metrics: Mapping[str, Any], name: str) -> float:
     return math.nan if value is None else float(value)
 
 
+#: Fewest test rows on which two models are compared at all; between it and ``min_rows`` a
+#: challenger must be better beyond doubt.
+SMALL_TEST_FLOOR = 30
+
+
 def _first_model_warnings(n: int, policy: GatePolicy) -> list[str]:
     if n >= policy.min_rows:
         return []
@@ -621,9 +637,10 @@ def _threshold_failures(
     metric: str, value: float, n: int, policy: GatePolicy, *, first: bool = False
 ) -> list[str]:
     reasons: list[str] = []
-    if n < policy.min_rows and not first:
+    if n < SMALL_TEST_FLOOR and not first:
         reasons.append(
-            f"The test set has {n} rows; the gate needs at least {policy.min_rows} to decide."
+            f"The test set has {n} rows; the gate needs at least {SMALL_TEST_FLOOR} to compare "
+            "two models at all."
         )
     if math.isnan(value):
         reasons.append(

@@ -31,7 +31,7 @@ def test_a_first_model_on_a_small_test_set_is_served_with_a_warning(ws: Workspac
     challenger = train_model(ws, spec, reason="retrain").version.version
     refused = gate_version(ws, spec, challenger)
     assert not refused.promoted and not refused.decision.warnings
-    assert "the gate needs at least 200 to decide" in refused.decision.reasons[0]
+    assert "fewer than the 200 the gate needs" in refused.decision.reasons[0]
     assert find_alias_version(ws, "toy", PRODUCTION) == first
 
 

@@ -27,9 +27,12 @@ def test_the_curve_rises_with_the_true_difference_and_the_rows() -> None:
     assert rates == {(-0.2, 200): 0.0, (0.2, 200): 1.0, (-0.2, 2000): 0.0, (0.2, 2000): 1.0}
 
 
-def test_below_min_rows_every_challenger_is_refused() -> None:
-    (point,) = operating_curve("roc_auc", [0.2], [150], n_sim=3)
-    assert point.accept_rate == 0.0
+def test_below_min_rows_only_a_challenger_better_beyond_doubt_passes() -> None:
+    worse, equal, better = operating_curve("roc_auc", [-0.02, 0.0, 0.2], [150], n_sim=20)
+    assert worse.accept_rate <= 0.1 and equal.accept_rate <= 0.1
+    assert better.accept_rate >= 0.8
+    (tiny,) = operating_curve("roc_auc", [0.2], [20], n_sim=3)
+    assert tiny.accept_rate == 0.0  # under 30 rows two models are not compared at all
 
 
 def test_the_same_seed_gives_the_same_curve() -> None:

@@ -90,7 +90,7 @@ def test_too_few_rows_fail(labels):
     pred = _scores(labels, 2.0, seed=1)
     decision = compare_models(labels[:100], pred[:100], pred[:100], task="binary")
     assert not decision.passed
-    assert "has 100 rows; the gate needs at least 200" in decision.reasons[0]
+    assert "has 100 rows, fewer than the 200 the gate needs" in decision.reasons[0]
 
 
 def test_first_model_passes_on_the_floor_alone(labels):
