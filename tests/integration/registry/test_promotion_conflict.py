@@ -15,6 +15,7 @@ from conveyor.spec import ProjectSpec
 from conveyor.workspace import Workspace
 
 from ..conftest import make_batch
+from ..pipeline.test_watch_sequences import _bad
 from .test_alias_paths import copy_of
 
 
@@ -92,7 +93,12 @@ def test_validation_and_promotion_as_two_steps_compare_and_swap(
 def test_a_cycle_records_the_conflict_instead_of_promoting(
     ws: Workspace, spec: ProjectSpec, trained: ModelVersion, as_actor: Callable[[str], Workspace]
 ) -> None:
-    first, second = _two_releases(ws, trained)
+    first = trained.version
+    promote(ws, "toy", first, reason="first release")
+    # The second release learned nothing (shuffled labels), so the cycle's retrain passes the
+    # gate against it whatever the noise of the test rows.
+    second = _bad(ws, spec, seed=1)
+    promote(ws, "toy", second, reason="second release")
     seen: list[GateOutcome] = []
     hook = _operator_rolls_back(as_actor("oncall"), second, seen)
 
