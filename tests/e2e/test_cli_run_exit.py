@@ -86,7 +86,9 @@ def test_a_project_whose_only_batch_is_quarantined_exits_3(cli: CLI, project_dir
 
 
 def test_a_failed_cycle_exits_1(cli: CLI, project_dir: Path) -> None:
-    # Every row at the same time: a split by time cannot make three parts.
+    # Every row at the same time: a split declared by time cannot make three parts.
+    timed = {**SPEC, "training": {**SPEC["training"], "split_by": "time"}}
+    (project_dir / "conveyor.yaml").write_text(parse_spec(timed).to_yaml())
     same_time = _batch(0, 200, learnable=True).assign(ts="2024-01-01T00:00:00Z")
     proc = cli("run", _write(project_dir, "w0.csv", same_time), check=1)
     assert "failed" in proc.stderr and "distinct timestamps" in proc.stderr
