@@ -9,18 +9,14 @@ import pandas as pd
 import pytest
 from tests.integration.conftest import SPEC, make_batch
 
-from conveyor.core.signature import encode_frame
 from conveyor.data.service import ingest_batch, training_window
 from conveyor.monitoring.service import monitor
 from conveyor.pipeline.cycle import run_cycle
 from conveyor.registry.service import PRODUCTION, find_alias_version, get_version
-from conveyor.serving.feedback import FeedbackLog
-from conveyor.serving.predlog import PredictionLogWriter, iso_now, prediction_entry
-from conveyor.spec import ProjectSpec, parse_spec
+from conveyor.spec import parse_spec
 from conveyor.training import service as training
-from conveyor.workspace import Workspace
 
-FEATURES = ("hour", "distance", "carrier")
+from .traffic import serve_and_label
 
 
 def _week_end(week: int) -> datetime:
@@ -31,35 +27,6 @@ def _drifted(week: int) -> pd.DataFrame:
     """A week after a change: longer flights and one carrier, the label still learnable."""
     batch = make_batch(week, shift=3.0)
     return batch.assign(carrier="B6")
-
-
-def _serve(ws: Workspace, spec: ProjectSpec, batch: pd.DataFrame, version: int) -> None:
-    """Log what ``version`` answered for ``batch`` with each request's event time, and the
-    labels users sent back."""
-    model = training.load_version(ws, spec.model_name, version)
-    scores = model.predict_encoded(encode_frame(batch, model.signature))
-    writer = PredictionLogWriter(ws.project_dir(spec.project, "predictions"))
-    writer.write(
-        [
-            prediction_entry(
-                request_id=r["flight_id"],
-                ts=iso_now(),
-                model_version=version,
-                inputs={"ts": r["ts"].isoformat(), **{k: r[k] for k in FEATURES}},
-                score=float(s),
-                label=int(s > 0.5),
-                latency_ms=1.0,
-            )
-            for r, s in zip(batch.to_dict(orient="records"), scores, strict=True)
-        ]
-    )
-    writer.close()
-    FeedbackLog(ws.project_dir(spec.project, "feedback")).record(
-        [
-            {"request_id": rid, "label": int(y)}
-            for rid, y in zip(batch["flight_id"], batch["late"], strict=True)
-        ]
-    )
 
 
 def test_small_batches_fill_the_window_up_to_the_rows_the_gate_needs(ws):
@@ -88,7 +55,7 @@ def test_a_drift_triggered_cycle_trains_and_gates_on_the_rows_since_the_drift(ws
     assert v1 is not None
 
     drifted = [_drifted(6), _drifted(7)]
-    _serve(ws, spec, drifted[0], v1)
+    serve_and_label(ws, spec, drifted[0], v1, event_time="ts")
     report = monitor(ws, spec, write_html=False).report
     assert report.stats["time"]["key"] == "event"
     assert report.stats["drift"]["summary"]["share_drifted"] >= 0.3

@@ -21,9 +21,11 @@ def serve_and_label(
     version: int,
     *,
     labels: Sequence[int] | None = None,
+    event_time: str | None = None,
 ) -> None:
     """Log what ``version`` answers for ``batch``, then the labels (the batch's own by default),
-    as the prediction server and its users would."""
+    as the prediction server and its users would; with ``event_time``, each request carries
+    that column's time, as a client sending the event's time does."""
     model = load_version(ws, spec.model_name, version)
     scores = model.predict_encoded(encode_frame(batch, model.signature))
     writer = PredictionLogWriter(ws.project_dir(spec.project, "predictions"))
@@ -33,7 +35,10 @@ def serve_and_label(
                 request_id=r["flight_id"],
                 ts=iso_now(),
                 model_version=version,
-                inputs={k: r[k] for k in ("hour", "distance", "carrier")},
+                inputs={
+                    **({event_time: r[event_time].isoformat()} if event_time else {}),
+                    **{k: r[k] for k in ("hour", "distance", "carrier")},
+                },
                 score=float(s),
                 label=int(s > 0.5),
                 latency_ms=1.0,
