@@ -34,6 +34,22 @@ _PART_NAMES: dict[TimePart, re.Pattern[str]] = {
     "hour": re.compile(r"^(hour|hr|hh|hour_of_day)$"),
     "minute": re.compile(r"^(minute|minute_of_hour)$"),
 }
+#: Calendar fields that are not parts a time is built from.
+_CALENDAR_NAME = re.compile(
+    r"^(years?|yrs?|season|quarter|week|weekofyear|week_of_year|dayofweek|day_of_week|weekday"
+    r"|dow|holiday|workingday)$"
+)
+
+
+def is_calendar_name(name: str) -> bool:
+    """Whether ``name`` (any case) names a calendar field: a time part or a season, week day or
+    holiday flag, which moves with the date by nature."""
+    lowered = name.lower()
+    return bool(_CALENDAR_NAME.match(lowered)) or any(
+        p.match(lowered) for p in _PART_NAMES.values()
+    )
+
+
 _PART_RANGES: dict[TimePart, tuple[int, int]] = {
     "month": (1, 12),
     "day": (1, 31),

@@ -28,7 +28,7 @@ import pandas as pd
 from conveyor.core.errors import ConfigError, InvalidInputError
 from conveyor.core.labels import POSITIVE_NAMES, LabelCodec, Task, label_key
 from conveyor.core.schema import ColumnKind, ColumnRole, Schema
-from conveyor.data.column_roles import TimeGuess, find_id_columns, find_time
+from conveyor.data.column_roles import TimeGuess, find_id_columns, find_time, is_calendar_name
 from conveyor.data.leaks import LeakTask, find_label_leaks
 from conveyor.data.schemas import infer_schema
 from conveyor.data.timestamps import TimeColumn, apply_time_column
@@ -374,22 +374,11 @@ def _window_rows(rows: int, frame: pd.DataFrame, time: TimeGuess | None) -> tupl
     )
 
 
-#: Names of calendar fields: they move with the date, so their drift is the season's, not a
-#: change of the world (matched on the lowered name).
-CALENDAR_NAMES = frozenset(
-    {
-        "year", "yr", "season", "quarter", "month", "mnth", "mon", "week", "weekofyear",
-        "week_of_year", "day", "dayofyear", "day_of_year", "doy", "dayofweek", "day_of_week",
-        "weekday", "dow", "hour", "hr", "minute", "holiday", "workingday",
-    }
-)  # fmt: skip
-
-
 def _calendar_features(schema: Schema, ignore: list[str], parts: Iterable[str]) -> list[str]:
     """Features that are calendar fields: those the time is built from, and those named so."""
     built = set(parts)
     return [
         c.name
         for c in schema.features
-        if c.name not in ignore and (c.name in built or c.name.lower() in CALENDAR_NAMES)
+        if c.name not in ignore and (c.name in built or is_calendar_name(c.name))
     ]

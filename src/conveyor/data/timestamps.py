@@ -202,7 +202,7 @@ def _from_parts(frame: pd.DataFrame, parts: Mapping[TimePart, str]) -> pd.Series
         start = pd.to_datetime(counted.astype("Int64").astype(str), format="%Y", errors="coerce")
         by_year = start + pd.to_timedelta(day - 1, unit="D")
         if "year" not in parts:
-            by_year = by_year.map(lambda t: t.replace(year=NOMINAL_YEAR) if pd.notna(t) else t)
+            by_year = by_year - pd.DateOffset(years=1)  # back to the nominal year
         of_year = base.isna() & (by_year.dt.month == month) & (by_year.dt.year == year)
         base = base.where(~of_year, by_year)
         offset = pd.to_timedelta(0, unit="D")

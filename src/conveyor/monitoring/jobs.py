@@ -239,7 +239,7 @@ def window_stats(
             raw[scored],
             calibration=calibration if codec.task is Task.BINARY else None,
         )
-        name = _primary(codec)
+        name = primary_metric(codec.task.value)
         low, high = estimate.get("intervals", {}).get(name, (None, None))
         stats["estimated"] = {
             "metric_name": name,
@@ -262,10 +262,6 @@ def window_stats(
     return stats, current
 
 
-def _primary(codec: LabelCodec) -> str:
-    return primary_metric(codec.task.value)
-
-
 def live_metrics(task: str | LabelCodec, rows: pd.DataFrame) -> dict[str, Any]:
     """Realised metrics and bias of labelled rows (``label``, ``score`` and, multiclass,
     ``proba``), the labels encoded with ``task``'s codec (see
@@ -280,7 +276,7 @@ def live_metrics(task: str | LabelCodec, rows: pd.DataFrame) -> dict[str, Any]:
         raise InvalidInputError(f"Realised metrics of a {task} model need its classes.")
     y, predicted, keep = labelled_arrays(codec, rows)
     y, predicted = y[keep], predicted[keep]
-    name = _primary(codec)
+    name = primary_metric(codec.task.value)
     if y.size < 2:
         return {"metric_name": name, "metric": None, "labels": int(y.size), "bias": 0.0}
     metrics = evaluate_labelled(codec, y, predicted)

@@ -342,14 +342,17 @@ def _evidence(
         reference=reference,
     )
     evidence["behaviour"] = [b.to_dict() for b in behaviour]
-    failed = [(b, f"Behavioural test '{b.name}' failed: {b.detail}") for b in behaviour]
     # A first model has no production whose own robustness it could be held to; a noise
     # limit no model of the data meets would leave nothing served, so it is recorded only.
-    doubts = [m for b, m in failed if not b.passed and b.kind == "robustness" and not reference]
-    evidence["warnings"] = [
-        f"{m} (no production to compare with: recorded, not blocking)" for m in doubts
-    ]
-    problems += [m for b, m in failed if not b.passed and m not in doubts]
+    evidence["warnings"] = []
+    for b in (b for b in behaviour if not b.passed):
+        message = f"Behavioural test '{b.name}' failed: {b.detail}"
+        if b.kind == "robustness" and reference is None:
+            evidence["warnings"].append(
+                f"{message} (no production to compare with: recorded, not blocking)"
+            )
+        else:
+            problems.append(message)
     sample = rows[model.signature.names].iloc[: max(ev.latency_rows, 1)]
     evidence["latency"] = measure_latency(predict, sample, single_rows=ev.latency_rows)
     evidence["size_bytes"] = len(ws.stores.artifacts.get_bytes(challenger.artifact))
